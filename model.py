@@ -1,0 +1,675 @@
+"""
+The swarr model: one GPT-style decoder for five families, with sliding-window attention (SWA) as a config switch.
+
+Architecture choices, all through GPTConfig fields (no subclasses):
+  GPT-2        learned positions, LayerNorm with bias, GELU-tanh MLP, q/k/v/o and MLP biases, tied head
+  Llama/SmolLM2 RoPE (+ Llama-3 rope scaling), RMSNorm, SwiGLU MLP, grouped-query attention, tied or untied head
+  Mistral      Llama layout
+  Qwen2/2.5    Llama layout + q/k/v biases
+  Qwen3        Llama layout + per-head RMSNorm on q and k (qk_norm), explicit head_dim
+
+Attention settings (the SA -> SWA conversion changes only these; no parameter changes shape):
+  window=W       query i attends keys max(0, i-W+1) .. i (W keys including itself); None = full causal attention
+  sinks=S        keys 0 .. S-1 are always visible too (StreamingLLM-style attention sinks)
+  layer_pattern  which layers are windowed: "L" windowed, "G" global, repeated over the layers ("LLLG" = 3:1);
+                 None = every layer windowed when a window is set
+
+Everything attention-related goes through one entry point, `attention(q, k, v, window, sinks, backend)`:
+  dense    SDPA with an explicit mask: O(T^2), the plain reference
+  chunked  pure PyTorch, O(T*W): query blocks attend only to their band of keys plus the sink keys
+  flex     torch FlexAttention with a sliding-window + sinks block mask (CUDA)
+  triton   kernels/windowed_attention.py, a FlashAttention-style kernel that visits only in-window key blocks
+Generation uses a KVCache: global layers keep every position, windowed layers a rolling buffer of sinks + W slots,
+so memory stays flat however long the reasoning trace grows.
+"""
+
+import math
+from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+BACKENDS = ("auto", "dense", "chunked", "flex", "triton")
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 258
+    n_layer: int = 2
+    n_head: int = 4
+    n_kv_head: int | None = None  # None: same as n_head (no GQA)
+    n_embd: int = 128
+    head_dim: int | None = None  # None: n_embd // n_head (Qwen3 sets it explicitly)
+    intermediate_size: int | None = None  # None: 4 * n_embd
+    block_size: int = 1024  # maximum position (context length)
+    pos_emb: str = "rope"  # "learned" (GPT-2) or "rope"
+    norm: str = "rmsnorm"  # "layernorm" (GPT-2) or "rmsnorm"
+    norm_eps: float = 1e-5
+    mlp: str = "swiglu"  # "gelu" (GPT-2, tanh approximation) or "swiglu"
+    qkv_bias: bool = False
+    o_bias: bool = False
+    mlp_bias: bool = False
+    qk_norm: bool = False
+    tie_embeddings: bool = True
+    rope_theta: float = 10000.0
+    rope_scaling: dict | None = None  # {"rope_type": "llama3", "factor": ..., ...} or None
+    model_type: str = "swarr"  # the HF model_type this config came from (export writes it back)
+    window: int | None = None
+    sinks: int = 0
+    layer_pattern: str | None = None
+    attn_backend: str = "auto"
+
+    def __post_init__(self):
+        self.n_kv_head = self.n_kv_head or self.n_head
+        self.head_dim = self.head_dim or self.n_embd // self.n_head
+        self.intermediate_size = self.intermediate_size or 4 * self.n_embd
+        self.validate()
+
+    def validate(self):
+        if self.n_head % self.n_kv_head:
+            raise ValueError(f"n_head={self.n_head} must be a multiple of n_kv_head={self.n_kv_head}")
+        if self.window is not None:
+            if not isinstance(self.window, int) or self.window < 1:
+                raise ValueError(f"window must be a positive integer or None (full attention), got {self.window!r}")
+            if self.window > self.block_size:
+                raise ValueError(f"window={self.window} is larger than the model's context ({self.block_size} "
+                                 f"positions); use window=None for full attention")
+        if not isinstance(self.sinks, int) or self.sinks < 0:
+            raise ValueError(f"sinks must be an integer >= 0, got {self.sinks!r}")
+        if self.layer_pattern is not None and (not self.layer_pattern or set(self.layer_pattern) - {"L", "G"}):
+            raise ValueError(f"layer_pattern must be a string of 'L' (windowed) and 'G' (global), "
+                             f"e.g. 'LLLG', got {self.layer_pattern!r}")
+        if self.attn_backend not in BACKENDS:
+            raise ValueError(f"attn_backend must be one of {', '.join(BACKENDS)}, got {self.attn_backend!r}")
+        for name, value, allowed in (("pos_emb", self.pos_emb, ("learned", "rope")),
+                                     ("norm", self.norm, ("layernorm", "rmsnorm")),
+                                     ("mlp", self.mlp, ("gelu", "swiglu"))):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+    def layer_window(self, i):
+        """The window of layer i: None for global layers."""
+        if self.window is None:
+            return None
+        if self.layer_pattern is None:
+            return self.window
+        return self.window if self.layer_pattern[i % len(self.layer_pattern)] == "L" else None
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Attention: one entry point, a dense reference and the fast paths behind it
+
+
+def attention(q, k, v, window=None, sinks=0, backend="auto"):
+    """Causal attention, optionally windowed. q (B, Hq, T, D); k, v (B, Hkv, T, D), Hq a multiple of Hkv -> (B, Hq, T, D).
+
+    Query i attends keys max(0, i-W+1) .. i plus keys 0 .. sinks-1; window=None is full causal attention.
+    """
+    T = q.size(2)
+    if window is not None and window >= T:
+        window = None  # the band already reaches key 0 for every query: this is plain causal attention
+    if backend == "auto":
+        backend = auto_backend(q.device, window)
+    if window is None and backend in ("dense", "chunked"):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=q.size(1) != k.size(1))
+    if backend == "dense":
+        return dense_attention(q, k, v, window, sinks)
+    if backend == "chunked":
+        return chunked_attention(q, k, v, window, sinks)
+    if backend == "flex":
+        return flex_windowed_attention(q, k, v, window, sinks)
+    if backend == "triton":
+        from kernels import windowed_attention
+        return windowed_attention(q, k, v, window=window, sinks=sinks)
+    raise ValueError(f"unknown attention backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+
+
+def auto_backend(device, window):
+    if device.type == "cuda":
+        if _triton_available():
+            return "triton"
+        return "flex" if _flex_available() else "dense"
+    return "chunked" if window is not None else "dense"
+
+
+@lru_cache(maxsize=None)
+def _triton_available():
+    try:
+        import kernels  # noqa: F401  (imports triton)
+        return True
+    except ImportError:
+        return False
+
+
+@lru_cache(maxsize=None)
+def _flex_available():
+    try:
+        from torch.nn.attention.flex_attention import flex_attention  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def window_mask(q_pos, k_pos, window, sinks):
+    """Which keys each query may see, from absolute positions: q_pos (..., Tq, 1), k_pos (..., 1, Tk) -> bool.
+
+    Negative key positions mark empty cache slots and left padding. This one rule is what the training masks, the
+    chunked path, the kernels and the KV cache all implement; tests hold them to it.
+    """
+    visible = (k_pos >= 0) & (k_pos <= q_pos)
+    if window is not None:
+        visible = visible & ((q_pos - k_pos < window) | (k_pos < sinks))
+    return visible
+
+
+def dense_attention(q, k, v, window, sinks):
+    """The O(T^2) reference: SDPA with an explicit boolean mask."""
+    pos = torch.arange(q.size(2), device=q.device)
+    mask = window_mask(pos[:, None], pos[None, :], window, sinks)  # (T, T)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=q.size(1) != k.size(1))
+
+
+def chunked_attention(q, k, v, window, sinks, block=64):
+    """O(T*W) attention in plain PyTorch: each block of `block` queries sees a band of block+W-1 keys plus the sinks.
+
+    The keys of every band are gathered with one `unfold` over K padded on the left by W-1 zeros, so there is no
+    Python loop over blocks; band and sink scores share one softmax. Memory and time grow as T * (block + W).
+    """
+    B, Hq, T, D = q.shape
+    Hkv = k.size(1)
+    G = Hq // Hkv
+    C = min(block, T)
+    nb = -(-T // C)  # number of query blocks
+    span = C + window - 1  # keys a query block can see: [block_start - W + 1, block_end)
+    scale = 1.0 / math.sqrt(D)
+
+    qb = F.pad(q, (0, 0, 0, nb * C - T)).view(B, Hkv, G, nb, C, D)
+    k_pad = F.pad(k, (0, 0, window - 1, nb * C - T))  # (B, Hkv, W-1 + nb*C, D)
+    v_pad = F.pad(v, (0, 0, window - 1, nb * C - T))
+    kb = k_pad.unfold(2, span, C).unsqueeze(2)  # (B, Hkv, 1, nb, D, span)
+    vb = v_pad.unfold(2, span, C).transpose(-1, -2).unsqueeze(2)  # (B, Hkv, 1, nb, span, D)
+
+    # absolute positions: query r of block i is i*C + r; key j of its band is i*C - (W-1) + j
+    q_pos = (torch.arange(nb, device=q.device)[:, None] * C + torch.arange(C, device=q.device))[:, :, None]
+    k_pos = (torch.arange(nb, device=q.device)[:, None] * C - (window - 1)
+             + torch.arange(span, device=q.device))[:, None, :]
+    band_ok = window_mask(q_pos, k_pos, window, 0)  # (nb, C, span); the zero padding sits at k_pos < 0
+    scores = (qb @ kb) * scale  # (B, Hkv, G, nb, C, span)
+    scores = scores.masked_fill(~band_ok, float("-inf"))
+
+    n_sink = min(sinks, T)
+    if n_sink:
+        # sink keys that the band does not already cover (otherwise they would be counted twice)
+        s_pos = torch.arange(n_sink, device=q.device)[None, None, :]
+        sink_ok = (s_pos <= q_pos) & (q_pos - s_pos >= window)  # (nb, C, n_sink)
+        sink_scores = (qb @ k[:, :, None, None, :n_sink].transpose(-1, -2)) * scale  # (B, Hkv, G, nb, C, n_sink)
+        scores = torch.cat([sink_scores.masked_fill(~sink_ok, float("-inf")), scores], dim=-1)
+
+    # softmax in at least float32 (bf16 exponentials lose too much); every row sees itself, so no row is all -inf
+    probs = torch.softmax(scores, dim=-1, dtype=torch.promote_types(q.dtype, torch.float32)).to(q.dtype)
+    out = probs[..., n_sink:] @ vb  # (B, Hkv, G, nb, C, D)
+    if n_sink:
+        out = out + probs[..., :n_sink] @ v[:, :, None, None, :n_sink]
+    return out.reshape(B, Hq, nb * C, D)[:, :, :T]
+
+
+@lru_cache(maxsize=8)
+def _flex_block_mask(T, window, sinks, device):
+    """Built once per (length, window, sinks) and shared by every layer of a forward (building it is not free)."""
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        return (kv_idx <= q_idx) & ((q_idx - kv_idx < window) | (kv_idx < sinks))
+
+    return create_block_mask(mask_mod, B=None, H=None, Q_LEN=T, KV_LEN=T, device=device)
+
+
+@lru_cache(maxsize=None)
+def _compiled_flex():
+    from torch.nn.attention.flex_attention import flex_attention
+    return torch.compile(flex_attention, dynamic=False)
+
+
+def flex_windowed_attention(q, k, v, window, sinks):
+    block_mask = _flex_block_mask(q.size(2), window, sinks, str(q.device))
+    flex = _compiled_flex() if q.device.type == "cuda" else __import__(
+        "torch.nn.attention.flex_attention", fromlist=["flex_attention"]).flex_attention
+    return flex(q, k, v, block_mask=block_mask, enable_gqa=q.size(1) != k.size(1))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Building blocks
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim, eps):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        # normalize in float32 like the reference implementations, then scale in the input dtype
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * xf.to(x.dtype)
+
+
+def make_norm(config, dim):
+    if config.norm == "rmsnorm":
+        return RMSNorm(dim, config.norm_eps)
+    return nn.LayerNorm(dim, eps=config.norm_eps)
+
+
+def rope_inv_freq(config):
+    """Inverse frequencies (head_dim/2,), with Llama-3's frequency-dependent scaling when the config asks for it."""
+    d = config.head_dim
+    inv_freq = 1.0 / (config.rope_theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
+    scaling = config.rope_scaling or {}
+    kind = scaling.get("rope_type", scaling.get("type", "default"))
+    if kind == "default":
+        return inv_freq
+    if kind == "linear":
+        return inv_freq / scaling["factor"]
+    if kind == "llama3":
+        factor, low, high = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+        old_len = scaling["original_max_position_embeddings"]
+        wavelen = 2 * math.pi / inv_freq
+        scaled = torch.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
+        smooth = (old_len / wavelen - low) / (high - low)
+        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+        medium = (wavelen >= old_len / high) & (wavelen <= old_len / low)
+        return torch.where(medium, smoothed, scaled)
+    raise ValueError(f"unsupported rope scaling {kind!r}: swarr handles default, linear and llama3")
+
+
+def rotate_half(x):
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class Attention(nn.Module):
+    def __init__(self, config, layer_idx):
+        super().__init__()
+        self.config, self.layer_idx = config, layer_idx
+        H, Hkv, D = config.n_head, config.n_kv_head, config.head_dim
+        self.q_proj = nn.Linear(config.n_embd, H * D, bias=config.qkv_bias)
+        self.k_proj = nn.Linear(config.n_embd, Hkv * D, bias=config.qkv_bias)
+        self.v_proj = nn.Linear(config.n_embd, Hkv * D, bias=config.qkv_bias)
+        self.o_proj = nn.Linear(H * D, config.n_embd, bias=config.o_bias)
+        if config.qk_norm:
+            self.q_norm = RMSNorm(D, config.norm_eps)
+            self.k_norm = RMSNorm(D, config.norm_eps)
+
+    def forward(self, x, rope, cache=None):
+        cfg = self.config
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, cfg.n_head, cfg.head_dim)
+        k = self.k_proj(x).view(B, T, cfg.n_kv_head, cfg.head_dim)
+        v = self.v_proj(x).view(B, T, cfg.n_kv_head, cfg.head_dim)
+        if cfg.qk_norm:
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D)
+        if rope is not None:
+            cos, sin = rope  # (B, 1, T, D)
+            q = q * cos + rotate_half(q) * sin
+            k = k * cos + rotate_half(k) * sin
+        window = cfg.layer_window(self.layer_idx)
+        if cache is None:
+            y = attention(q, k, v, window, cfg.sinks, cfg.attn_backend)
+        else:
+            y = cache.attend(self.layer_idx, q, k, v)
+        return self.o_proj(y.transpose(1, 2).reshape(B, T, cfg.n_head * cfg.head_dim))
+
+
+class MLP(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.swiglu = config.mlp == "swiglu"
+        if self.swiglu:
+            self.gate_proj = nn.Linear(config.n_embd, config.intermediate_size, bias=config.mlp_bias)
+        self.up_proj = nn.Linear(config.n_embd, config.intermediate_size, bias=config.mlp_bias)
+        self.down_proj = nn.Linear(config.intermediate_size, config.n_embd, bias=config.mlp_bias)
+
+    def forward(self, x):
+        if self.swiglu:
+            return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(F.gelu(self.up_proj(x), approximate="tanh"))
+
+
+class Block(nn.Module):
+    def __init__(self, config, layer_idx):
+        super().__init__()
+        self.norm1 = make_norm(config, config.n_embd)
+        self.attn = Attention(config, layer_idx)
+        self.norm2 = make_norm(config, config.n_embd)
+        self.mlp = MLP(config)
+
+    def forward(self, x, rope, cache=None):
+        x = x + self.attn(self.norm1(x), rope, cache)
+        return x + self.mlp(self.norm2(x))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The model
+
+
+class GPT(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(config.vocab_size, config.n_embd)
+        if config.pos_emb == "learned":
+            self.pos_embed = nn.Embedding(config.block_size, config.n_embd)
+        else:
+            self.register_buffer("inv_freq", rope_inv_freq(config), persistent=False)
+        self.blocks = nn.ModuleList(Block(config, i) for i in range(config.n_layer))
+        self.norm_f = make_norm(config, config.n_embd)
+        if not config.tie_embeddings:
+            self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.grad_checkpointing = False
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2's scaled init of the residual projections
+            if name.endswith(("o_proj.weight", "down_proj.weight")):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
+
+    def _init_weights(self, module):
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self):
+        return sum(p.numel() for p in self.parameters())
+
+    def configure_window(self, window=None, sinks=0, layer_pattern=None):
+        """The SA -> SWA conversion of a model in memory: only attention settings change, no weights."""
+        cfg = self.config
+        old = (cfg.window, cfg.sinks, cfg.layer_pattern)
+        cfg.window, cfg.sinks, cfg.layer_pattern = window, sinks, layer_pattern
+        try:
+            cfg.validate()
+        except ValueError:
+            cfg.window, cfg.sinks, cfg.layer_pattern = old
+            raise
+        return self
+
+    def head(self, x):
+        weight = self.embed.weight if self.config.tie_embeddings else self.lm_head.weight
+        return F.linear(x, weight)
+
+    def hidden_states(self, idx, positions=None, cache=None):
+        """idx (B, T) -> final normalized hidden states (B, T, C). positions (B, T) or (1, T), default 0..T-1."""
+        B, T = idx.shape
+        if positions is None:
+            positions = torch.arange(T, device=idx.device)[None, :]
+        x = self.embed(idx)
+        rope = None
+        if self.config.pos_emb == "learned":
+            if int(positions.max()) >= self.config.block_size:
+                raise ValueError(f"sequence of {int(positions.max()) + 1} tokens is longer than the model's "
+                                 f"context of {self.config.block_size} (learned positions)")
+            x = x + self.pos_embed(positions.clamp(min=0))
+        else:
+            # angles in float32 as the reference implementations compute them, then cast to the model dtype
+            angles = positions.float()[..., None] * self.inv_freq.float()  # (B, T, D/2)
+            emb = torch.cat([angles, angles], dim=-1)[:, None]  # (B, 1, T, D)
+            rope = (emb.cos().to(x.dtype), emb.sin().to(x.dtype))
+        if cache is not None:
+            cache.prepare(positions.expand(B, T))
+        for block in self.blocks:
+            if self.grad_checkpointing and self.training:
+                x = torch.utils.checkpoint.checkpoint(block, x, rope, cache, use_reentrant=False)
+            else:
+                x = block(x, rope, cache)
+        return self.norm_f(x)
+
+    def forward(self, idx, targets=None, loss_reduction="mean", return_logits=True, positions=None, cache=None):
+        """idx (B, T) -> (logits (B, T, V) float32 or None, loss).
+
+        targets (B, T) with -1 where no loss is wanted. loss_reduction: "mean" over counted tokens, "sum", or "none"
+        for per-token losses (B, T) with zeros at ignored positions (RL's log-probs are their negatives).
+        return_logits=False applies the LM head only where targets != -1 and returns logits=None: the (B, T, V) float
+        logits are the largest tensor in training, and SFT/RL only need them at the supervised positions.
+        """
+        x = self.hidden_states(idx, positions, cache)
+        if targets is None:
+            return self.head(x).float(), None
+        if return_logits:
+            logits = self.head(x).float()
+            per_token = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1,
+                                        reduction="none").view(targets.shape)
+        else:
+            logits = None
+            counted = targets != -1
+            per_token = torch.zeros(targets.shape, device=x.device, dtype=torch.float32)
+            per_token[counted] = F.cross_entropy(self.head(x[counted]).float(), targets[counted], reduction="none")
+        if loss_reduction == "none":
+            return logits, per_token
+        if loss_reduction == "sum":
+            return logits, per_token.sum()
+        if loss_reduction == "mean":
+            return logits, per_token.sum() / (targets != -1).sum().clamp(min=1)
+        raise ValueError(f"loss_reduction must be 'mean', 'sum' or 'none', got {loss_reduction!r}")
+
+    # ------------------------------------------------------------------------------------------------------------
+    # Generation
+
+    @torch.no_grad()
+    def generate(self, prompts, max_new_tokens, temperature=1.0, top_k=None, top_p=None, num_samples=1,
+                 eos_ids=None, generator=None):
+        """KV-cached sampling. prompts: list of token-id lists (ragged is fine) or a LongTensor (B, T).
+
+        Ragged prompts are left-padded and each row carries its own positions (pads get negative positions, which
+        every mask treats as absent keys), so all rows decode in lock-step through one cache. Each prompt is
+        prefilled once and its cache copied to num_samples rows (a GRPO group). Rows that emit an EOS id stop and
+        are dropped from the batch. generator: a torch.Generator, or a list with one per output row, which makes a
+        row's sample independent of what else is in the batch.
+
+        Returns len(prompts) * num_samples dicts, prompt-major: {"tokens": completion ids (EOS included when one was
+        produced), "logprobs": log-prob of each sampled token under softmax(logits / T) (softmax(logits) when T = 0),
+        "finished": True if it ended with EOS}.
+        """
+        self._check_generate_args(max_new_tokens, temperature, num_samples)
+        prompts = _as_lists(prompts)
+        device = self.embed.weight.device
+        eos = torch.tensor(sorted(set(eos_ids or [])), device=device, dtype=torch.long)
+        lengths = torch.tensor([len(p) for p in prompts], device=device)
+        B, L = len(prompts), int(lengths.max())
+        idx = torch.zeros(B, L, dtype=torch.long, device=device)
+        for b, p in enumerate(prompts):
+            idx[b, L - len(p):] = torch.tensor(p, dtype=torch.long)
+        positions = torch.arange(L, device=device)[None, :] - (L - lengths)[:, None]  # (B, L), pads < 0
+
+        cache = KVCache(self.config, B, L + max_new_tokens, device, self.embed.weight.dtype)
+        logits = self.head(self.hidden_states(idx, positions, cache)[:, -1]).float()  # (B, V)
+        N = B * num_samples
+        if num_samples > 1:
+            cache.repeat_interleave(num_samples)
+            logits = logits.repeat_interleave(num_samples, dim=0)
+        next_pos = lengths.repeat_interleave(num_samples)[:, None]  # (N, 1)
+        rows = torch.arange(N, device=device)  # which output row each live batch row is
+        out = [{"tokens": [], "logprobs": [], "finished": False} for _ in range(N)]
+        for step in range(max_new_tokens):
+            token, logprob = sample_next(logits, temperature, top_k, top_p, generator, rows)  # (n,), (n,)
+            done = torch.isin(token, eos)
+            for r, t, lp, d in zip(rows.tolist(), token.tolist(), logprob.tolist(), done.tolist()):
+                out[r]["tokens"].append(t)
+                out[r]["logprobs"].append(lp)
+                out[r]["finished"] = d
+            if step == max_new_tokens - 1:
+                break
+            if done.any():  # finished rows leave the batch: they cost nothing from here on
+                keep = ~done
+                if not keep.any():
+                    break
+                cache.select(keep)
+                rows, token, next_pos = rows[keep], token[keep], next_pos[keep]
+            logits = self.head(self.hidden_states(token[:, None], next_pos, cache)[:, -1]).float()
+            next_pos = next_pos + 1
+        return out
+
+    @torch.no_grad()
+    def generate_naive(self, prompts, max_new_tokens, temperature=1.0, top_k=None, top_p=None, num_samples=1,
+                       eos_ids=None, generator=None):
+        """The reference: one row at a time, the full forward recomputed for every new token. Same contract."""
+        self._check_generate_args(max_new_tokens, temperature, num_samples)
+        prompts = _as_lists(prompts)
+        device = self.embed.weight.device
+        eos = set(eos_ids or [])
+        out = []
+        for b, prompt in enumerate(prompts):
+            for s in range(num_samples):
+                r = b * num_samples + s
+                seq, res = list(prompt), {"tokens": [], "logprobs": [], "finished": False}
+                for _ in range(max_new_tokens):
+                    logits, _ = self(torch.tensor([seq], device=device))
+                    token, logprob = sample_next(logits[:, -1], temperature, top_k, top_p, generator,
+                                                 torch.tensor([r]))
+                    seq.append(int(token))
+                    res["tokens"].append(int(token))
+                    res["logprobs"].append(float(logprob))
+                    if int(token) in eos:
+                        res["finished"] = True
+                        break
+                out.append(res)
+        return out
+
+    def _check_generate_args(self, max_new_tokens, temperature, num_samples):
+        if max_new_tokens < 1 or num_samples < 1 or temperature < 0:
+            raise ValueError("generate needs max_new_tokens >= 1, num_samples >= 1 and temperature >= 0")
+
+
+def _as_lists(prompts):
+    if isinstance(prompts, torch.Tensor):
+        prompts = prompts.tolist()
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("generate needs at least one prompt, and every prompt needs at least one token")
+    return [list(p) for p in prompts]
+
+
+def sample_next(logits, temperature, top_k, top_p, generator, rows):
+    """logits (n, V) float32 -> (token (n,), log-prob (n,)). rows (n,) picks each row's generator from a list."""
+    if temperature == 0:
+        token = logits.argmax(-1)
+        return token, torch.log_softmax(logits, -1).gather(-1, token[:, None])[:, 0]
+    scaled = logits / temperature
+    logprobs = torch.log_softmax(scaled, -1)
+    if top_k is not None:
+        kth = torch.topk(scaled, min(top_k, scaled.size(-1)), dim=-1).values[:, -1:]
+        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+    if top_p is not None:
+        sorted_logits, order = torch.sort(scaled, descending=True, dim=-1)
+        sorted_probs = torch.softmax(sorted_logits, -1)
+        drop = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the smallest prefix that reaches top_p
+        scaled = scaled.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+    probs = torch.softmax(scaled, -1)
+    if isinstance(generator, (list, tuple)):
+        token = torch.cat([torch.multinomial(probs[i], 1, generator=generator[r]) for i, r in enumerate(rows.tolist())])
+    else:
+        token = torch.multinomial(probs, 1, generator=generator)[:, 0]
+    return token, logprobs.gather(-1, token[:, None])[:, 0]
+
+
+class KVCache:
+    """Preallocated keys and values for generation, one position per slot and per row.
+
+    Global layers keep every column (max_len slots). Windowed layers keep sinks + W slots: slots 0..sinks-1 hold the
+    sink tokens, the other W form a ring where column c goes to slot sinks + c % W. Keys are cached after RoPE, so
+    the order of the slots does not matter; each slot remembers its position (-1 when empty), and attention masks
+    are built from positions with the same rule as training (`window_mask`). Rows advance in lock-step (one column
+    per step for everybody); ragged prompts are handled by per-row positions, not per-row columns.
+    """
+
+    def __init__(self, config, batch_size, max_len, device, dtype):
+        self.config, self.sinks = config, config.sinks
+        self.windows = [config.layer_window(i) for i in range(config.n_layer)]
+        W = config.window
+        shape = lambda slots: (batch_size, config.n_kv_head, slots, config.head_dim)  # noqa: E731
+        self.k = [torch.zeros(shape(max_len if w is None else self.sinks + w), device=device, dtype=dtype)
+                  for w in self.windows]
+        self.v = [torch.zeros_like(k) for k in self.k]
+        self.pos_global = torch.full((batch_size, max_len), -1, device=device, dtype=torch.long)
+        self.pos_window = torch.full((batch_size, self.sinks + (W or 0)), -1, device=device, dtype=torch.long)
+        self.length = 0  # columns written so far
+
+    def nbytes(self):
+        return sum(t.numel() * t.element_size() for t in self.k + self.v)
+
+    def prepare(self, positions):
+        """Plan one forward's writes and masks, shared by all layers. positions (B, Tn) of the new tokens."""
+        c0, Tn = self.length, positions.size(1)
+        device = positions.device
+        self.c0, self.new_positions = c0, positions
+        self.length = c0 + Tn
+        self.pos_global[:, c0:c0 + Tn] = positions
+        W = self.config.window
+        if W is not None:
+            if c0 > 0 and Tn > 1:
+                raise ValueError("the rolling cache takes one token at a time after the prefill")
+            tail = min(Tn, W)  # older columns of a long prefill can never be seen again
+            self.ring_slots = self.sinks + torch.arange(c0 + Tn - tail, c0 + Tn, device=device) % W
+            ring_pos = positions[:, -tail:]
+            self.pos_window[:, self.ring_slots] = ring_pos.masked_fill(ring_pos < self.sinks, -1)  # sinks live apart
+            is_sink = (positions >= 0) & (positions < self.sinks)
+            self.sink_rows, self.sink_cols = is_sink.nonzero(as_tuple=True) if is_sink.any() else (None, None)
+            if self.sink_rows is not None:
+                self.sink_slots = positions[self.sink_rows, self.sink_cols]
+                self.pos_window[self.sink_rows, self.sink_slots] = self.sink_slots
+        q_pos = positions[:, None, :, None]  # (B, 1, Tn, 1)
+        if c0 == 0:
+            # prefill attends over its own keys: plain attention() unless left padding needs a per-row mask
+            padded = bool((positions != torch.arange(Tn, device=device)).any())
+            k_pos = positions[:, None, None, :]
+            self.mask_global = window_mask(q_pos, k_pos, None, 0) if padded else None
+            self.mask_window = window_mask(q_pos, k_pos, W, self.sinks) if padded else None
+        else:
+            self.mask_global = window_mask(q_pos, self.pos_global[:, None, None, :c0 + Tn], None, 0)
+            if W is not None:
+                self.mask_window = window_mask(q_pos, self.pos_window[:, None, None, :], W, self.sinks)
+
+    def attend(self, layer, q, k, v):
+        """Store this layer's new keys/values (B, Hkv, Tn, D), then attend q (B, Hq, Tn, D) -> (B, Hq, Tn, D)."""
+        w, c0, Tn = self.windows[layer], self.c0, q.size(2)
+        K, V = self.k[layer], self.v[layer]
+        if w is None:
+            K[:, :, c0:c0 + Tn], V[:, :, c0:c0 + Tn] = k, v
+        else:
+            tail = self.ring_slots.numel()
+            K[:, :, self.ring_slots], V[:, :, self.ring_slots] = k[:, :, -tail:], v[:, :, -tail:]
+            if self.sink_rows is not None:
+                K[self.sink_rows, :, self.sink_slots] = k[self.sink_rows, :, self.sink_cols]
+                V[self.sink_rows, :, self.sink_slots] = v[self.sink_rows, :, self.sink_cols]
+        gqa = q.size(1) != k.size(1)
+        mask = self.mask_global if w is None else self.mask_window
+        if c0 == 0:
+            if mask is None:
+                return attention(q, k, v, w, self.sinks, self.config.attn_backend)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+        if w is None:
+            K, V = K[:, :, :c0 + Tn], V[:, :, :c0 + Tn]
+        return F.scaled_dot_product_attention(q, K, V, attn_mask=mask, enable_gqa=gqa)
+
+    def _map_rows(self, fn):
+        self.k = [fn(t) for t in self.k]
+        self.v = [fn(t) for t in self.v]
+        self.pos_global, self.pos_window = fn(self.pos_global), fn(self.pos_window)
+
+    def select(self, keep):
+        """Keep only the rows where keep (B,) is True (finished rows leave the batch)."""
+        self._map_rows(lambda t: t[keep])
+
+    def repeat_interleave(self, n):
+        """Copy every row n times: one prefilled prompt becomes the n samples of its group."""
+        self._map_rows(lambda t: t.repeat_interleave(n, dim=0))

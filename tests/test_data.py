@@ -1,0 +1,342 @@
+import json
+import re
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+import data
+from data import Dataset, load_dataset, pad_batch, trace_style
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class ByteTok:
+    """Byte tokens plus EOS/PAD; the 'plain' chat format puts each message on its own line."""
+    eos_id, pad_id = 256, 257
+
+    def encode(self, text):
+        return list(text.encode())
+
+    def decode(self, ids):
+        return bytes(i for i in ids if i < 256).decode(errors="replace")
+
+    def render_chat(self, messages, add_generation_prompt=True):
+        return [i for m in messages for i in self.encode(m["content"] + "\n")]
+
+
+def lagged_recompute(question):
+    """The recurrence written independently: s[n] = (s[n-L] + s[n-1]) % 10 on one growing list."""
+    s = [int(c) for c in question.rstrip("=")]
+    L = len(s)
+    for _ in range(8):
+        s.append((s[len(s) - L] + s[len(s) - 1]) % 10)
+    return str(s[-1])
+
+
+def arith_recompute(question):
+    values = {}
+    for sentence in re.findall(r"[^.?]+[.?]", question):
+        sentence = sentence.strip()
+        if m := re.fullmatch(r"(\w+) has (\d+) \w+\.", sentence):
+            values[m[1]] = int(m[2])
+        elif m := re.fullmatch(r"(\w+) has (\d+) more \w+ than (\w+)\.", sentence):
+            values[m[1]] = values[m[3]] + int(m[2])
+        elif m := re.fullmatch(r"(\w+) has (\d+) fewer \w+ than (\w+)\.", sentence):
+            values[m[1]] = values[m[3]] - int(m[2])
+        elif m := re.fullmatch(r"(\w+) has (\d+) times as many \w+ as (\w+)\.", sentence):
+            values[m[1]] = values[m[3]] * int(m[2])
+        elif m := re.fullmatch(r"How many \w+ do (\w+) and (\w+) have together\?", sentence):
+            return str(values[m[1]] + values[m[2]])
+        else:
+            raise AssertionError(f"unparsed sentence {sentence!r}")
+
+
+# ---- synthetic
+
+
+def test_synthetic_reproducible_and_seeded():
+    a = load_dataset("synthetic", size=50, seed=0)
+    b = load_dataset("synthetic", size=50, seed=0)
+    c = load_dataset("synthetic", size=50, seed=1)
+    assert a.examples == b.examples
+    assert [e["question"] for e in a.examples] != [e["question"] for e in c.examples]
+    # the first n examples do not depend on how many are generated
+    assert load_dataset("synthetic", size=10, seed=0).examples == a.examples[:10]
+    assert load_dataset("synthetic:arith", size=20, seed=3).examples == load_dataset("synthetic:arith", size=20, seed=3).examples
+
+
+@pytest.mark.parametrize("task", ["lagged", "arith"])
+def test_train_test_disjoint(task):
+    train = {e["question"] for seed in (0, 1) for e in load_dataset(f"synthetic:{task}", "train", size=3000, seed=seed).examples}
+    test = [e["question"] for e in load_dataset(f"synthetic:{task}", "test", size=300, seed=0).examples]
+    assert len(set(test)) == len(test) == 300
+    assert not train & set(test)
+
+
+def test_lagged_answers_and_styles():
+    ds = load_dataset("synthetic", size=300, seed=0)
+    assert ds.instruction is None and ds.system is None
+    for ex in ds.examples:
+        q, ref, loc = ex["question"], ex["solutions"]["reference"], ex["solutions"]["local"]
+        assert re.fullmatch(r"\d{6}=", q)
+        assert ex["answer"] == lagged_recompute(q)
+        assert ref.endswith(f"\\boxed{{{ex['answer']}}}") and loc.endswith(f"\\boxed{{{ex['answer']}}}")
+        assert ex["solution"] == ex["solutions"][ex["style"]]
+        # local = reference with the last 6 values restated before each step
+        states = re.findall(r"\[(\d+)\]", loc)
+        assert re.sub(r"\[\d+\]", "", loc) == ref and len(states) == 8
+        seq = q[:6] + "".join(re.findall(r"=(\d);", ref))
+        assert states == [seq[n:n + 6] for n in range(8)]
+        assert [int(c) for c in re.findall(r"(\d+):", ref)] == list(range(1, 9))
+
+
+def test_arith_answers_and_styles():
+    ds = load_dataset("synthetic:arith", size=300, seed=0, steps=5)
+    assert ds.instruction == data.DEFAULT_INSTRUCTION
+    for ex in ds.examples:
+        assert ex["answer"] == arith_recompute(ex["question"])
+        for style in ("reference", "local"):
+            assert ex["solutions"][style].endswith(f"The answer is \\boxed{{{ex['answer']}}}.")
+        lines = ex["solutions"]["local"].split("\n")
+        assert [ln for ln in lines if not ln.startswith("[")] == ex["solutions"]["reference"].split("\n")
+        # every number a step reads is restated just before it
+        for state, step in zip(lines[0:-1:2], lines[1::2]):
+            operands = re.search(r"(\d+) [-+*] (\d+) =", step).groups()
+            restated = re.findall(r"=(\d+)", state)
+            assert any(o in restated for o in operands)
+
+
+def test_local_frac_mix_keeps_questions():
+    qs = lambda ds: [e["question"] for e in ds.examples]
+    ref = load_dataset("synthetic", size=400, local_frac=0.0)
+    loc = load_dataset("synthetic", size=400, local_frac=1.0)
+    mix = load_dataset("synthetic", size=400)
+    assert {e["style"] for e in ref.examples} == {"reference"} and {e["style"] for e in loc.examples} == {"local"}
+    assert qs(ref) == qs(loc) == qs(mix)
+    assert 0.12 < sum(e["style"] == "local" for e in mix.examples) / 400 < 0.28
+
+
+def test_verify_compatibility():
+    verify = pytest.importorskip("verify")
+    for name in ("synthetic", "synthetic:arith"):
+        for ex in load_dataset(name, size=50).examples:
+            for text in ex["solutions"].values():
+                assert verify.extract_answer(text) == ex["answer"]
+                assert verify.is_correct(text, ex["answer"])
+
+
+def test_trace_style():
+    for name in ("synthetic", "synthetic:arith"):
+        for ex in load_dataset(name, size=50).examples:
+            assert trace_style(ex["solutions"]["reference"]) == "reference"
+            assert trace_style(ex["solutions"]["local"]) == "local"
+            # a truncated response is classified by what it has
+            assert trace_style(ex["solutions"]["local"][:40]) == "local"
+    assert trace_style("I think the answer is 7.") is None
+    assert trace_style("") is None
+    assert trace_style("She sold 48 + 24 = 72 clips.\nThe final answer is \\boxed{72}.") == "reference"
+    assert trace_style("1:6+7=3;2:6+3=9;[604873]3:0+9=9;4:4+9=3;\\boxed{3}") == "reference"
+
+
+def test_lookback_distances_match_the_window_rule():
+    W = 18
+    ex = load_dataset("synthetic", size=1).examples[0]
+    ref = data.lagged_lookbacks(ex["question"], ex["solutions"]["reference"])
+    loc = data.lagged_lookbacks(ex["question"], ex["solutions"]["local"])
+    assert max(ref) == 8 * 6 - 11 == 37 > 2 * (W - 1)  # out of reach of 2 windowed layers
+    assert max(ref) <= 3 * (W - 1)
+    assert max(loc) == 15 <= W - 1  # one windowed layer suffices
+    assert sum(g > 2 * (W - 1) for g in ref) == 4  # steps 5..8
+
+
+def test_name_knobs_and_bad_names():
+    ds = load_dataset("synthetic:lagged?n_digits=4&n_steps=5", size=5)
+    ex = ds.examples[0]
+    assert len(ex["question"]) == 5 and ex["solutions"]["reference"].count(";") == 5
+    assert load_dataset("synthetic?local_frac=1", size=3).examples[0]["style"] == "local"
+    for bad, match in [("synthetic?bogus=1", "unknown knobs"), ("synthetic:nope", "unknown synthetic task"),
+                       ("wikitext", "unknown dataset"), ("synthetic?n_digits=x", "should be int"),
+                       ("synthetic?n_digits=0", "n_digits >= 1"), ("synthetic:arith?steps=1", "steps")]:
+        with pytest.raises(ValueError, match=match):
+            load_dataset(bad, size=3)
+    with pytest.raises(ValueError, match="split"):
+        load_dataset("synthetic", split="validation")
+    with pytest.raises(ValueError, match="distinct test questions"):
+        load_dataset("synthetic?n_digits=2", split="test", size=50)
+
+
+# ---- rendering and batching
+
+
+def test_render_for_sft_mask_hand_built():
+    tok = ByteTok()
+    ds = Dataset(name="hand", examples=[], instruction=None)
+    ex = {"question": "ab", "answer": "1", "solution": "xy"}
+    assert ds.render_prompt(tok, ex) == [97, 98, 10]
+    ids, mask = ds.render_for_sft(tok, ex)
+    assert ids == [97, 98, 10, 120, 121, 256]
+    assert mask == [0, 0, 0, 1, 1, 1]
+    with pytest.raises(ValueError, match="no solution"):
+        ds.render_for_sft(tok, {"question": "ab", "answer": "1", "solution": None})
+
+
+def test_render_prompt_instruction_and_system():
+    tok = ByteTok()
+    ds = Dataset(name="t", examples=[], system="S", instruction="Do it.")
+    ex = {"question": "Q?", "answer": "1", "solution": "s"}
+    assert tok.decode(ds.render_prompt(tok, ex)) == "S\nQ?\nDo it.\n"
+    lagged = load_dataset("synthetic", size=1)
+    ex = lagged.examples[0]
+    ids, mask = lagged.render_for_sft(tok, ex)
+    assert tok.decode(ids[:mask.index(1)]) == ex["question"] + "\n"
+    assert tok.decode(ids[mask.index(1):]) == ex["solution"] and ids[-1] == tok.eos_id
+    assert sum(mask) == len(ex["solution"]) + 1
+
+
+def test_render_with_the_real_byte_tokenizer():
+    tokenizer = pytest.importorskip("tokenizer")
+    tok = tokenizer.Tokenizer.byte_level()
+    ds = load_dataset("synthetic", size=2)
+    for ex in ds.examples:
+        prompt = ds.render_prompt(tok, ex)
+        ids, mask = ds.render_for_sft(tok, ex)
+        assert ids[:len(prompt)] == prompt and mask == [0] * len(prompt) + [1] * (len(ids) - len(prompt))
+        assert tok.decode(ids[len(prompt):-1]) == ex["solution"] and ids[-1] == tok.eos_id
+
+
+def test_pad_batch_hand_checked():
+    seqs = [[1, 2, 3, 4], [5, 6]]
+    masks = [[0, 0, 1, 1], [0, 1]]
+    idx, targets = pad_batch(seqs, masks, pad_id=0)
+    assert idx.dtype == targets.dtype == torch.long
+    assert idx.tolist() == [[1, 2, 3], [5, 0, 0]]
+    assert targets.tolist() == [[-1, 3, 4], [6, -1, -1]]
+    with pytest.raises(ValueError):
+        pad_batch([[1, 2]], [[0]], pad_id=0)
+    with pytest.raises(ValueError):
+        pad_batch([[1]], [[1]], pad_id=0)
+
+
+# ---- jsonl
+
+
+def test_jsonl_custom_fields_and_malformed_rows(tmp_path):
+    lines = [
+        json.dumps({"problem": "What is 2+2?", "gold": "4", "work": "2+2=4. \\boxed{4}"}),
+        json.dumps({"problem": "What is 3*3?", "gold": 9}),  # numeric answer, no solution
+        "{not json",
+        json.dumps(["a", "list"]),
+        json.dumps({"problem": "", "gold": "1"}),
+        json.dumps({"problem": "No answer"}),
+        json.dumps({"problem": "Bad solution", "gold": "1", "work": 5}),
+        "",
+        json.dumps({"question": "default keys", "answer": "1"}),  # wrong field names here: malformed
+    ]
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    ds = load_dataset(f"jsonl:{path}", question_key="problem", answer_key="gold", solution_key="work")
+    assert ds.examples == [
+        {"question": "What is 2+2?", "answer": "4", "solution": "2+2=4. \\boxed{4}"},
+        {"question": "What is 3*3?", "answer": "9", "solution": None},
+    ]
+    assert ds.skipped == 6
+    assert ds.instruction == data.DEFAULT_INSTRUCTION
+    # knobs in the name, and {split} in the path; without solution_key=work the non-string "work" is not read
+    ds = load_dataset(f"jsonl:{tmp_path}/{{split}}.jsonl?question_key=problem&answer_key=gold&size=1")
+    assert len(ds) == 1 and ds.skipped == 5 and ds.examples[0]["solution"] is None
+
+
+def test_jsonl_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such jsonl file") as e:
+        load_dataset(f"jsonl:{tmp_path}/missing.jsonl")
+    assert "\n" not in str(e.value)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("oops\n[1]\n")
+    with pytest.raises(ValueError, match="no usable rows"):
+        load_dataset(f"jsonl:{bad}")
+    with pytest.raises(ValueError, match="unknown knobs"):
+        load_dataset(f"jsonl:{bad}", question_kye="q")
+
+
+# ---- hub sources, hermetic: a fake `datasets` module stands in for the hub
+
+
+def fake_datasets(monkeypatch, load):
+    monkeypatch.setattr(data, "_hub_reachable", lambda: True)
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load))
+
+
+def test_hub_offline_is_one_quick_line(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise ConnectionError("Couldn't reach 'openai/gsm8k' on the Hub (LocalEntryNotFoundError)\nmore detail")
+    fake_datasets(monkeypatch, refuse)
+    start = time.time()
+    with pytest.raises(ValueError) as e:
+        load_dataset("gsm8k")
+    message = str(e.value)
+    assert message.startswith("could not load openai/gsm8k from the Hugging Face hub (no internet?): "
+                              "use --data=jsonl:/path/file.jsonl or --data=synthetic")
+    assert "\n" not in message and "ConnectionError" in message
+    assert time.time() - start < 1
+    # without DNS the probe fails before datasets is even asked
+    monkeypatch.setattr(data, "_hub_reachable", lambda: False)
+    for name, repo in [("math", "DigitalLearningGmbH/MATH-lighteval"), ("math500", "HuggingFaceH4/MATH-500")]:
+        with pytest.raises(ValueError, match=f"could not load {repo} from the Hugging Face hub"):
+            load_dataset(name, "test")
+
+
+def test_gsm8k_and_math_rows(monkeypatch):
+    rows = {
+        "openai/gsm8k": [
+            {"question": "Natalia sold 48 clips in April and half as many in May. How many in all?",
+             "answer": "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n"
+                       "Natalia sold 48+24 = <<48+24=72>>72 clips altogether.\n#### 72"},
+            {"question": "Big?", "answer": "It is 1000 + 234 = <<1000+234=1234>>1234.\n#### 1,234"},
+            {"question": "no gold", "answer": "no hashes"},
+            {"question": "", "answer": "x\n#### 3"},
+        ],
+        "DigitalLearningGmbH/MATH-lighteval": [
+            {"problem": "Find x.", "solution": "So $x = \\boxed{\\frac{1}{2}}$.", "level": "Level 1", "type": "Algebra"},
+            {"problem": "No box.", "solution": "It is 3."},
+        ],
+        "HuggingFaceH4/MATH-500": [{"problem": "P", "solution": "S \\boxed{5}", "answer": "5"}, {"problem": "P"}],
+    }
+    calls = []
+
+    def load(repo, *config, split):
+        calls.append((repo, config, split))
+        return rows[repo]
+    fake_datasets(monkeypatch, load)
+
+    ds = load_dataset("gsm8k", "test")
+    assert calls[-1] == ("openai/gsm8k", ("main",), "test")
+    assert ds.skipped == 2 and [e["answer"] for e in ds.examples] == ["72", "1234"]
+    assert ds.examples[0]["solution"] == ("Natalia sold 48/2 = 24 clips in May.\nNatalia sold 48+24 = 72 clips altogether."
+                                          "\nThe final answer is \\boxed{72}.")
+    assert ds.examples[1]["solution"].endswith("\\boxed{1234}.")
+    ds = load_dataset("math", "train")
+    assert calls[-1] == ("DigitalLearningGmbH/MATH-lighteval", ("default",), "train")
+    assert ds.examples[0]["answer"] == "\\frac{1}{2}" and ds.skipped == 1
+    ds = load_dataset("math500", "test", size=1)
+    assert calls[-1] == ("HuggingFaceH4/MATH-500", (), "test")
+    assert ds.examples == [{"question": "P", "answer": "5", "solution": "S \\boxed{5}"}]
+    with pytest.raises(ValueError, match="no train split"):
+        load_dataset("math500", "train")
+
+
+# ---- command line
+
+
+def test_cli_prints_both_styles():
+    out = subprocess.run([sys.executable, "data.py", "--data=synthetic", "--n=2"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("reference: ") == 2 and out.stdout.count("local: [") == 2
+    out = subprocess.run([sys.executable, "data.py", "--data=jsonl:/no/such.jsonl"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode != 0 and out.stderr.strip().count("\n") == 0 and "no such jsonl file" in out.stderr

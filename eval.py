@@ -1,0 +1,207 @@
+"""
+Evaluate one or more models on a math set and print one table.
+
+  python eval.py --init=out/sft --data=synthetic --limit=200                     # a checkpoint from sft.py / rl.py
+  python eval.py --init=out/sa --init=out/sa@window=18 --init=out/rl --data=synthetic   # '@k=v,...' overrides
+  python eval.py --init=gguf:/path/SmolLM2-135M-Instruct.Q4_1.gguf@window=64 --data=synthetic:arith --limit=50
+  python eval.py --init=hf:Qwen/Qwen2.5-0.5B-Instruct --data=gsm8k --limit=200 --max_new_tokens=512   # GPU
+  python eval.py --init=out/rl --data=synthetic --samples=8 --temperature=1.0   # + pass@8 and maj@8
+
+Columns: greedy pass@1 accuracy; with --samples=k at --temperature=T also pass@k (any of k correct) and maj@k
+(the most common extracted answer is correct); mean response length in tokens; truncation rate (no EOS within
+--max_new_tokens); generation tokens/s; the KV cache the batch needed (windowed layers keep sinks + W slots, so
+this stays flat for SWA models however long the answers get); the window settings; and, on the synthetic task,
+the share of responses written in the window-friendly `local` style.
+Next to the table (--out_dir): one JSONL per model with every prompt, response, extracted answer and verdict.
+
+`evaluate(...)` is importable: rl.py calls it for its periodic held-out evaluation.
+"""
+
+import json
+import os
+import time
+import torch
+from tqdm import tqdm
+
+import common
+import verify
+
+
+def kv_cache_bytes(config, rows, max_len, dtype):
+    """The bytes model.KVCache preallocates for `rows` sequences of up to max_len tokens."""
+    per_slot = 2 * config.n_kv_head * config.head_dim * torch.finfo(dtype).bits // 8  # keys and values
+    slots = sum(max_len if w is None else min(max_len, config.sinks + w)
+                for w in (config.layer_window(i) for i in range(config.n_layer)))
+    return rows * slots * per_slot
+
+
+def completion_text(tok, out):
+    """A generate() row as text, without its closing EOS token."""
+    return tok.decode(out["tokens"][:-1] if out["finished"] else out["tokens"])
+
+
+def majority(answers):
+    """The most common answer, counting equal answers written differently ("0.5", "\\frac12") as one vote."""
+    groups = []  # [representative, votes]
+    for a in answers:
+        for g in groups:
+            if verify.same_answer(a, g[0]):
+                g[1] += 1
+                break
+        else:
+            groups.append([a, 1])
+    return max(groups, key=lambda g: g[1])[0] if groups else None
+
+
+def window_label(config):
+    if config.window is None:
+        return "full"
+    label = f"W={config.window}"
+    if config.sinks:
+        label += f"+{config.sinks}sinks"
+    if config.layer_pattern:
+        label += f" {config.layer_pattern}"
+    return label
+
+
+@torch.no_grad()
+def evaluate(model, tok, dataset, limit=None, batch_size=32, max_new_tokens=256, temperature=0.0, samples=1,
+             seed=0, progress=False):
+    """Greedy pass@1 (plus pass@k / maj@k when samples > 1) -> (summary dict, per-example records)."""
+    import data  # imported here so that verify-only users of this module need no datasets package
+
+    was_training = model.training
+    model.eval()
+    examples = dataset.examples[:limit] if limit else dataset.examples
+    style_of = getattr(data, "trace_style", None)
+    device = model.embed.weight.device
+    records, n_tokens, gen_time, peak_kv = [], 0, 0.0, 0
+    batches = range(0, len(examples), batch_size)
+    for start in tqdm(batches, desc="eval", disable=not progress, leave=False):
+        batch = examples[start:start + batch_size]
+        prompts = [dataset.render_prompt(tok, ex) for ex in batch]  # list of (L_b,) id lists
+        max_len = max(len(p) for p in prompts) + max_new_tokens
+        t0 = time.perf_counter()
+        greedy = model.generate(prompts, max_new_tokens, temperature=0.0, eos_ids=tok.eos_ids)
+        sampled = []
+        if samples > 1:
+            gens = [torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + (start + i) * 1009 + s)
+                    for i in range(len(batch)) for s in range(samples)]
+            sampled = model.generate(prompts, max_new_tokens, temperature=temperature, num_samples=samples,
+                                     eos_ids=tok.eos_ids, generator=gens)
+        gen_time += time.perf_counter() - t0
+        peak_kv = max(peak_kv, kv_cache_bytes(model.config, len(batch) * samples, max_len, model.embed.weight.dtype))
+        for i, (ex, out) in enumerate(zip(batch, greedy)):
+            text = completion_text(tok, out)
+            n_tokens += len(out["tokens"])
+            rec = {"question": ex["question"], "gold": ex["answer"], "response": text,
+                   "extracted": verify.extract_answer(text), "correct": verify.is_correct(text, ex["answer"]),
+                   "n_tokens": len(out["tokens"]), "truncated": not out["finished"]}
+            if style_of is not None:
+                rec["style"] = style_of(text)
+            if samples > 1:
+                group = sampled[i * samples:(i + 1) * samples]
+                texts = [completion_text(tok, o) for o in group]
+                n_tokens += sum(len(o["tokens"]) for o in group)
+                answers = [a for a in (verify.extract_answer(t) for t in texts) if a is not None]
+                rec["pass_at_k"] = any(verify.is_correct(t, ex["answer"]) for t in texts)
+                voted = majority(answers)
+                rec["maj_at_k"] = voted is not None and verify.same_answer(voted, verify.extract_gold(ex["answer"]))
+                rec["samples"] = texts
+            records.append(rec)
+    model.train(was_training)
+    n = max(1, len(records))
+    summary = {
+        "n": len(records),
+        "accuracy": sum(r["correct"] for r in records) / n,
+        "mean_len": sum(r["n_tokens"] for r in records) / n,
+        "trunc_rate": sum(r["truncated"] for r in records) / n,
+        "tokens_per_s": n_tokens / max(gen_time, 1e-9),
+        "kv_cache_mb": peak_kv / 2**20,
+        "window": window_label(model.config),
+        "device": str(device),
+    }
+    if samples > 1:
+        summary[f"pass@{samples}"] = sum(r["pass_at_k"] for r in records) / n
+        summary[f"maj@{samples}"] = sum(r["maj_at_k"] for r in records) / n
+    if style_of is not None and records and any(r.get("style") for r in records):
+        summary["local_share"] = sum(r.get("style") == "local" for r in records) / n
+    return summary, records
+
+
+def parse_init(spec):
+    """'path@window=18,sinks=4' -> ('path', {'window': 18, 'sinks': 4})."""
+    if "@" not in spec:
+        return spec, {}
+    path, _, opts = spec.rpartition("@")
+    overrides = {}
+    for item in opts.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or key not in ("window", "sinks", "layer_pattern", "attn_backend"):
+            raise ValueError(f"bad override {item!r} in --init={spec}: use @window=W,sinks=S,layer_pattern=P")
+        overrides[key] = common.optional_int(value) if key in ("window", "sinks") else value
+    return path, overrides
+
+
+def format_table(rows):
+    cols = ["model", "accuracy"] + [c for c in rows[0] if c.startswith(("pass@", "maj@"))] + \
+        ["mean_len", "trunc_rate", "tokens_per_s", "kv_cache_mb", "window"] + \
+        (["local_share"] if any("local_share" in r for r in rows) else [])
+    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = common.OneLineErrorParser(description=__doc__.split("\n\n")[0],
+                                  formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p.add_argument("--init", action="append", default=None,
+                   help="model to evaluate (repeatable): checkpoint dir, hf:..., gguf:...; '@window=W,sinks=S' "
+                        "suffix applies a window first (default: out/sft)")
+    p.add_argument("--data", default="synthetic", help="gsm8k | math500 | synthetic[:task] | jsonl:/path")
+    p.add_argument("--split", default="test", help="dataset split")
+    p.add_argument("--limit", type=int, default=200, help="evaluate the first N problems (0 = all)")
+    p.add_argument("--batch_size", type=int, default=64, help="prompts generated together")
+    p.add_argument("--max_new_tokens", type=int, default=256, help="generation budget per response")
+    p.add_argument("--samples", type=int, default=1, help="k > 1 adds pass@k and maj@k at --temperature")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature for --samples")
+    p.add_argument("--seed", type=int, default=0, help="seed for sampled responses")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16")
+    p.add_argument("--out_dir", default="out/eval", help="where the table and per-example JSONL go")
+    args = p.parse_args(argv)
+    inits = args.init or ["out/sft"]
+    common.echo_config(vars(args) | {"init": inits})
+    try:
+        import convert
+        import data
+        dataset = data.load_dataset(args.data, split=args.split)
+        rows = []
+        os.makedirs(args.out_dir, exist_ok=True)
+        for spec in inits:
+            path, overrides = parse_init(spec)
+            model, tok = convert.load_model(path, device=args.device, dtype=args.dtype, **overrides)
+            summary, records = evaluate(model, tok, dataset, limit=args.limit or None, batch_size=args.batch_size,
+                                        max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                                        samples=args.samples, seed=args.seed, progress=True)
+            label = spec
+            rows.append({"model": label} | summary)
+            safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in label)[-80:]
+            with open(os.path.join(args.out_dir, f"{safe}.jsonl"), "w") as f:
+                for r in records:
+                    f.write(json.dumps(r) + "\n")
+            print(f"{label}: accuracy {summary['accuracy']:.3f} on {summary['n']} problems", flush=True)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as e:
+        common.die(str(e), code=2)
+    table = format_table(rows)
+    print(table)
+    with open(os.path.join(args.out_dir, "table.md"), "w") as f:
+        f.write(table + "\n")
+    with open(os.path.join(args.out_dir, "results.json"), "w") as f:
+        json.dump(rows, f, indent=1)
+    return rows
+
+
+if __name__ == "__main__":
+    main()

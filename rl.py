@@ -1,0 +1,694 @@
+"""
+GRPO from scratch: the policy-adaptation stage of SWARR. The windowed model samples its own solutions under its
+window, verify.py rewards the final answers, and a group-relative policy gradient teaches it the trajectories
+that work under the window.
+
+    python rl.py                        # CPU demo: continues from sft.py's out/sft (40 steps, 16 prompts x 8 samples)
+    python rl.py --init=out/sft --steps=100 --eval_every=20 --kl_coef=0.01     # + a k3 KL penalty to the SFT model
+    python rl.py --resume=true --steps=80                                      # continue out/rl exactly
+    # one GPU: Qwen2.5-0.5B-Instruct with window 256 on GSM8K (after sft.py --init=hf:... --window=256 --data=gsm8k)
+    python rl.py --init=out/sft --data=gsm8k --steps=200 --prompts_per_step=32 --group_size=8 \\
+        --max_new_tokens=512 --micro_batch_size=16 --lr=2e-6 --eval_every=25 --eval_limit=500 --save_every=50
+    # the same on 8 GPUs (every rank samples its own 32/8 = 4 prompts; groups never straddle ranks)
+    torchrun --nproc_per_node=8 rl.py --init=out/sft --data=gsm8k --steps=200 --prompts_per_step=32 \\
+        --max_new_tokens=512 --micro_batch_size=16 --lr=2e-6 --eval_every=25
+
+One step, in the order of the code below:
+  1. take --prompts_per_step prompts from the train split (a seeded, resumable data cursor); generate --group_size
+     completions each with the KV-cached, windowed model.generate (prefill once, copy the cache G ways), plain
+     sampling at --temperature (no top-k/top-p, so the sampled distribution is the one that is scored), one
+     torch.Generator per output row seeded from (seed, step, prompt, sample);
+  2. reward = verify.reward(completion, gold) (1/0) [+ --format_reward * verify.format_reward] [+ DAPO's overlong
+     penalty over the last --overlong_buffer tokens of the budget];
+  3. advantage A = r - mean(r) within each group, optionally divided by a std (--scale_rewards):
+        group  the group's std, DeepSeekMath's GRPO          batch  the std of the whole batch, "Lite PPO" / TRL
+        none   no division, Dr. GRPO (the default: dividing by the std up-weights the prompts that are nearly
+               always right or always wrong, Dr. GRPO's "difficulty bias");
+  4. loss = -min(rho A, clip(rho, 1-clip_low, 1+clip_high) A) [+ kl_coef * k3(ref || policy)] per completion token,
+     rho = pi_theta / pi_sampler, summed and divided by ONE normalizer fixed for the whole step (all ranks, all
+     micro-batches) before any backward, so the gradient does not depend on how the step is split (--loss_agg):
+        token     / completion tokens in the step             (DAPO; the default)
+        sequence  each sequence's token mean, / sequences      (DeepSeekMath GRPO; short right and long wrong
+                                                               answers weigh more per token: a length bias)
+        constant  / (sequences x max_new_tokens)              (Dr. GRPO; no length bias at all)
+     The log-probs come from the training forward at completion positions only, with the logits divided by T
+     exactly as at sampling time;
+  5. options: --filter_groups drops groups whose rewards are all equal (they carry no signal, only dilute the
+     normalizer); --mask_truncated drops completions that hit the budget; the EOS token is always in the loss (the
+     masks come from lengths, never from comparing with pad ids, and the byte tokenizer's pad IS its eos);
+  6. AdamW with grad clipping, micro-batches sorted by length, bf16 autocast on GPUs, --inner_epochs updates;
+     completions with zero advantage skip the forward/backward (without KL they add exactly 0 to the gradient);
+  7. log every step (tqdm + metrics.jsonl), sample completions every --sample_every steps (samples.jsonl);
+  8. greedy accuracy on a fixed held-out set every --eval_every steps (eval.evaluate);
+  9. checkpoints (convert.save_checkpoint) with optimizer, RNG, step and data cursor: --resume continues exactly;
+ 10. data parallel under torchrun: each rank generates and trains on its own whole groups, and the gradients are
+     summed with one all-reduce per update. (No DDP wrapper: after filtering, ranks may run different numbers of
+     micro-batches, which DDP's per-backward hooks cannot allow; with the step-wide normalizer a plain sum is exact.)
+
+Simplifications, stated openly:
+  - On-policy, --inner_epochs=1 by default: the ratio rho is exactly 1 (up to the float rounding between the
+    cached sampler and the training forward, which the tests bound at 1e-4 in fp32) and the method is REINFORCE
+    with a group-mean baseline. Clipping matters only with --inner_epochs > 1, where every later epoch reuses the
+    same samples against their sampling-time log-probs.
+  - One model samples and trains (no vLLM), so there is no importance-sampling correction for a separate sampler.
+  - Entropy is estimated as the mean of -log p of the sampled tokens (under T): unbiased, and free, because the
+    full distribution is never materialized over the vocabulary.
+  - The KL term (k3 = pi_ref/pi - log(pi_ref/pi) - 1 >= 0) is added to the loss, not to the reward, against a
+    frozen copy of --init that is loaded only when --kl_coef > 0.
+  - LR: 5e-5 is the default for the tiny from-scratch CPU demo (the toy's stable value; 3e-4 collapsed). For real
+    pretrained models use 1e-6 .. 5e-6 (DeepSeekMath used 1e-6 for 7B); the GPU command above uses 2e-6.
+  - Zero-variance groups are dropped, not resampled (DAPO refills the batch with new prompts; we log the share).
+"""
+
+import json
+import math
+import os
+import time
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+import common
+
+# ---------------------------------------------------------------------------------------------------------------
+# The pure parts of GRPO: advantages, masks, the loss. No model, no I/O: the tests check them by hand.
+
+SCALES = ("group", "batch", "none")
+LOSS_AGGS = ("token", "sequence", "constant")
+
+
+def group_advantages(rewards, scale="none", eps=1e-4):
+    """rewards (P, G): G completions of each of P prompts -> advantages (P, G).
+
+    A = r - mean over the group, then divided by (std + eps): the group's std (scale="group", DeepSeekMath), the
+    whole batch's std (scale="batch", Lite PPO / TRL), or nothing (scale="none", Dr. GRPO). Population std. A group
+    whose rewards are all equal gets exactly zero advantage (not a rounding residue divided by eps).
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale_rewards must be one of {SCALES}, got {scale!r}")
+    rewards = rewards.float()
+    zero_var = rewards.amax(dim=1, keepdim=True) == rewards.amin(dim=1, keepdim=True)  # (P, 1)
+    adv = torch.where(zero_var, 0.0, rewards - rewards.mean(dim=1, keepdim=True))  # (P, G)
+    if scale == "group":
+        adv = adv / (rewards.std(dim=1, keepdim=True, correction=0) + eps)
+    elif scale == "batch":
+        adv = adv / (rewards.std(correction=0) + eps)
+    return adv
+
+
+def completion_mask(lengths, width):
+    """lengths (N,) completion lengths (EOS included when there is one) -> mask (N, width) float, 1 on the first
+    lengths[n] tokens. From lengths, never from `tokens != pad_id`: that would drop the EOS whenever pad == eos."""
+    return (torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]).float()
+
+
+def overlong_penalty(lengths, max_new_tokens, buffer):
+    """DAPO's soft overlong punishment, lengths (N,) -> (N,) in [-1, 0]: 0 up to max_new_tokens - buffer tokens,
+    then linear down to -1 at the budget. buffer=0 turns it off."""
+    if buffer <= 0:
+        return torch.zeros(lengths.shape)
+    over = lengths.float() - (max_new_tokens - buffer)
+    return -(over.clamp(min=0) / buffer).clamp(max=1.0)
+
+
+def normalizer_terms(lengths, loss_agg, max_new_tokens):
+    """lengths (N,) of the completions in the update -> this rank's share of the step's loss normalizer, a sum
+    over sequences so that summing it over ranks gives the whole step's: tokens | sequences | sequences x budget."""
+    if loss_agg not in LOSS_AGGS:
+        raise ValueError(f"loss_agg must be one of {LOSS_AGGS}, got {loss_agg!r}")
+    if loss_agg == "token":
+        return float(lengths.sum())
+    if loss_agg == "sequence":
+        return float(lengths.numel())
+    return float(lengths.numel() * max_new_tokens)
+
+
+def grpo_loss(logp, old_logp, ref_logp, adv, mask, normalizer, loss_agg="token", clip_low=0.2, clip_high=0.28,
+              kl_coef=0.0):
+    """One micro-batch's share of the step loss.
+
+    logp (B, L): log-probs of the completion tokens under the policy being trained (with grad);
+    old_logp (B, L): the same tokens' log-probs at sampling time; ref_logp (B, L) under the frozen reference, or
+    None when kl_coef == 0; adv (B,): one advantage per completion; mask (B, L): 1 on completion tokens;
+    normalizer: fixed for the whole step (sum of normalizer_terms over every micro-batch and rank).
+    -> (loss scalar, stats: sums over this micro-batch's tokens, to be added up and divided by stats["tokens"]).
+
+    Per token: -min(rho A, clip(rho, 1 - clip_low, 1 + clip_high) A) + kl_coef * k3, rho = exp(logp - old_logp).
+      token / constant:  loss = sum_{i,t} mask * per_token / normalizer
+      sequence:          loss = sum_{i,t} mask * per_token / |o_i| / normalizer
+    """
+    ratio = torch.exp(logp - old_logp)  # (B, L)
+    A = adv[:, None]  # (B, 1)
+    surrogate = torch.minimum(ratio * A, ratio.clamp(1 - clip_low, 1 + clip_high) * A)  # (B, L)
+    per_token = -surrogate
+    if kl_coef:
+        log_r = ref_logp - logp  # (B, L) log(pi_ref / pi)
+        k3 = torch.exp(log_r) - log_r - 1  # >= 0, zero where pi == pi_ref
+        per_token = per_token + kl_coef * k3
+    weight = mask
+    if loss_agg == "sequence":
+        weight = mask / mask.sum(dim=1, keepdim=True).clamp(min=1)  # (B, L): each sequence's token mean
+    elif loss_agg not in LOSS_AGGS:
+        raise ValueError(f"loss_agg must be one of {LOSS_AGGS}, got {loss_agg!r}")
+    loss = (per_token * weight).sum() / normalizer
+
+    with torch.no_grad():
+        clipped = ((ratio < 1 - clip_low) & (A < 0)) | ((ratio > 1 + clip_high) & (A > 0))  # the gradient is 0 there
+        stats = {"tokens": mask.sum(), "clipped": (clipped * mask).sum(),
+                 "logp_diff": ((logp - old_logp).abs() * mask).sum(),
+                 "kl": (k3 * mask).sum() if kl_coef else torch.zeros(())}
+    return loss, stats
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# From sampled rows to tensors, and the training forward that rescores them
+
+
+def collate(rows, pad_id, device):
+    """rows: dicts {"prompt": ids, "tokens": completion ids, "logprobs": sampling-time log-probs, "adv": float}.
+
+    -> idx (B, T): prompt + completion[:-1], right-padded (pad ids are never read as data: everything that
+       matters is indexed from lengths); pos (B, L): the column of idx whose output predicts completion token j,
+       len(prompt) - 1 + j; tokens, old_logp, mask (B, L); adv (B,). T = longest prompt + completion - 1,
+       L = longest completion.
+    """
+    B = len(rows)
+    T = max(len(r["prompt"]) + len(r["tokens"]) for r in rows) - 1
+    L = max(len(r["tokens"]) for r in rows)
+    idx = torch.full((B, T), pad_id, dtype=torch.long)
+    pos = torch.zeros((B, L), dtype=torch.long)
+    tokens = torch.zeros((B, L), dtype=torch.long)
+    old_logp = torch.zeros((B, L))
+    for b, r in enumerate(rows):
+        seq = r["prompt"] + r["tokens"]
+        n = len(r["tokens"])
+        idx[b, :len(seq) - 1] = torch.tensor(seq[:-1])
+        pos[b, :n] = torch.arange(len(r["prompt"]) - 1, len(r["prompt"]) - 1 + n)
+        tokens[b, :n] = torch.tensor(r["tokens"])
+        old_logp[b, :n] = torch.tensor(r["logprobs"])
+    lengths = torch.tensor([len(r["tokens"]) for r in rows])
+    adv = torch.tensor([float(r["adv"]) for r in rows])
+    to = lambda t: t.to(device)  # noqa: E731
+    return to(idx), to(pos), to(tokens), to(old_logp), to(completion_mask(lengths, L)), to(adv)
+
+
+def completion_logprobs(model, idx, pos, tokens, mask, temperature):
+    """log p(tokens) under softmax(logits / T) at the completion positions -> (B, L), 0 where mask == 0.
+
+    This is model(idx, targets, loss_reduction="none", return_logits=False) with one change: the logits are divided
+    by the sampling temperature, because generate records log-probs under softmax(logits / T) and the ratio must
+    compare like with like (scoring at T=1 what was sampled at T=0.7 is a classic silent off-policy bug). As in
+    that forward, the LM head runs only where there is a completion token: the (B, T, V) logits never exist.
+    """
+    h = model.hidden_states(idx)  # (B, T, C)
+    h = h.gather(1, pos[..., None].expand(-1, -1, h.size(-1)))  # (B, L, C)
+    keep = mask.bool()
+    logits = model.head(h[keep]).float() / temperature  # (n, V), n = completion tokens in the micro-batch
+    logp = torch.zeros(mask.shape, device=idx.device, dtype=torch.float32)
+    logp[keep] = -F.cross_entropy(logits, tokens[keep], reduction="none")
+    return logp
+
+
+def accumulate_gradients(model, rows, normalizer, cfg, pad_id, ref_model=None, amp_dtype=torch.float32):
+    """Forward and backward over micro-batches of at most cfg.micro_batch_size rows, longest first (similar lengths
+    share a micro-batch, so little padding, and the peak memory comes first). The gradients add up to the step
+    loss's because every micro-batch divides by the same step-wide normalizer. -> stats summed over micro-batches."""
+    device = next(model.parameters()).device
+    order = sorted(rows, key=lambda r: len(r["prompt"]) + len(r["tokens"]), reverse=True)
+    total = {"loss": torch.zeros((), device=device)}
+    for start in range(0, len(order), cfg.micro_batch_size):
+        idx, pos, tokens, old_logp, mask, adv = collate(order[start:start + cfg.micro_batch_size], pad_id, device)
+        with common.autocast(device, amp_dtype):
+            logp = completion_logprobs(model, idx, pos, tokens, mask, cfg.temperature)  # (B, L)
+            ref_logp = None
+            if cfg.kl_coef:
+                with torch.no_grad():
+                    ref_logp = completion_logprobs(ref_model, idx, pos, tokens, mask, cfg.temperature)
+        loss, stats = grpo_loss(logp, old_logp, ref_logp, adv, mask, normalizer, cfg.loss_agg, cfg.clip_low,
+                                cfg.clip_high, cfg.kl_coef)
+        loss.backward()
+        total["loss"] += loss.detach()
+        for k, v in stats.items():
+            total[k] = total.get(k, 0) + v.detach().to(device)
+    return total
+
+
+def sync_gradients(model):
+    """Sum the gradients over ranks (each rank's loss already carries the global normalizer)."""
+    if not dist.is_initialized():
+        return
+    for p in model.parameters():
+        if p.requires_grad:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad)
+
+
+def gather_rows(x):
+    """Concatenate a (n, ...) tensor over ranks in rank order (identity without torchrun)."""
+    if not dist.is_initialized():
+        return x
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x)
+    return torch.cat(parts)
+
+
+def row_seed(seed, step, prompt, sample):
+    """A sampling seed per (run seed, step, prompt of the step, sample): a row's completion does not depend on
+    batch size, rank count or what else is generated, and a resumed run draws exactly the same samples."""
+    return int(np.random.SeedSequence([seed, step, prompt, sample]).generate_state(1)[0])
+
+
+@lru_cache(maxsize=4)
+def epoch_order(n, seed, epoch):
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)).tolist()
+
+
+def prompt_indices(cursor, count, n, seed):
+    """Dataset indices of prompts cursor .. cursor + count - 1 of an endless stream of seeded epoch shuffles: the
+    cursor (prompts consumed so far) is all a checkpoint needs to continue the stream."""
+    return [epoch_order(n, seed, k // n)[k % n] for k in range(cursor, cursor + count)]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Flags
+
+
+def get_parser():
+    p = common.OneLineErrorParser(description="GRPO on a (windowed) model: see the module docstring.")
+    g = p.add_argument_group("model")
+    g.add_argument("--init", default="out/sft", help="checkpoint dir (from sft.py), hf:ORG/NAME, hf:/dir or gguf:/file")
+    g.add_argument("--window", default="keep", help="keep (the checkpoint's), none (full attention) or W")
+    g.add_argument("--sinks", default="keep", help="keep or an integer")
+    g.add_argument("--layer_pattern", default="keep", help="keep, none or e.g. LLLG")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    g.add_argument("--dtype", default="auto", help="autocast dtype: auto (bf16 on GPU, fp32 on CPU) | float32 | "
+                   "bfloat16; weights and optimizer stay fp32")
+    g.add_argument("--grad_checkpointing", type=common.str2bool, default=False, help="recompute blocks in backward")
+    g = p.add_argument_group("data and sampling")
+    g.add_argument("--data", default="synthetic", help="synthetic[:task][?knobs] | gsm8k | math | jsonl:/path. "
+                   "Plain 'synthetic' takes the knobs sft.py used, from the init checkpoint's run_config.json")
+    g.add_argument("--prompts_per_step", type=int, default=16, help="prompts per step, all ranks together")
+    g.add_argument("--group_size", type=int, default=8, help="G: completions per prompt")
+    g.add_argument("--max_new_tokens", type=int, default=160, help="generation budget per completion "
+                   "(the synthetic local-style trace is ~140 tokens)")
+    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; scoring uses the same")
+    g = p.add_argument_group("reward and advantage")
+    g.add_argument("--format_reward", type=float, default=0.0, help="coefficient of verify.format_reward (0 = off)")
+    g.add_argument("--overlong_buffer", type=int, default=0, help="DAPO: penalty from 0 to -1 over the last N "
+                   "tokens of the budget (0 = off)")
+    g.add_argument("--scale_rewards", default="none", choices=SCALES, help="divide r - mean by the group std "
+                   "(DeepSeekMath), the batch std (Lite PPO) or nothing (Dr. GRPO)")
+    g.add_argument("--filter_groups", type=common.str2bool, default=False, help="drop zero-variance groups")
+    g.add_argument("--mask_truncated", type=common.str2bool, default=False, help="drop completions without EOS")
+    g = p.add_argument_group("loss and optimizer")
+    g.add_argument("--loss_agg", default="token", choices=LOSS_AGGS, help="token (DAPO) | sequence (GRPO) | "
+                   "constant (Dr. GRPO)")
+    g.add_argument("--clip_low", type=float, default=0.2, help="PPO clip: rho >= 1 - clip_low")
+    g.add_argument("--clip_high", type=float, default=0.28, help="PPO clip: rho <= 1 + clip_high (DAPO's clip-higher)")
+    g.add_argument("--inner_epochs", type=int, default=1, help="updates per batch of samples (1: on-policy)")
+    g.add_argument("--kl_coef", type=float, default=0.0, help="k3 KL to the frozen --init model (0: none loaded)")
+    g.add_argument("--lr", type=float, default=5e-5, help="AdamW LR (5e-5 for the tiny CPU demo; 1e-6..5e-6 for "
+                   "pretrained models)")
+    g.add_argument("--warmup", type=int, default=0, help="linear LR warmup steps")
+    g.add_argument("--weight_decay", type=float, default=0.0, help="AdamW weight decay")
+    g.add_argument("--grad_clip", type=float, default=1.0, help="max gradient norm (0 = no clipping)")
+    g.add_argument("--micro_batch_size", type=int, default=64, help="rows per forward/backward")
+    g = p.add_argument_group("run")
+    g.add_argument("--steps", type=int, default=40, help="total GRPO steps (a resumed run counts from 0 too)")
+    g.add_argument("--seed", type=int, default=0, help="data order and sampling seed")
+    g.add_argument("--out_dir", default="out/rl", help="checkpoint, metrics.jsonl, samples.jsonl")
+    g.add_argument("--save_every", type=int, default=0, help="checkpoint every N steps (0: only at the end)")
+    g.add_argument("--resume", type=common.str2bool, default=False, help="continue from the checkpoint in --out_dir")
+    g.add_argument("--eval_every", type=int, default=20, help="greedy held-out accuracy every N steps, at step 0 and "
+                   "at the end (0 = never)")
+    g.add_argument("--eval_limit", type=int, default=200, help="size of the fixed held-out set")
+    g.add_argument("--eval_batch_size", type=int, default=100, help="prompts per eval generate call")
+    g.add_argument("--sample_every", type=int, default=10, help="print a few completions every N steps (0 = never)")
+    return p
+
+
+def check_config(cfg, world):
+    for name in ("prompts_per_step", "group_size", "max_new_tokens", "inner_epochs", "micro_batch_size", "steps"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.group_size < 2:
+        raise ValueError("--group_size must be >= 2: the group mean is the baseline")
+    if cfg.temperature <= 0:
+        raise ValueError(f"--temperature must be > 0 for RL sampling, got {cfg.temperature}")
+    if cfg.prompts_per_step % world:
+        raise ValueError(f"--prompts_per_step={cfg.prompts_per_step} must be a multiple of the {world} ranks "
+                         f"(each rank takes whole groups)")
+    if not 0 <= cfg.clip_low < 1 or cfg.clip_high < 0:
+        raise ValueError("need 0 <= --clip_low < 1 and --clip_high >= 0")
+    if cfg.overlong_buffer < 0 or cfg.overlong_buffer > cfg.max_new_tokens:
+        raise ValueError(f"--overlong_buffer must be in 0..--max_new_tokens, got {cfg.overlong_buffer}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The training loop
+
+
+def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None, ref_model=None):
+    """GRPO for cfg.steps steps. state: a checkpoint's train_state to resume from. reward_fn(text, gold) -> 0/1
+    (default verify.reward). Returns the list of per-step metric dicts (rank 0's view, identical on every rank)."""
+    if reward_fn is None or cfg.format_reward:
+        import verify
+        reward_fn = reward_fn or verify.reward
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    check_config(cfg, world)
+    device = next(model.parameters()).device
+    amp_dtype = common.resolve_dtype(cfg.dtype, device)
+    style_of = None
+    try:
+        import data
+        style_of = getattr(data, "trace_style", None)
+    except ImportError:
+        pass
+    model.grad_checkpointing = cfg.grad_checkpointing
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = state or {}
+    start_step, cursor = int(state.get("step", 0)), int(state.get("cursor", 0))
+    if "optimizer" in state:
+        optimizer.load_state_dict(state["optimizer"])
+    if "rng" in state:
+        common.set_rng_state(state["rng"])
+    out_dir = cfg.out_dir
+    if out_dir and common.is_main():
+        for name in ("metrics.jsonl", "samples.jsonl"):
+            trim_log(os.path.join(out_dir, name), start_step if state else -1)
+    metrics_log = common.JSONLLogger(os.path.join(out_dir, "metrics.jsonl")) if out_dir else None
+    samples_log = common.JSONLLogger(os.path.join(out_dir, "samples.jsonl")) if out_dir else None
+    P, G = cfg.prompts_per_step, cfg.group_size
+    P_local = P // world
+    n_train = len(train_set.examples)
+    if n_train == 0:
+        raise ValueError("the train split is empty")
+
+    def save(step):
+        if out_dir and common.is_main():
+            import convert
+            train_state = {"step": step, "cursor": cursor, "optimizer": optimizer.state_dict(),
+                           "rng": common.rng_state()}
+            convert.save_checkpoint(out_dir, model, tok, run_config=vars(cfg), train_state=train_state)
+        if dist.is_initialized():
+            dist.barrier()
+
+    def run_eval(step):
+        if eval_set is None or not cfg.eval_every:
+            return {}
+        result = {}
+        if common.is_main():
+            import eval as evaluation
+            summary, _ = evaluation.evaluate(model, tok, eval_set, limit=cfg.eval_limit,
+                                             batch_size=cfg.eval_batch_size, max_new_tokens=cfg.max_new_tokens)
+            result = {f"eval_{k}": v for k, v in summary.items() if isinstance(v, (int, float))}
+            common.print0(f"eval @ step {step}: accuracy {summary['accuracy']:.3f} on {summary['n']} held-out "
+                          f"problems, mean length {summary['mean_len']:.1f}"
+                          + (f", local share {summary['local_share']:.2f}" if "local_share" in summary else ""))
+            if metrics_log:
+                metrics_log.log({"step": step, **result})
+        if dist.is_initialized():
+            dist.barrier()
+        return result
+
+    from tqdm import tqdm
+
+    history = []
+    last_saved = start_step if state else None
+    if start_step == 0:
+        run_eval(0)
+    bar = tqdm(range(start_step, cfg.steps), disable=not common.is_main(), desc="rl", dynamic_ncols=True)
+    for step in bar:
+        t_step = time.perf_counter()
+        if str(device).startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats()
+
+        # ---- 1. this rank's prompts (whole groups), G samples each
+        indices = prompt_indices(cursor, P, n_train, cfg.seed)[rank * P_local:(rank + 1) * P_local]
+        cursor += P
+        examples = [train_set.examples[i] for i in indices]
+        prompts = [train_set.render_prompt(tok, ex) for ex in examples]  # P_local lists of ids
+        if max(map(len, prompts)) + cfg.max_new_tokens > model.config.block_size:
+            raise ValueError(f"a prompt of {max(map(len, prompts))} tokens + --max_new_tokens={cfg.max_new_tokens} "
+                             f"exceeds the model's context of {model.config.block_size}; lower --max_new_tokens")
+        generators = [torch.Generator(device=device).manual_seed(row_seed(cfg.seed, step, rank * P_local + i, j))
+                      for i in range(P_local) for j in range(G)]
+        model.eval()
+        t0 = time.perf_counter()
+        with common.autocast(device, amp_dtype):
+            outs = model.generate(prompts, cfg.max_new_tokens, temperature=cfg.temperature, num_samples=G,
+                                  eos_ids=tok.eos_ids, generator=generators)  # P_local * G dicts, prompt-major
+        gen_time = time.perf_counter() - t0
+
+        # ---- 2. rewards, per row: decode without the EOS, check the answer
+        texts = [tok.decode(o["tokens"][:-1] if o["finished"] else o["tokens"]) for o in outs]
+        golds = [ex["answer"] for ex in examples for _ in range(G)]
+        correct = torch.tensor([float(reward_fn(t, g)) for t, g in zip(texts, golds)])  # (N_local,)
+        lengths = torch.tensor([len(o["tokens"]) for o in outs])  # (N_local,)
+        finished = torch.tensor([float(o["finished"]) for o in outs])
+        reward = correct.clone()
+        if cfg.format_reward:
+            reward += cfg.format_reward * torch.tensor([float(verify.format_reward(t)) for t in texts])
+        reward += overlong_penalty(lengths, cfg.max_new_tokens, cfg.overlong_buffer)
+        local = torch.tensor([float(style_of(t) == "local") if style_of else 0.0 for t in texts])
+        neg_logp = torch.tensor([-sum(o["logprobs"]) for o in outs])  # (N_local,) for the entropy estimate
+        per_row = torch.stack([reward, correct, lengths.float(), finished, local, neg_logp], dim=1)  # (N_local, 6)
+        everyone = gather_rows(per_row.to(device)).cpu()  # (P * G, 6): all ranks, prompt-major
+        all_reward, all_correct, all_len, all_finished, all_local, all_neg_logp = everyone.unbind(1)
+
+        # ---- 3. advantages per group, over the whole step's groups
+        rewards = all_reward.view(P, G)
+        adv = group_advantages(rewards, cfg.scale_rewards)  # (P, G)
+        zero_var = (rewards.amax(1) == rewards.amin(1))  # (P,)
+        my_adv = adv[rank * P_local:(rank + 1) * P_local].flatten()  # (N_local,)
+        my_zero_var = zero_var[rank * P_local:(rank + 1) * P_local].repeat_interleave(G)  # (N_local,)
+
+        # ---- 4.-5. which rows enter the update, and the step-wide normalizer fixed before any micro-batch
+        keep = torch.ones(len(outs), dtype=torch.bool)
+        if cfg.filter_groups:
+            keep &= ~my_zero_var
+        if cfg.mask_truncated:
+            keep &= finished.bool()
+        normalizer = common.all_reduce_sum(torch.tensor(
+            normalizer_terms(lengths[keep], cfg.loss_agg, cfg.max_new_tokens), device=device, dtype=torch.float64))
+        normalizer = float(normalizer)
+        # A row with zero advantage adds exactly nothing to the loss or its gradient unless there is a KL term, so
+        # it is counted in the normalizer above but not run through the model (a free saving: early in RL most
+        # groups are all wrong, later many are all right).
+        rows = [{"prompt": prompts[n // G], "tokens": outs[n]["tokens"], "logprobs": outs[n]["logprobs"],
+                 "adv": float(my_adv[n])} for n in range(len(outs)) if keep[n] and (my_adv[n] != 0 or cfg.kl_coef)]
+
+        # ---- 6. the update(s)
+        model.train()
+        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) if cfg.warmup else cfg.lr
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        t0 = time.perf_counter()
+        grad_norm, loss_value, epoch_stats = float("nan"), float("nan"), []
+        for epoch in range(cfg.inner_epochs if normalizer > 0 else 0):
+            optimizer.zero_grad(set_to_none=True)
+            stats = (accumulate_gradients(model, rows, normalizer, cfg, tok.pad_id, ref_model, amp_dtype) if rows
+                     else {"loss": torch.zeros((), device=device)})
+            sync_gradients(model)
+            keys = ["loss", "tokens", "clipped", "logp_diff", "kl"]
+            reduced = common.all_reduce_sum(torch.stack([torch.as_tensor(stats.get(k, 0.0), device=device,
+                                                                         dtype=torch.float32) for k in keys]))
+            epoch_stats.append(dict(zip(keys, reduced.tolist())))
+            norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+            if not math.isfinite(epoch_stats[-1]["loss"]) or not torch.isfinite(norm):
+                where = f"the last good checkpoint is {out_dir} (step {last_saved})" if last_saved is not None else \
+                    "no checkpoint was written by this run"
+                common.die(f"loss or gradient is NaN/inf at step {step + 1} (inner epoch {epoch}); stopping, "
+                           f"{where}; try a lower --lr")
+            if epoch == 0:
+                loss_value, grad_norm = epoch_stats[0]["loss"], float(norm)
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        train_time = time.perf_counter() - t0
+        train_tokens = sum(len(r["prompt"]) + len(r["tokens"]) - 1 for r in rows) * len(epoch_stats)
+
+        # ---- 7. log
+        correct_mask = all_correct > 0.5
+        tokens_all = max(1.0, float(all_len.sum()))
+        clip_tokens = sum(s["clipped"] for s in epoch_stats)
+        seen_tokens = max(1.0, sum(s["tokens"] for s in epoch_stats))
+        timing = torch.tensor([gen_time, train_time, float(lengths.sum()), float(train_tokens)], device=device)
+        gen_total, train_total, gen_tok, train_tok = common.all_reduce_sum(timing.clone()).tolist()
+        m = {"step": step + 1,
+             "reward": float(all_reward.mean()), "accuracy": float(all_correct.mean()),
+             "frac_zero_var": float(zero_var.float().mean()),
+             "len": float(all_len.mean()),
+             "len_correct": float(all_len[correct_mask].mean()) if correct_mask.any() else None,
+             "len_wrong": float(all_len[~correct_mask].mean()) if (~correct_mask).any() else None,
+             "trunc_rate": float(1 - all_finished.mean()),
+             "entropy": float(all_neg_logp.sum()) / tokens_all,
+             "loss": loss_value, "grad_norm": grad_norm, "lr": lr,
+             "rows_in_update": int(common.all_reduce_sum(keep.sum().to(device))),
+             "rows_trained": int(common.all_reduce_sum(torch.tensor(len(rows), device=device))),
+             # mean |log p_train - log p_sampler| over the first epoch's tokens: ~1e-8 in fp32, larger in bf16
+             "sampler_logp_diff": epoch_stats[0]["logp_diff"] / epoch_stats[0]["tokens"]
+             if epoch_stats and epoch_stats[0]["tokens"] else None,
+             "gen_tok_s": gen_tok / max(gen_total / world, 1e-9),
+             "train_tok_s": train_tok / max(train_total / world, 1e-9),
+             "gen_s": gen_time, "train_s": train_time,
+             "s_per_step": time.perf_counter() - t_step,
+             "peak_mem_mb": common.peak_memory_mb(device)}
+        if cfg.kl_coef:
+            m["kl"] = sum(s["kl"] for s in epoch_stats) / seen_tokens
+        if cfg.inner_epochs > 1:
+            m["clip_frac"] = clip_tokens / seen_tokens
+        if style_of is not None:
+            m["local_share"] = float(all_local.mean())
+        if normalizer == 0:
+            m["skipped"] = True  # every row was filtered out: no update this step
+        bar.set_postfix(reward=f"{m['reward']:.3f}", acc=f"{m['accuracy']:.2f}", len=f"{m['len']:.0f}",
+                        zvar=f"{m['frac_zero_var']:.2f}", s=f"{m['s_per_step']:.1f}", refresh=False)
+        if cfg.sample_every and (step + 1) % cfg.sample_every == 0 and common.is_main():
+            for n in range(min(G, 4)):
+                rec = {"step": step + 1, "question": examples[0]["question"], "gold": golds[n],
+                       "completion": texts[n], "reward": float(reward[n]), "correct": bool(correct[n] > 0.5),
+                       "finished": bool(finished[n])}
+                tqdm.write(f"[step {step + 1} sample {n}] reward {rec['reward']:.2f} | {rec['question']!r} -> "
+                           f"{rec['completion'][:300]!r}")
+                if samples_log:
+                    samples_log.log(rec)
+
+        # ---- 8.-9. eval and checkpoint
+        last = step + 1 == cfg.steps
+        if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or last):
+            m.update(run_eval(step + 1))
+        if metrics_log:
+            metrics_log.log({k: v for k, v in m.items() if not k.startswith("eval_")})
+        history.append(m)
+        if (cfg.save_every and (step + 1) % cfg.save_every == 0) or last:
+            save(step + 1)
+            last_saved = step + 1
+    bar.close()
+    return history
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Entry point: resolve flags, load the policy (and the reference), the data, then train
+
+
+def trim_log(path, last_step):
+    """A fresh run (last_step -1) starts a new log; a resumed one drops the records after its checkpoint."""
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        kept = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= last_step]
+    with open(path, "w") as f:
+        f.writelines(kept)
+
+
+def window_overrides(cfg):
+    """--window/--sinks/--layer_pattern: 'keep' leaves the checkpoint's setting, 'none' removes it."""
+    out = {}
+    for key in ("window", "sinks", "layer_pattern"):
+        value = str(getattr(cfg, key))
+        if value.lower() == "keep":
+            continue
+        if key == "layer_pattern":
+            out[key] = None if value.lower() in ("none", "") else value
+        else:
+            try:
+                out[key] = common.optional_int(value) if key == "window" else int(value)
+            except ValueError:
+                raise ValueError(f"--{key} must be keep, none or an integer, got {value!r}") from None
+    return out
+
+
+def resolve_data_name(name, init_config):
+    """Plain --data=synthetic means 'the synthetic task SFT trained on': its knobs (digits, steps, ...) come from the
+    init checkpoint's run_config.json, so RL's prompts are drawn from the same distribution."""
+    sft_data = (init_config or {}).get("data")
+    if not isinstance(sft_data, str) or "?" in name:
+        return name
+    base = lambda n: {"synthetic": "synthetic:lagged"}.get(n.partition("?")[0], n.partition("?")[0])  # noqa: E731
+    return sft_data if base(sft_data) == base(name) else name
+
+
+def read_run_config(path):
+    f = os.path.join(path, "run_config.json")
+    if os.path.isdir(path) and os.path.isfile(f):
+        with open(f) as fh:
+            return json.load(fh)
+    return {}
+
+
+def load_policy(cfg, device):
+    """-> (model fp32 on device, tokenizer, train_state or None). From --out_dir with --resume, else from --init."""
+    import convert
+
+    if cfg.resume:
+        model, tok, _, train_state = convert.load_checkpoint(cfg.out_dir, device=device, dtype="float32")
+        if not train_state:
+            raise ValueError(f"--resume: {cfg.out_dir} has no training state (optimizer, step) to continue from")
+        return model, tok, train_state
+    if not cfg.init.startswith(("hf:", "gguf:")) and not os.path.isdir(cfg.init):
+        raise FileNotFoundError(f"no checkpoint at {cfg.init}: run python sft.py first or pass --init=...")
+    model, tok = convert.load_model(cfg.init, device=device, dtype="float32", **window_overrides(cfg))
+    return model, tok, None
+
+
+def parse_args(argv):
+    """Flags; with --resume the run config saved in --out_dir supplies the defaults (flags given still win), so the
+    same command, or one with a larger --steps, continues the run."""
+    parser = get_parser()
+    cfg = parser.parse_args(argv)
+    if cfg.resume:
+        saved = read_run_config(cfg.out_dir)
+        if not os.path.isfile(os.path.join(cfg.out_dir, "train_state.pt")):
+            raise FileNotFoundError(f"--resume: no rl.py checkpoint with a train state in {cfg.out_dir}; drop "
+                                    f"--resume to start fresh")
+        known = {a.dest for a in parser._actions}
+        parser.set_defaults(**{k: v for k, v in saved.items() if k in known and k not in ("resume", "out_dir")})
+        cfg = parser.parse_args(argv)
+    return cfg
+
+
+def main(argv=None):
+    try:
+        cfg = parse_args(argv)
+        device = common.resolve_device(cfg.device)
+        rank, world, device = common.init_distributed(device)
+        if not str(device).startswith("cuda") and common.resolve_dtype(cfg.dtype, device) != torch.float32:
+            raise ValueError(f"--dtype={cfg.dtype} on {device}: autocast is GPU-only and CPU training runs in "
+                             f"float32; use --dtype=auto or float32")
+        common.seed_everything(cfg.seed)
+        init_config = read_run_config(cfg.init)
+        cfg.data = resolve_data_name(cfg.data, init_config)
+        common.echo_config(vars(cfg), "rl config")
+        check_config(cfg, world)
+        import data
+        model, tok, train_state = load_policy(cfg, device)
+        ref_model = None
+        if cfg.kl_coef:
+            ref_model, _ = __import__("convert").load_model(cfg.init, device=device, dtype="float32",
+                                                            **window_overrides(cfg))
+            ref_model.eval().requires_grad_(False)
+        train_set = data.load_dataset(cfg.data, "train", seed=cfg.seed)
+        eval_set = data.load_dataset(cfg.data, "test", seed=cfg.seed) if cfg.eval_every else None
+        w = model.config
+        common.print0(f"policy: {model.num_params() / 1e6:.2f}M parameters, window={w.window} sinks={w.sinks} "
+                      f"layer_pattern={w.layer_pattern}; {len(train_set)} train prompts; {world} rank(s) on {device}")
+        history = train(cfg, model, tok, train_set, eval_set, state=train_state, ref_model=ref_model)
+    except (ValueError, FileNotFoundError, NotADirectoryError) as e:
+        common.die(str(e), code=2)
+    if history:
+        first, last = history[0], history[-1]
+        common.print0(f"done: {len(history)} steps, reward {first['reward']:.3f} -> {last['reward']:.3f}, "
+                      f"sampled accuracy {first['accuracy']:.3f} -> {last['accuracy']:.3f}"
+                      + (f", local share {first['local_share']:.2f} -> {last['local_share']:.2f}"
+                         if "local_share" in last else "") + f"; checkpoint in {cfg.out_dir}")
+    common.cleanup_distributed()
+    return history
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,403 @@
+"""rl.py: advantages, loss aggregation, clipping, KL, masks and micro-batching against hand computations; sampling
+log-probs against the training forward under a window; a tiny policy that learns; the script end to end + resume."""
+
+import copy
+import json
+import math
+import os
+
+import pytest
+import torch
+
+import rl
+from model import GPT, GPTConfig
+
+torch.set_num_threads(1)
+
+
+def tiny_model(window=None, vocab=257, n_layer=1, n_embd=32, seed=0):
+    torch.manual_seed(seed)
+    return GPT(GPTConfig(vocab_size=vocab, n_layer=n_layer, n_head=2, n_embd=n_embd, block_size=256, window=window))
+
+
+def cfg_for(*flags):
+    return rl.get_parser().parse_args(["--out_dir=", "--eval_every=0", "--sample_every=0", *flags])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Advantages
+
+
+def test_advantages_each_scale_by_hand():
+    r = torch.tensor([[1.0, 0.0, 0.0, 1.0],
+                      [1.0, 1.0, 1.0, 1.0],  # zero variance
+                      [0.0, 0.0, 0.0, 1.0]])
+    centered = torch.tensor([[0.5, -0.5, -0.5, 0.5],
+                             [0.0, 0.0, 0.0, 0.0],
+                             [-0.25, -0.25, -0.25, 0.75]])
+    eps = 1e-4
+    assert torch.allclose(rl.group_advantages(r, "none"), centered)
+    group_std = torch.tensor([[0.5], [0.0], [math.sqrt(0.25 * 0.75)]])  # population std per group
+    assert torch.allclose(rl.group_advantages(r, "group"), centered / (group_std + eps))
+    p = 7 / 12  # the batch's rewards are 7 ones out of 12: population std sqrt(p (1 - p))
+    assert torch.allclose(rl.group_advantages(r, "batch"), centered / (math.sqrt(p * (1 - p)) + eps))
+    for scale in rl.SCALES:  # a zero-variance group: exactly zero, never NaN, whatever the value repeated
+        adv = rl.group_advantages(torch.full((2, 8), 0.3), scale)
+        assert torch.equal(adv, torch.zeros(2, 8))
+        assert torch.equal(rl.group_advantages(r, scale)[1], torch.zeros(4))
+    with pytest.raises(ValueError, match="scale_rewards"):
+        rl.group_advantages(r, "bogus")
+
+
+def test_overlong_penalty_dapo():
+    lengths = torch.tensor([10, 12, 14, 16, 20])
+    # budget 20, buffer 8: free up to 12 tokens, then linear to -1 at 20
+    assert torch.allclose(rl.overlong_penalty(lengths, 20, 8), torch.tensor([0.0, 0.0, -0.25, -0.5, -1.0]))
+    assert torch.equal(rl.overlong_penalty(lengths, 20, 0), torch.zeros(5))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The loss: value and gradient of each aggregation, by hand
+
+
+def loss_inputs():
+    logp = torch.tensor([[-1.0, -2.0, -0.5, -3.0],
+                         [-0.2, -1.5, -9.0, -9.0]], requires_grad=True)
+    old = torch.tensor([[-1.1, -1.9, -0.5, -3.2],
+                        [-0.3, -1.4, -9.0, -9.0]])  # every ratio within [0.8, 1.28]: nothing clipped
+    mask = torch.tensor([[1.0, 1.0, 1.0, 1.0],
+                         [1.0, 1.0, 0.0, 0.0]])  # lengths 4 and 2
+    adv = torch.tensor([1.0, -0.5])
+    return logp, old, mask, adv
+
+
+@pytest.mark.parametrize("agg", rl.LOSS_AGGS)
+def test_loss_aggregation_value_and_gradient(agg):
+    logp, old, mask, adv = loss_inputs()
+    lengths = mask.sum(1)
+    max_new = 6
+    normalizer = rl.normalizer_terms(lengths, agg, max_new)
+    assert normalizer == {"token": 6.0, "sequence": 2.0, "constant": 12.0}[agg]
+    loss, stats = rl.grpo_loss(logp, old, None, adv, mask, normalizer, agg)
+    loss.backward()
+
+    ratio = torch.exp(logp.detach() - old)
+    A = adv[:, None]
+    if agg == "token":  # -sum(A ratio mask) / sum(mask)
+        want = -(A * ratio * mask).sum() / mask.sum()
+        want_grad = -A * ratio * mask / mask.sum()  # d ratio / d logp = ratio
+    elif agg == "sequence":  # -(1/N) sum_i (1/|o_i|) sum_t A_i ratio mask
+        want = -((A * ratio * mask).sum(1) / lengths).sum() / 2
+        want_grad = -A * ratio * mask / lengths[:, None] / 2
+    else:  # -sum(A ratio mask) / (N * max_new_tokens)
+        want = -(A * ratio * mask).sum() / (2 * max_new)
+        want_grad = -A * ratio * mask / (2 * max_new)
+    assert torch.allclose(loss, want, atol=1e-6)
+    assert torch.allclose(logp.grad, want_grad, atol=1e-6)
+    assert stats["tokens"] == 6 and stats["clipped"] == 0
+
+
+def test_ratio_one_is_reinforce():
+    """On-policy (old == current): loss value -sum(A mask)/n and gradient -A mask/n, REINFORCE with a baseline."""
+    logp, _, mask, adv = loss_inputs()
+    loss, _ = rl.grpo_loss(logp, logp.detach(), None, adv, mask, 6.0, "token")
+    loss.backward()
+    assert torch.allclose(loss, -(adv[:, None] * mask).sum() / 6)
+    assert torch.allclose(logp.grad, -adv[:, None] * mask / 6)
+
+
+def test_clipping_zeroes_the_clipped_side():
+    """ratio 1.5 > 1 + clip_high: no gradient when A > 0 (already pushed up enough), full gradient when A < 0;
+    ratio 0.5 < 1 - clip_low: no gradient when A < 0, full gradient when A > 0."""
+    old = torch.zeros(4, 1)
+    logp = torch.log(torch.tensor([[1.5], [1.5], [0.5], [0.5]])).requires_grad_()
+    adv = torch.tensor([1.0, -1.0, -1.0, 1.0])
+    mask = torch.ones(4, 1)
+    loss, stats = rl.grpo_loss(logp, old, None, adv, mask, 4.0, "token", clip_low=0.2, clip_high=0.28)
+    loss.backward()
+    # per-token surrogate min(ratio A, clip(ratio) A): rows 0 and 2 take the clipped (constant) branch
+    want = -(1.28 * 1.0 + 1.5 * -1.0 + 0.8 * -1.0 + 0.5 * 1.0) / 4
+    assert torch.allclose(loss, torch.tensor(want), atol=1e-6)
+    want_grad = torch.tensor([[0.0], [-(-1.0) * 1.5 / 4], [0.0], [-(1.0) * 0.5 / 4]])
+    assert torch.allclose(logp.grad, want_grad, atol=1e-6)
+    assert stats["clipped"] == 2
+
+
+def test_k3_nonnegative_and_zero_at_reference():
+    torch.manual_seed(0)
+    logp = (-torch.rand(3, 5) * 4).requires_grad_()
+    ref = -torch.rand(3, 5) * 4
+    mask = torch.ones(3, 5)
+    zero_adv = torch.zeros(3)
+    loss, stats = rl.grpo_loss(logp, logp.detach(), ref, zero_adv, mask, 15.0, kl_coef=0.5)
+    log_r = ref - logp.detach()
+    k3 = torch.exp(log_r) - log_r - 1
+    assert (k3 >= 0).all() and stats["kl"] >= 0
+    assert torch.allclose(loss, 0.5 * k3.sum() / 15, atol=1e-6)
+    loss, stats = rl.grpo_loss(logp, logp.detach(), logp.detach(), zero_adv, mask, 15.0, kl_coef=0.5)
+    loss.backward()
+    assert loss.item() == 0 and stats["kl"].item() == 0
+    assert torch.equal(logp.grad, torch.zeros(3, 5))  # k3's gradient vanishes at pi == pi_ref
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rows -> tensors -> gradients through the real accumulation path
+
+
+def make_rows(n=8, seed=0, vocab=257, eos=256):
+    """Rows with ragged prompts and completions; every other completion ends with the EOS (== pad here)."""
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for i in range(n):
+        prompt = torch.randint(0, 256, (3 + i % 4,), generator=g).tolist()
+        tokens = torch.randint(0, 256, (2 + (5 * i) % 9,), generator=g).tolist()
+        if i % 2:
+            tokens[-1] = eos
+        rows.append({"prompt": prompt, "tokens": tokens, "logprobs": (-torch.rand(len(tokens), generator=g)).tolist(),
+                     "adv": float(torch.randn((), generator=g))})
+    return rows
+
+
+def grads_of(model):
+    return [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("agg", rl.LOSS_AGGS)
+def test_micro_batch_split_does_not_change_loss_or_gradient(agg):
+    model = tiny_model(window=4)
+    rows = make_rows()
+    lengths = torch.tensor([len(r["tokens"]) for r in rows])
+    normalizer = rl.normalizer_terms(lengths, agg, 16)
+    results = {}
+    for mbs in (8, 4, 2):  # 1, 2 and 4 micro-batches
+        model.zero_grad()
+        stats = rl.accumulate_gradients(model, rows, normalizer, cfg_for(f"--micro_batch_size={mbs}",
+                                                                         f"--loss_agg={agg}"), pad_id=256)
+        results[mbs] = (stats["loss"].clone(), grads_of(model))
+    for mbs in (4, 2):
+        assert torch.allclose(results[mbs][0], results[8][0], atol=1e-6)
+        for a, b in zip(results[mbs][1], results[8][1]):
+            assert torch.allclose(a, b, atol=1e-6)
+    assert any(g.abs().sum() > 0 for g in results[8][1])
+
+
+def test_zero_variance_group_gives_zero_gradient():
+    model = tiny_model(window=4)
+    rows = make_rows(4)
+    adv = rl.group_advantages(torch.tensor([[1.0, 1.0, 1.0, 1.0]]))  # one group, all correct
+    for r, a in zip(rows, adv[0]):
+        r["adv"] = float(a)
+    model.zero_grad()
+    rl.accumulate_gradients(model, rows, 10.0, cfg_for(), pad_id=256)
+    assert all(torch.equal(g, torch.zeros_like(g)) for g in grads_of(model))
+
+
+def test_kl_zero_against_an_identical_reference():
+    model = tiny_model(window=4)
+    rows = make_rows(6)
+    cfg = cfg_for("--kl_coef=0.1")
+    model.zero_grad()
+    stats = rl.accumulate_gradients(model, rows, 30.0, cfg, pad_id=256, ref_model=copy.deepcopy(model))
+    with_kl = grads_of(model)
+    model.zero_grad()
+    rl.accumulate_gradients(model, rows, 30.0, cfg_for(), pad_id=256)
+    assert stats["kl"].item() == pytest.approx(0.0, abs=1e-6)
+    for a, b in zip(with_kl, grads_of(model)):
+        assert torch.allclose(a, b, atol=1e-7)
+
+
+def test_masks_keep_eos_when_pad_is_eos():
+    eos = pad = 256
+    rows = [{"prompt": [1, 2, 3], "tokens": [7, 8, eos], "logprobs": [-1.0, -1.0, -1.0], "adv": 1.0},
+            {"prompt": [4, 5], "tokens": [eos], "logprobs": [-1.0], "adv": -1.0},
+            {"prompt": [6], "tokens": [9, 9, 9, 9, 9], "logprobs": [-1.0] * 5, "adv": 0.5}]
+    idx, pos, tokens, old, mask, adv = rl.collate(rows, pad, "cpu")
+    assert mask.tolist() == [[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1]]
+    assert tokens[0, 2] == eos and tokens[1, 0] == eos
+    assert pos[0, :3].tolist() == [2, 3, 4] and pos[1, 0] == 1
+    # the EOS is scored and equals the model's own forward loss at that position
+    model = tiny_model()
+    logp = rl.completion_logprobs(model, idx, pos, tokens, mask, 1.0)
+    targets = torch.full(idx.shape, -1)
+    for b, r in enumerate(rows):
+        targets[b, len(r["prompt"]) - 1:len(r["prompt"]) - 1 + len(r["tokens"])] = torch.tensor(r["tokens"])
+    _, nll = model(idx, targets, loss_reduction="none", return_logits=False)
+    assert logp[0, 2] != 0 and logp[1, 0] != 0
+    assert torch.allclose(logp[0, :3], -nll[0, 2:5], atol=1e-5)
+    assert torch.allclose(logp[1, 0], -nll[1, 1], atol=1e-5)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_sampling_logprobs_match_training_forward_beyond_the_window(temperature):
+    """The on-policy check under SWA: the rolling-cache sampler and the training forward agree past the window."""
+    model = tiny_model(window=4, n_layer=2).eval()
+    prompts = [[5, 6, 7, 8, 9, 10], [11, 12, 13]]
+    gens = [torch.Generator().manual_seed(i) for i in range(4)]
+    outs = model.generate(prompts, 34, temperature=temperature, num_samples=2, generator=gens)
+    rows = [{"prompt": prompts[n // 2], "tokens": o["tokens"], "logprobs": o["logprobs"], "adv": 0.0}
+            for n, o in enumerate(outs)]
+    assert all(len(r["tokens"]) == 34 for r in rows)  # no eos_ids: 34 tokens, far past W=4
+    idx, pos, tokens, old, mask, _ = rl.collate(rows, 0, "cpu")
+    with torch.no_grad():
+        logp = rl.completion_logprobs(model, idx, pos, tokens, mask, temperature)
+    assert (logp - old).abs().max() < 1e-4
+    if temperature == 1.0:  # and at T=1 it is literally the model's forward with return_logits=False
+        targets = torch.full(idx.shape, -1)
+        for b, r in enumerate(rows):
+            targets[b, len(r["prompt"]) - 1:len(r["prompt"]) - 1 + len(r["tokens"])] = torch.tensor(r["tokens"])
+        with torch.no_grad():
+            _, nll = model(idx, targets, loss_reduction="none", return_logits=False)
+        assert torch.allclose(-nll.gather(1, pos), logp, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A tiny policy learns; the script runs, checkpoints and resumes exactly
+
+
+class DigitTokenizer:
+    """Ten digit tokens, an EOS (= pad) and a start token."""
+    eos_id = pad_id = 10
+    eos_ids = [10]
+
+    def decode(self, ids):
+        return "".join(str(i) for i in ids if i < 10)
+
+
+class CopyDigit:
+    """'Output the prompt digit': the prompt is [start, d], the reward 1 if the completion starts with d."""
+    examples = [{"question": str(d), "answer": str(d)} for d in range(10)] * 4
+
+    def render_prompt(self, tok, ex):
+        return [11, int(ex["question"])]
+
+
+def test_tiny_policy_learns_to_copy_a_digit():
+    model = tiny_model(vocab=12, n_embd=32)
+    cfg = cfg_for("--steps=30", "--prompts_per_step=16", "--group_size=8", "--max_new_tokens=2", "--lr=1e-2",
+                  "--micro_batch_size=128")
+    history = rl.train(cfg, model, DigitTokenizer(), CopyDigit(),
+                       reward_fn=lambda text, gold: float(text[:1] == gold))
+    first = sum(h["reward"] for h in history[:5]) / 5
+    last = sum(h["reward"] for h in history[-5:]) / 5
+    assert first < 0.3 and last > 0.8, (first, last)  # seeds 0-2 reach 0.96-1.0
+    assert all(0 <= h["frac_zero_var"] <= 1 and h["grad_norm"] >= 0 for h in history)
+
+
+def test_inner_epochs_reuse_sampling_logprobs_and_clip():
+    """With --inner_epochs > 1 the later epochs score the same samples against their sampling-time log-probs: the
+    first epoch is on-policy (ratio 1), the later ones drift and get clipped."""
+    model = tiny_model(vocab=12, n_embd=32)
+    cfg = cfg_for("--steps=3", "--prompts_per_step=8", "--group_size=8", "--max_new_tokens=2", "--lr=3e-2",
+                  "--inner_epochs=4", "--micro_batch_size=64")
+    history = rl.train(cfg, model, DigitTokenizer(), CopyDigit(), reward_fn=lambda text, gold: float(text[:1] == gold))
+    assert all(h["sampler_logp_diff"] < 1e-5 for h in history)
+    assert any(h["clip_frac"] > 0 for h in history)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    import convert
+    from tokenizer import Tokenizer
+
+    path = tmp_path_factory.mktemp("ckpt") / "sft"
+    model = tiny_model(window=8)
+    # A few steps of teaching it to stop (EOS) now and then, so completion lengths vary and --overlong_buffer gives
+    # the groups reward variance: a random model never solves the task, and zero rewards would update nothing.
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        idx = torch.randint(0, 256, (8, 24), generator=g)
+        targets = torch.where(torch.rand(8, 24, generator=g) < 0.15, 256, torch.randint(0, 256, (8, 24), generator=g))
+        opt.zero_grad()
+        model(idx, targets)[1].backward()
+        opt.step()
+    convert.save_checkpoint(path, model, Tokenizer.byte_level(),
+                            run_config={"data": "synthetic:lagged?n_digits=4&n_steps=2&size=200"})
+    return str(path)
+
+
+def run_rl(tmp_path, init, name, *flags):
+    out = str(tmp_path / name)
+    rl.main([f"--init={init}", f"--out_dir={out}", "--prompts_per_step=2", "--group_size=2", "--max_new_tokens=12",
+             "--micro_batch_size=3", "--lr=1e-3", "--sample_every=1", "--eval_every=2", "--eval_limit=4",
+             "--seed=1", "--overlong_buffer=12", *flags])
+    return out
+
+
+def weights(path):
+    from safetensors.torch import load_file
+    return load_file(os.path.join(path, "model.safetensors"))
+
+
+def test_script_runs_checkpoints_and_resumes_exactly(tmp_path, tiny_checkpoint):
+    a = run_rl(tmp_path, tiny_checkpoint, "a", "--steps=2")
+    assert os.path.isfile(os.path.join(a, "model.safetensors"))
+    with open(os.path.join(a, "run_config.json")) as f:
+        saved = json.load(f)
+    assert saved["data"] == "synthetic:lagged?n_digits=4&n_steps=2&size=200"  # SFT's knobs were picked up
+    records = [json.loads(line) for line in open(os.path.join(a, "metrics.jsonl"))]
+    steps = [r for r in records if "reward" in r]
+    assert [r["step"] for r in steps] == [1, 2]
+    for key in ("reward", "accuracy", "frac_zero_var", "len", "trunc_rate", "entropy", "grad_norm", "gen_tok_s",
+                "train_tok_s", "s_per_step", "peak_mem_mb", "local_share"):
+        assert key in steps[0], key
+    assert any("eval_accuracy" in r for r in records)
+    assert os.path.getsize(os.path.join(a, "samples.jsonl")) > 0
+
+    rl.main([f"--out_dir={a}", "--resume=true", "--steps=4"])  # the rest of the flags come from the checkpoint
+    b = run_rl(tmp_path, tiny_checkpoint, "b", "--steps=4")
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not torch.equal(wa["embed.weight"], weights(tiny_checkpoint)["embed.weight"])
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_checkpoint, capsys):
+    import convert
+
+    model, tok = convert.load_model(tiny_checkpoint, device="cpu", dtype="float32")
+    calls = []
+
+    def reward_then_nan(text, gold):  # a NaN reward from the second step on: NaN advantages, NaN loss
+        calls.append(1)
+        return float(len(calls) % 2) if len(calls) <= 4 else float("nan")
+
+    cfg = rl.get_parser().parse_args([f"--out_dir={tmp_path}", "--steps=3", "--prompts_per_step=2",
+                                      "--group_size=2", "--max_new_tokens=4", "--save_every=1", "--eval_every=0",
+                                      "--sample_every=0"])
+    import data
+    with pytest.raises(SystemExit):
+        rl.train(cfg, model, tok, data.load_dataset("synthetic", "train", size=20), reward_fn=reward_then_nan)
+    err = capsys.readouterr().err
+    assert "NaN/inf at step 2" in err and "(step 1)" in err
+    _, _, _, state = convert.load_checkpoint(tmp_path, device="cpu")
+    assert state["step"] == 1
+
+
+def test_missing_init_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        rl.main([f"--init={tmp_path}/nope", f"--out_dir={tmp_path}/out"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no checkpoint at" in err and "python sft.py" in err
+
+
+def test_two_ranks_equal_one_process(tmp_path, tiny_checkpoint):
+    """torchrun with 2 CPU ranks (gloo): each rank samples its own whole groups, the batch std and the normalizer
+    are global, the gradients are summed; the weights match a single process up to float summation order."""
+    import subprocess
+    import sys
+
+    flags = [f"--init={tiny_checkpoint}", "--prompts_per_step=4", "--group_size=4", "--max_new_tokens=12",
+             "--micro_batch_size=3", "--lr=1e-3", "--sample_every=0", "--eval_every=0", "--overlong_buffer=12",
+             "--steps=2", "--scale_rewards=batch", "--filter_groups=true", "--seed=1"]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "rl.py",
+                    *flags, f"--out_dir={tmp_path / 'ddp'}"], cwd=root, env=env, check=True, capture_output=True)
+    rl.main([*flags, f"--out_dir={tmp_path / 'single'}"])
+    a, b = weights(tmp_path / "ddp"), weights(tmp_path / "single")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert not torch.equal(a["embed.weight"], weights(tiny_checkpoint)["embed.weight"])
+    logs = [[json.loads(line) for line in open(tmp_path / d / "metrics.jsonl")] for d in ("ddp", "single")]
+    assert [r["reward"] for r in logs[0]] == [r["reward"] for r in logs[1]]

@@ -18,7 +18,7 @@ Everything attention-related goes through one entry point, `attention(q, k, v, w
   dense    SDPA with an explicit mask: O(T^2), the plain reference
   chunked  pure PyTorch, O(T*W): query blocks attend only to their band of keys plus the sink keys
   flex     torch FlexAttention with a sliding-window + sinks block mask (CUDA)
-  triton   kernels/windowed_attention.py, a FlashAttention-style kernel that visits only in-window key blocks
+  triton   kernels/triton_swa.py, a FlashAttention-style kernel that visits only in-window key blocks
 Generation uses a KVCache: global layers keep every position, windowed layers a rolling buffer of sinks + W slots,
 so memory stays flat however long the reasoning trace grows.
 """
@@ -111,7 +111,7 @@ class GPTConfig:
 
 
 def attention(q, k, v, window=None, sinks=0, backend="auto"):
-    """Causal attention, optionally windowed. q (B, Hq, T, D); k, v (B, Hkv, T, D), Hq a multiple of Hkv -> (B, Hq, T, D).
+    """Causal attention, optionally windowed: q (B, Hq, T, D), k and v (B, Hkv, T, D) -> (B, Hq, T, D); Hkv divides Hq.
 
     Query i attends keys max(0, i-W+1) .. i plus keys 0 .. sinks-1; window=None is full causal attention.
     """
@@ -145,7 +145,7 @@ def auto_backend(device, window):
 @lru_cache(maxsize=None)
 def _triton_available():
     try:
-        import kernels  # noqa: F401  (imports triton)
+        import triton  # noqa: F401  (kernels/ needs it; it is optional)
         return True
     except ImportError:
         return False
@@ -179,48 +179,46 @@ def dense_attention(q, k, v, window, sinks):
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=q.size(1) != k.size(1))
 
 
-def chunked_attention(q, k, v, window, sinks, block=64):
+def chunked_attention(q, k, v, window, sinks, block=128):
     """O(T*W) attention in plain PyTorch: each block of `block` queries sees a band of block+W-1 keys plus the sinks.
 
-    The keys of every band are gathered with one `unfold` over K padded on the left by W-1 zeros, so there is no
-    Python loop over blocks; band and sink scores share one softmax. Memory and time grow as T * (block + W).
+    The query blocks become the batch of one SDPA call: the key bands are one `unfold` of K padded on the left by
+    W-1 zeros (no Python loop over blocks), the sink keys are put in front of every band, and one additive mask per
+    block keeps exactly the keys `window_mask` allows, so band and sinks share one softmax. SDPA's fused kernel
+    neither materializes the (block, band) probabilities nor keeps them for backward: about 1.6x faster than an
+    explicit matmul + softmax on CPU. Blocks lead the layout, (nb, B*H, ...), so batch and heads merge without a
+    copy and the mask is shared by every row and head. Time and memory grow as T * (block + W + sinks);
+    bench/attention.py picks the default block (smaller blocks waste less compute on the band, larger ones copy
+    fewer band keys).
     """
     B, Hq, T, D = q.shape
+    window = T if window is None else min(window, T)  # a band of T keys is full causal attention
     Hkv = k.size(1)
-    G = Hq // Hkv
     C = min(block, T)
     nb = -(-T // C)  # number of query blocks
     span = C + window - 1  # keys a query block can see: [block_start - W + 1, block_end)
-    scale = 1.0 / math.sqrt(D)
+    n_sink = min(sinks, T)
+    dev = q.device
 
-    qb = F.pad(q, (0, 0, 0, nb * C - T)).view(B, Hkv, G, nb, C, D)
-    k_pad = F.pad(k, (0, 0, window - 1, nb * C - T))  # (B, Hkv, W-1 + nb*C, D)
-    v_pad = F.pad(v, (0, 0, window - 1, nb * C - T))
-    kb = k_pad.unfold(2, span, C).unsqueeze(2)  # (B, Hkv, 1, nb, D, span)
-    vb = v_pad.unfold(2, span, C).transpose(-1, -2).unsqueeze(2)  # (B, Hkv, 1, nb, span, D)
+    qb = F.pad(q, (0, 0, 0, nb * C - T)).view(B, Hq, nb, C, D).permute(2, 0, 1, 3, 4).flatten(1, 2)  # (nb, B*Hq, C, D)
+    kb, vb = (F.pad(x, (0, 0, window - 1, nb * C - T)).unfold(2, span, C).permute(2, 0, 1, 4, 3).flatten(1, 2)
+              for x in (k, v))  # (nb, B*Hkv, span, D)
 
     # absolute positions: query r of block i is i*C + r; key j of its band is i*C - (W-1) + j
-    q_pos = (torch.arange(nb, device=q.device)[:, None] * C + torch.arange(C, device=q.device))[:, :, None]
-    k_pos = (torch.arange(nb, device=q.device)[:, None] * C - (window - 1)
-             + torch.arange(span, device=q.device))[:, None, :]
-    band_ok = window_mask(q_pos, k_pos, window, 0)  # (nb, C, span); the zero padding sits at k_pos < 0
-    scores = (qb @ kb) * scale  # (B, Hkv, G, nb, C, span)
-    scores = scores.masked_fill(~band_ok, float("-inf"))
-
-    n_sink = min(sinks, T)
+    q_pos = (torch.arange(nb, device=dev)[:, None] * C + torch.arange(C, device=dev))[:, :, None]  # (nb, C, 1)
+    k_pos = (torch.arange(nb, device=dev)[:, None] * C - (window - 1) + torch.arange(span, device=dev))[:, None, :]
+    visible = window_mask(q_pos, k_pos, window, 0)  # (nb, C, span); the zero padding sits at k_pos < 0
     if n_sink:
         # sink keys that the band does not already cover (otherwise they would be counted twice)
-        s_pos = torch.arange(n_sink, device=q.device)[None, None, :]
-        sink_ok = (s_pos <= q_pos) & (q_pos - s_pos >= window)  # (nb, C, n_sink)
-        sink_scores = (qb @ k[:, :, None, None, :n_sink].transpose(-1, -2)) * scale  # (B, Hkv, G, nb, C, n_sink)
-        scores = torch.cat([sink_scores.masked_fill(~sink_ok, float("-inf")), scores], dim=-1)
-
-    # softmax in at least float32 (bf16 exponentials lose too much); every row sees itself, so no row is all -inf
-    probs = torch.softmax(scores, dim=-1, dtype=torch.promote_types(q.dtype, torch.float32)).to(q.dtype)
-    out = probs[..., n_sink:] @ vb  # (B, Hkv, G, nb, C, D)
-    if n_sink:
-        out = out + probs[..., :n_sink] @ v[:, :, None, None, :n_sink]
-    return out.reshape(B, Hq, nb * C, D)[:, :, :T]
+        s_pos = torch.arange(n_sink, device=dev)[None, None, :]
+        visible = torch.cat([(s_pos <= q_pos) & (q_pos - s_pos >= window), visible], dim=-1)
+        kb, vb = (torch.cat([x[None, :, :, :n_sink].expand(nb, B, Hkv, n_sink, D).flatten(1, 2), xb], dim=2)
+                  for x, xb in ((k, kb), (v, vb)))  # (nb, B*Hkv, n_sink + span, D)
+    # every query sees itself, so no row is fully masked
+    bias = torch.zeros(visible.shape, device=dev, dtype=q.dtype).masked_fill(~visible, float("-inf"))[:, None]
+    # GQA: query head b*Hq + h reads kv head (b*Hq + h) // G = b*Hkv + h // G, the right row and head
+    out = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=bias, enable_gqa=Hq != Hkv)  # (nb, B*Hq, C, D)
+    return out.view(nb, B, Hq, C, D).permute(1, 2, 0, 3, 4).reshape(B, Hq, nb * C, D)[:, :, :T]
 
 
 @lru_cache(maxsize=8)
@@ -229,7 +227,10 @@ def _flex_block_mask(T, window, sinks, device):
     from torch.nn.attention.flex_attention import create_block_mask
 
     def mask_mod(b, h, q_idx, kv_idx):
-        return (kv_idx <= q_idx) & ((q_idx - kv_idx < window) | (kv_idx < sinks))
+        causal = kv_idx <= q_idx
+        if window is None:
+            return causal
+        return causal & ((q_idx - kv_idx < window) | (kv_idx < sinks))
 
     return create_block_mask(mask_mod, B=None, H=None, Q_LEN=T, KV_LEN=T, device=device)
 
@@ -258,10 +259,9 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x):
-        # normalize in float32 like the reference implementations, then scale in the input dtype
-        xf = x.float()
-        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * xf.to(x.dtype)
+        # normalize in float32 like the reference implementations, then scale in the input dtype; F.rms_norm is one
+        # fused op where pow/mean/rsqrt/mul were five (decode runs two norms per layer per token)
+        return self.weight * F.rms_norm(x.float(), (x.size(-1),), eps=self.eps).to(x.dtype)
 
 
 def make_norm(config, dim):
@@ -562,7 +562,7 @@ def _as_lists(prompts):
 def sample_next(logits, temperature, top_k, top_p, generator, rows):
     """logits (n, V) float32 -> (token (n,), log-prob (n,)). rows (n,) picks each row's generator from a list."""
     if temperature == 0:
-        token = logits.argmax(-1)
+        token = logits.max(-1).indices  # argmax's first-max rule, but about 3x faster on CPU over a 50k vocab
         return token, torch.log_softmax(logits, -1).gather(-1, token[:, None])[:, 0]
     scaled = logits / temperature
     logprobs = torch.log_softmax(scaled, -1)
@@ -603,6 +603,7 @@ class KVCache:
         self.pos_global = torch.full((batch_size, max_len), -1, device=device, dtype=torch.long)
         self.pos_window = torch.full((batch_size, self.sinks + (W or 0)), -1, device=device, dtype=torch.long)
         self.length = 0  # columns written so far
+        self.dtype = dtype
 
     def nbytes(self):
         return sum(t.numel() * t.element_size() for t in self.k + self.v)
@@ -618,15 +619,22 @@ class KVCache:
         if W is not None:
             if c0 > 0 and Tn > 1:
                 raise ValueError("the rolling cache takes one token at a time after the prefill")
-            tail = min(Tn, W)  # older columns of a long prefill can never be seen again
-            self.ring_slots = self.sinks + torch.arange(c0 + Tn - tail, c0 + Tn, device=device) % W
-            ring_pos = positions[:, -tail:]
+            if Tn == 1:
+                # decode: a slice, so every layer writes its ring slot with a plain copy instead of an index_put
+                slot = self.sinks + c0 % W
+                self.ring_slots, self.ring_tail = slice(slot, slot + 1), 1
+            else:
+                self.ring_tail = min(Tn, W)  # older columns of a long prefill can never be seen again
+                self.ring_slots = self.sinks + torch.arange(c0 + Tn - self.ring_tail, c0 + Tn, device=device) % W
+            ring_pos = positions[:, -self.ring_tail:]
             self.pos_window[:, self.ring_slots] = ring_pos.masked_fill(ring_pos < self.sinks, -1)  # sinks live apart
-            is_sink = (positions >= 0) & (positions < self.sinks)
-            self.sink_rows, self.sink_cols = is_sink.nonzero(as_tuple=True) if is_sink.any() else (None, None)
-            if self.sink_rows is not None:
-                self.sink_slots = positions[self.sink_rows, self.sink_cols]
-                self.pos_window[self.sink_rows, self.sink_slots] = self.sink_slots
+            self.sink_rows = None
+            if self.sinks:
+                is_sink = (positions >= 0) & (positions < self.sinks)
+                if is_sink.any():
+                    self.sink_rows, self.sink_cols = is_sink.nonzero(as_tuple=True)
+                    self.sink_slots = positions[self.sink_rows, self.sink_cols]
+                    self.pos_window[self.sink_rows, self.sink_slots] = self.sink_slots
         q_pos = positions[:, None, :, None]  # (B, 1, Tn, 1)
         if c0 == 0:
             # prefill attends over its own keys: plain attention() unless left padding needs a per-row mask
@@ -635,9 +643,17 @@ class KVCache:
             self.mask_global = window_mask(q_pos, k_pos, None, 0) if padded else None
             self.mask_window = window_mask(q_pos, k_pos, W, self.sinks) if padded else None
         else:
-            self.mask_global = window_mask(q_pos, self.pos_global[:, None, None, :c0 + Tn], None, 0)
+            self.mask_global = self._decode_mask(window_mask(q_pos, self.pos_global[:, None, None, :c0 + Tn], None, 0))
             if W is not None:
-                self.mask_window = window_mask(q_pos, self.pos_window[:, None, None, :], W, self.sinks)
+                self.mask_window = self._decode_mask(window_mask(q_pos, self.pos_window[:, None, None, :], W,
+                                                                 self.sinks))
+
+    def _decode_mask(self, visible):
+        """visible (B, 1, 1, S) bool -> None when every slot is visible (no padding, ring full: SDPA's fastest path),
+        else an additive float mask, made once per step because SDPA would convert a boolean one in every layer."""
+        if bool(visible.all()):
+            return None
+        return torch.zeros(visible.shape, device=visible.device, dtype=self.dtype).masked_fill(~visible, float("-inf"))
 
     def attend(self, layer, q, k, v):
         """Store this layer's new keys/values (B, Hkv, Tn, D), then attend q (B, Hq, Tn, D) -> (B, Hq, Tn, D)."""
@@ -646,20 +662,24 @@ class KVCache:
         if w is None:
             K[:, :, c0:c0 + Tn], V[:, :, c0:c0 + Tn] = k, v
         else:
-            tail = self.ring_slots.numel()
+            tail = self.ring_tail
             K[:, :, self.ring_slots], V[:, :, self.ring_slots] = k[:, :, -tail:], v[:, :, -tail:]
             if self.sink_rows is not None:
                 K[self.sink_rows, :, self.sink_slots] = k[self.sink_rows, :, self.sink_cols]
                 V[self.sink_rows, :, self.sink_slots] = v[self.sink_rows, :, self.sink_cols]
-        gqa = q.size(1) != k.size(1)
         mask = self.mask_global if w is None else self.mask_window
         if c0 == 0:
             if mask is None:
                 return attention(q, k, v, w, self.sinks, self.config.attn_backend)
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=q.size(1) != k.size(1))
         if w is None:
             K, V = K[:, :, :c0 + Tn], V[:, :, :c0 + Tn]
-        return F.scaled_dot_product_attention(q, K, V, attn_mask=mask, enable_gqa=gqa)
+        # decode (Tn = 1): the G query heads that share a kv head become G query rows of that head, so each cached
+        # key is read once and K/V are never expanded to Hq heads; the (B, 1, 1, S) mask broadcasts over the rows
+        B, Hq, _, D = q.shape
+        Hkv = K.size(1)
+        y = F.scaled_dot_product_attention(q.reshape(B, Hkv, Hq // Hkv, D), K, V, attn_mask=mask)
+        return y.view(B, Hq, 1, D)
 
     def _map_rows(self, fn):
         self.k = [fn(t) for t in self.k]

@@ -1,0 +1,47 @@
+"""
+Combine the per-seed eval tables of runs/swarr_cpu.sh into one: accuracy and local-style share per stage, per seed
+and as a mean.
+
+  python runs/summarize.py out/swarr --seeds="0 1 2"
+"""
+import argparse
+import json
+import os
+
+STAGES = [("sa", "sa (full attention)"), ("sa@window", "sa + window, no training"),
+          ("swa_sft", "swa_sft"), ("swa_rl", "swa_rl")]
+
+
+def stage_of(model_label):
+    if "@window" in model_label:
+        return "sa@window"
+    return os.path.basename(model_label.rstrip("/"))
+
+
+def main():
+    p = argparse.ArgumentParser(description="summarize runs/swarr_cpu.sh")
+    p.add_argument("out", help="the experiment's output dir (default out/swarr)")
+    p.add_argument("--seeds", default="0 1 2", help="space-separated seeds")
+    args = p.parse_args()
+    seeds = args.seeds.split()
+    acc, local = {}, {}
+    for s in seeds:
+        path = os.path.join(args.out, f"seed{s}", "eval", "results.json")
+        if not os.path.exists(path):
+            raise SystemExit(f"error: no eval results at {path}: did the seed {s} run finish?")
+        for row in json.load(open(path)):
+            st = stage_of(row["model"])
+            acc.setdefault(st, []).append(row["accuracy"])
+            local.setdefault(st, []).append(row.get("local_share", float("nan")))
+    header = "| stage | " + " | ".join(f"seed {s}" for s in seeds) + " | mean accuracy | mean local share |"
+    lines = [header, "|" + "---|" * (len(seeds) + 3)]
+    for key, name in STAGES:
+        if key in acc:
+            a, l_ = acc[key], local[key]
+            cells = " | ".join(f"{x:.3f}" for x in a)
+            lines.append(f"| {name} | {cells} | {sum(a) / len(a):.3f} | {sum(l_) / len(l_):.2f} |")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,478 @@
+"""
+Stage 1 of SWARR: put a model under a sliding window and fine-tune it on worked math solutions (SFT).
+
+    OMP_NUM_THREADS=1 python sft.py     # CPU demo: a 2-layer 0.56M-parameter model from scratch under window 18
+                                        # on the synthetic lagged task, 1000 steps -> out/sft (about 4 min)
+    python sft.py --init=scratch --window=none --out_dir=out/sa          # the toy's full-attention model ...
+    python sft.py --init=out/sa --window=18 --lr=5e-4 --steps=200 --out_dir=out/swa   # ... under window 18, tuned
+    python sft.py --init=gguf:/path/SmolLM2-135M-Instruct.Q4_1.gguf --window=64 --data=synthetic:arith \\
+        --max_len=256 --batch_size=4 --lr=3e-5 --warmup=5 --steps=50 --eval_every=25 --eval_limit=16   # CPU, real model
+    python sft.py --init=hf:Qwen/Qwen2.5-0.5B-Instruct --window=256 --data=gsm8k --max_len=512 --batch_size=16 \\
+        --grad_accum=4 --lr=1e-5 --warmup=20 --epochs=2 --eval_every=100 --eval_limit=64 --out_dir=out/qwen_sft  # GPU
+    torchrun --standalone --nproc_per_node=8 sft.py ...(the same flags)   # DDP: 8x the global batch
+    python sft.py --resume=true --out_dir=out/sft   # continue exactly where the last checkpoint left off
+
+The file reads in the order things happen: config, data, model, loop (with eval and save).
+
+Data. data.py renders every example as prompt + solution + EOS, with a loss mask on the solution and the EOS only
+(the model learns to answer and to stop, never to write questions). Examples longer than --max_len tokens are
+dropped and counted, not truncated: a cut solution would teach the model to stop before the answer. Batches are
+formed by length and padded, never packed, so no example can attend to another: each epoch is a random permutation
+cut into chunks of 16 global batches, each chunk sorted by length and cut into global batches, and the batches
+shuffled. The order is a pure function of (--seed, epoch), so a checkpoint only stores (epoch, cursor). The last
+partial global batch of an epoch is dropped.
+
+Batch and loss. One optimizer step takes one global batch of batch_size * grad_accum * world_size examples
+(world_size = number of DDP processes). The global batch is sorted by length and micro-batch m of rank r takes rows
+[(m * world_size + r) * batch_size, ... + batch_size). The loss is the sum of token losses over the global batch
+divided by its number of target tokens, counted before micro-batching from the masks every rank has, so the
+gradient is the same however the batch is split over micro-batches and processes (up to float rounding).
+
+Optimizer. AdamW (betas 0.9/0.95); weight decay only on weight matrices: norms, biases and embeddings (also when
+tied to the LM head; an untied LM head is a matrix and is decayed) are not. Learning rate: linear warmup for
+--warmup steps, then cosine decay to 0 at the last step. Gradients clipped to --grad_clip (global norm). Weights and
+optimizer state are float32; on GPUs the forward runs under bf16 autocast (--dtype=auto), on CPU all is float32.
+
+Eval, every --eval_every steps (and at step 0 and the end) on rank 0: the loss on the first --eval_examples
+problems of the held-out split, and greedy accuracy (eval.evaluate, checked by verify.py) on the first --eval_limit
+of them, generating at most max_len - prompt tokens so answers stay within the lengths trained on.
+
+Checkpoints (convert.save_checkpoint, atomic) go to --out_dir every --save_every steps and at the end: weights,
+model config with the window settings, tokenizer, this run's config, and train_state {step, optimizer, RNG, data
+position}. --resume reloads all of it; the saved run config becomes the default for every flag (flags on the
+command line still win), so the same command continues the run (bit for bit on CPU, which a test checks). A NaN or
+infinite loss stops the run before the update with one line naming the last good checkpoint, which is never
+overwritten by a bad one.
+
+Logs: tqdm (loss, lr, tokens/s) and out_dir/metrics.jsonl, one JSON object per step (loss, lr, grad_norm,
+tokens, tokens_per_s, pad_frac) and per eval (eval_loss, accuracy, ...). A fresh run starts a new metrics.jsonl;
+a resumed one drops the records after its checkpoint and appends.
+
+What the demo learns: held-out loss ~0.12; it writes both solution styles, but greedy decoding picks the majority
+`reference` style, whose lookups lie beyond a 2-layer window-18 model's reach, so greedy accuracy stays ~10%, while
+forcing the `local` style ("[" as the first token) solves every problem. That is the gap `python rl.py` closes.
+
+Left out on purpose: packing (padding within length-sorted batches wastes little and cannot leak between
+examples); float16 training (it needs loss scaling; use bf16); eval on several ranks (rank 0 evaluates while the
+others wait, fine for a few dozen problems). The tiny default model runs ~4x faster with OMP_NUM_THREADS=1 on a
+shared 2-core machine (its matmuls are too small for two threads to pay off: 20 min with 2 threads there).
+"""
+
+import argparse
+import json
+import math
+import os
+import time
+
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
+
+import common
+import convert
+import data
+import eval as evaluation
+from model import BACKENDS, GPT, GPTConfig
+
+BUCKET = 16  # global batches sorted by length together: less padding, still a fresh mix of lengths every step
+
+
+# -----------------------------------------------------------------------------
+# Config
+
+
+def positive_int_or_none(v):
+    if str(v).lower() in ("none", "null", ""):
+        return None
+    try:
+        w = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {v!r}") from None
+    if w < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (or 'none' for full attention), got {w}")
+    return w
+
+
+def str_or_none(v):
+    return None if str(v).lower() in ("none", "null", "") else v
+
+
+def get_parser():
+    p = common.OneLineErrorParser(description="SFT under a sliding window (stage 1 of SWARR); see the docstring.")
+    g = p.add_argument_group("model")
+    g.add_argument("--init", default="scratch",
+                   help="scratch (a new model with the size flags and the byte-level tokenizer) | hf:ORG/NAME | "
+                        "hf:/dir | gguf:/file.gguf | a checkpoint dir from sft.py/rl.py/convert.py")
+    g.add_argument("--n_layer", type=int, default=2, help="scratch only: number of layers")
+    g.add_argument("--n_head", type=int, default=4, help="scratch only: attention heads")
+    g.add_argument("--n_embd", type=int, default=128, help="scratch only: model width")
+    g.add_argument("--block_size", type=int, default=256, help="scratch only: context length (max positions)")
+    g.add_argument("--window", type=positive_int_or_none, default=18,
+                   help="attention window W applied to the model (the SA -> SWA conversion): query i sees keys "
+                        "i-W+1..i; none = full attention. The default suits the toy task; real models: e.g. 256")
+    g.add_argument("--sinks", type=int, default=0, help="keys 0..sinks-1 stay visible to every query")
+    g.add_argument("--layer_pattern", type=str_or_none, default=None,
+                   help="windowed (L) and global (G) layers, repeated: e.g. LLLG; none = every layer windowed")
+    g.add_argument("--attn_backend", default="auto", choices=BACKENDS,
+                   help="attention implementation (auto: chunked on CPU for windows, triton/flex on CUDA)")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default="synthetic",
+                   help="synthetic | synthetic:arith | gsm8k | math | jsonl:/path/file.jsonl; knobs after '?', "
+                        "e.g. 'synthetic:lagged?n_digits=8&size=5000' (see data.py)")
+    g.add_argument("--local_frac", type=float, default=0.2,
+                   help="synthetic only: share of window-friendly 'local' solutions in the SFT mix")
+    g.add_argument("--max_len", type=int, default=256, help="longest example in tokens (longer ones are dropped)")
+    g = p.add_argument_group("optimization")
+    g.add_argument("--batch_size", type=int, default=32, help="examples per micro-batch per process")
+    g.add_argument("--grad_accum", type=int, default=1, help="micro-batches per optimizer step")
+    g.add_argument("--lr", type=float, default=3e-3,
+                   help="peak learning rate (scratch toy: 1e-3..3e-3; fine-tuning real models: ~1e-5)")
+    g.add_argument("--warmup", type=int, default=30, help="linear warmup steps, then cosine decay to 0")
+    g.add_argument("--steps", type=int, default=1000, help="optimizer steps (ignored when --epochs is set)")
+    g.add_argument("--epochs", type=int, default=None, help="train for this many passes over the data instead")
+    g.add_argument("--weight_decay", type=float, default=0.1, help="AdamW weight decay on weight matrices")
+    g.add_argument("--grad_clip", type=float, default=1.0, help="clip the global gradient norm (0 = off)")
+    g = p.add_argument_group("eval and checkpoints")
+    g.add_argument("--eval_every", type=int, default=200, help="evaluate every N steps, at step 0 and at the end "
+                                                               "(0 = never)")
+    g.add_argument("--eval_examples", type=int, default=128, help="held-out examples for the eval loss")
+    g.add_argument("--eval_limit", type=int, default=32, help="held-out problems for greedy accuracy (0 = off)")
+    g.add_argument("--save_every", type=int, default=200, help="checkpoint every N steps and at the end "
+                                                               "(0 = only at the end)")
+    g.add_argument("--out_dir", default="out/sft", help="checkpoint and metrics.jsonl directory")
+    g.add_argument("--resume", default="false",
+                   help="true: continue the run in --out_dir from its checkpoint; or a checkpoint dir to continue "
+                        "from (writing to --out_dir); false: start fresh")
+    g = p.add_argument_group("system")
+    g.add_argument("--seed", type=int, default=0, help="seeds the model init, the data order and synthetic data")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (torchrun sets the GPU)")
+    g.add_argument("--dtype", default="auto", help="autocast dtype: auto (bf16 on GPUs, fp32 on CPU) | float32 | "
+                                                   "bfloat16 (GPU)")
+    g.add_argument("--compile", type=common.str2bool, default=False, help="torch.compile the model")
+    g.add_argument("--grad_checkpointing", type=common.str2bool, default=False,
+                   help="recompute each layer in the backward pass: less memory, ~30%% more compute")
+    return p
+
+
+def resume_dir(args):
+    value = str(args.resume)
+    if value.lower() in ("false", "0", "no", "off", "none", ""):
+        return None
+    return args.out_dir if value.lower() in ("true", "1", "yes", "on") else value
+
+
+def parse_args(argv):
+    """Flags; with --resume the saved run config supplies the defaults, so the same command continues the run."""
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    ckpt = resume_dir(args)
+    if ckpt is not None:
+        if not all(os.path.isfile(os.path.join(ckpt, f)) for f in ("train_state.pt", "run_config.json")):
+            raise FileNotFoundError(f"--resume: no sft.py checkpoint with a train state in {ckpt!r}; drop --resume "
+                                    f"to start fresh")
+        with open(os.path.join(ckpt, "run_config.json")) as f:
+            saved = json.load(f)
+        known = {a.dest for a in parser._actions}
+        parser.set_defaults(**{k: v for k, v in saved.items() if k in known and k not in ("resume", "out_dir")})
+        args = parser.parse_args(argv)
+    return args
+
+
+def check_args(args):
+    positive = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "grad_accum", "steps")
+    for name in positive:
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
+    for name in ("sinks", "warmup", "weight_decay", "grad_clip", "eval_every", "eval_examples", "eval_limit",
+                 "save_every"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"--epochs must be >= 1 (or none to use --steps), got {args.epochs}")
+    if not args.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {args.lr}")
+    if args.max_len < 2:
+        raise ValueError(f"--max_len must be >= 2 (an input and a target), got {args.max_len}")
+    if not 0.0 <= args.local_frac <= 1.0:
+        raise ValueError(f"--local_frac must be in [0, 1], got {args.local_frac}")
+    if args.init == "scratch" and args.window is not None and args.window > args.block_size:
+        raise ValueError(f"--window={args.window} is longer than --block_size={args.block_size}")
+
+
+# -----------------------------------------------------------------------------
+# Data
+
+
+def tokenize(dataset, tok, max_len, limit=None):
+    """-> (token lists, loss masks, target counts, dropped): every example that fits in max_len tokens."""
+    seqs, masks, n_targets, dropped = [], [], [], 0
+    for ex in dataset.examples[:limit]:
+        ids, mask = dataset.render_for_sft(tok, ex)
+        if len(ids) > max_len:
+            dropped += 1
+            continue
+        seqs.append(ids)
+        masks.append(mask)
+        n_targets.append(sum(mask[1:]))  # the first token is never a target
+    return seqs, masks, n_targets, dropped
+
+
+def epoch_batches(lengths, global_batch, seed, epoch):
+    """The global batches of one epoch, as lists of example indices: a pure function of (seed, epoch)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(len(lengths), generator=g).tolist()
+    perm = perm[:len(perm) // global_batch * global_batch]  # drop the last partial batch
+    batches = []
+    for start in range(0, len(perm), BUCKET * global_batch):
+        chunk = sorted(perm[start:start + BUCKET * global_batch], key=lambda i: lengths[i])
+        batches += [chunk[j:j + global_batch] for j in range(0, len(chunk), global_batch)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
+
+
+# -----------------------------------------------------------------------------
+# Model and schedule
+
+
+def build_model(args, device):
+    """-> (model in float32 on device, tokenizer, train_state or None) with the window settings of the flags.
+
+    A resumed run rebuilds its model from the checkpoint it continues; the flags default to that run's own."""
+    window = dict(window=args.window, sinks=args.sinks, layer_pattern=args.layer_pattern,
+                  attn_backend=args.attn_backend)
+    ckpt = resume_dir(args)
+    if ckpt is not None:
+        model, tok, _, train_state = convert.load_checkpoint(ckpt, device=device, dtype="float32", **window)
+        return model, tok, train_state
+    if args.init == "scratch":
+        from tokenizer import Tokenizer
+        tok = Tokenizer.byte_level()
+        config = GPTConfig(vocab_size=tok.vocab_size, n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
+                           block_size=args.block_size, **window)
+        return GPT(config).to(device), tok, None
+    model, tok = convert.load_model(args.init, device=device, dtype="float32", **window)
+    return model, tok, None
+
+
+def make_optimizer(model, args, device):
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95), eps=1e-8, fused=str(device).startswith("cuda"))
+
+
+def lr_at(step, args, total_steps):
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    progress = (step - args.warmup) / max(1, total_steps - args.warmup)
+    return args.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@torch.no_grad()
+def heldout_loss(model, seqs, masks, batch_size, pad_id, device, dtype):
+    """Mean loss per target token over the held-out examples (batched by length)."""
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    total, count = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        idx, targets = data.pad_batch([seqs[i] for i in rows], [masks[i] for i in rows], pad_id)
+        with common.autocast(device, dtype):
+            _, loss = model(idx.to(device), targets.to(device), loss_reduction="sum", return_logits=False)
+        total += loss.item()
+        count += int((targets != -1).sum())
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+# -----------------------------------------------------------------------------
+# The run
+
+
+def main(argv=None):
+    t_start = time.time()
+    try:
+        # ---- config
+        args = parse_args(argv)
+        check_args(args)
+        device = common.resolve_device(args.device)
+        rank, world, device = common.init_distributed(device)
+        dtype = common.resolve_dtype(args.dtype, device)
+        if not str(device).startswith("cuda") and dtype != torch.float32:
+            raise ValueError(f"--dtype={args.dtype} on {device}: autocast is GPU-only and CPU training runs in "
+                             f"float32; use --dtype=auto or float32")
+        if dtype == torch.float16:
+            raise ValueError("--dtype=float16 would need loss scaling, which sft.py leaves out; use bfloat16")
+        ckpt = resume_dir(args)
+        common.echo_config(vars(args), "sft.py config")
+        common.seed_everything(args.seed)
+
+        # ---- model
+        model, tok, train_state = build_model(args, device)
+        model.grad_checkpointing = args.grad_checkpointing
+        if args.max_len > model.config.block_size:
+            raise ValueError(f"--max_len={args.max_len} is longer than the model's context "
+                             f"({model.config.block_size} positions)")
+
+        # ---- data: token lists up front (every rank holds all of them, so it can count the global batch's targets)
+        knobs = {"seed": args.seed}
+        if args.data.startswith("synthetic"):
+            knobs["local_frac"] = args.local_frac
+        train_set = data.load_dataset(args.data, "train", **knobs)
+        test_set = data.load_dataset(args.data, "test", **knobs)
+        seqs, masks, n_targets, dropped = tokenize(train_set, tok, args.max_len)
+        eval_seqs, eval_masks, _, _ = tokenize(test_set, tok, args.max_len, limit=args.eval_examples)
+        global_batch = args.batch_size * args.grad_accum * world
+        steps_per_epoch = len(seqs) // global_batch
+        if steps_per_epoch == 0:
+            raise ValueError(f"{args.data}: {len(seqs)} training examples fit in --max_len={args.max_len} "
+                             f"({dropped} longer ones dropped), fewer than one global batch of {global_batch}; "
+                             f"raise --max_len or lower --batch_size/--grad_accum")
+        total_steps = args.epochs * steps_per_epoch if args.epochs else args.steps
+        lengths = [len(s) for s in seqs]
+    except (ValueError, FileNotFoundError, NotADirectoryError) as e:
+        common.die(str(e), code=2)
+
+    common.print0(f"model: {model.num_params() / 1e6:.2f}M parameters, window={model.config.window} "
+                  f"sinks={model.config.sinks} layer_pattern={model.config.layer_pattern} | device {device}, "
+                  f"autocast {dtype}, world size {world}")
+    common.print0(f"data: {args.data}: {len(seqs)} train examples ({dropped} longer than {args.max_len} dropped, "
+                  f"{train_set.skipped} malformed skipped), {len(eval_seqs)} held-out for the loss | global batch "
+                  f"{global_batch}, {steps_per_epoch} steps per epoch, {total_steps} steps")
+
+    optimizer = make_optimizer(model, args, device)
+    step, epoch, cursor = 0, 0, 0
+    if train_state is not None:
+        state = train_state
+        if state["global_batch"] != global_batch:
+            common.die(f"--resume: the checkpoint was trained with a global batch of {state['global_batch']} "
+                       f"examples, this run has {global_batch} (batch_size * grad_accum * processes); use the same")
+        optimizer.load_state_dict(state["optimizer"])
+        common.set_rng_state(state["rng"])
+        step, epoch, cursor = state["step"], state["epoch"], state["cursor"]
+        common.print0(f"resumed from {ckpt} at step {step} (epoch {epoch}, batch {cursor})")
+
+    raw_model = model
+    if args.compile:
+        model = torch.compile(model)
+    if world > 1:
+        model = DDP(model, device_ids=[device] if str(device).startswith("cuda") else None)
+
+    metrics_path = os.path.join(args.out_dir, "metrics.jsonl")
+    if common.is_main():
+        os.makedirs(args.out_dir, exist_ok=True)
+        kept = []
+        if ckpt is not None and os.path.isfile(metrics_path):
+            with open(metrics_path) as f:
+                kept = [line for line in f if json.loads(line).get("step", 0) <= step]
+        with open(metrics_path, "w") as f:
+            f.writelines(kept)
+    logger = common.JSONLLogger(metrics_path)
+
+    def run_eval():
+        if common.is_main():
+            record = {"step": step, "eval_loss": heldout_loss(raw_model, eval_seqs, eval_masks, args.batch_size,
+                                                              tok.pad_id, device, dtype)}
+            if args.eval_limit:
+                examples = test_set.examples[:args.eval_limit]
+                longest_prompt = max(len(test_set.render_prompt(tok, ex)) for ex in examples)
+                with common.autocast(device, dtype):
+                    summary, records = evaluation.evaluate(
+                        raw_model, tok, test_set, limit=args.eval_limit, batch_size=args.batch_size,
+                        max_new_tokens=max(1, args.max_len - longest_prompt), temperature=0.0)
+                record |= {k: summary[k] for k in ("accuracy", "mean_len", "trunc_rate", "local_share")
+                           if k in summary}
+                record["sample"] = records[0]["response"][:200]
+            record["peak_mem_mb"] = common.peak_memory_mb(device)
+            logger.log(record)
+            tqdm.write(" | ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                  for k, v in record.items() if k != "sample"))
+            if "sample" in record:
+                tqdm.write(f"  sample: {record['sample'][:100]!r}")
+        if world > 1:
+            torch.distributed.barrier()
+        return record if common.is_main() else None
+
+    last_saved = ckpt  # where a good checkpoint is known to be (None until the first save of a fresh run)
+
+    def save():
+        if common.is_main():
+            train_state = {"step": step, "epoch": epoch, "cursor": cursor, "global_batch": global_batch,
+                           "optimizer": optimizer.state_dict(), "rng": common.rng_state()}
+            convert.save_checkpoint(args.out_dir, raw_model, tok, run_config=vars(args), train_state=train_state)
+        if world > 1:
+            torch.distributed.barrier()
+        return args.out_dir
+
+    # ---- loop
+    last_eval = None
+    if args.eval_every and step == 0:
+        last_eval = run_eval()
+    batches = epoch_batches(lengths, global_batch, args.seed, epoch)
+    pbar = tqdm(total=total_steps, initial=step, disable=not common.is_main(), desc="sft", dynamic_ncols=True)
+    model.train()
+    while step < total_steps:
+        t0 = time.time()
+        if cursor == len(batches):
+            epoch, cursor = epoch + 1, 0
+            batches = epoch_batches(lengths, global_batch, args.seed, epoch)
+        batch = batches[cursor]  # (global_batch,) example indices, sorted by length
+        lr = lr_at(step, args, total_steps)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        n_global = sum(n_targets[i] for i in batch)  # the one normalizer for every micro-batch and rank
+        loss_sum = torch.zeros((), device=device)
+        for micro in range(args.grad_accum):
+            start = (micro * world + rank) * args.batch_size
+            rows = batch[start:start + args.batch_size]
+            idx, targets = data.pad_batch([seqs[i] for i in rows], [masks[i] for i in rows], tok.pad_id)  # (B, T)
+            idx, targets = idx.to(device), targets.to(device)
+            if world > 1:  # all-reduce the gradients only once, after the last micro-batch
+                model.require_backward_grad_sync = micro == args.grad_accum - 1
+            with common.autocast(device, dtype):
+                _, loss = model(idx, targets, loss_reduction="sum", return_logits=False)
+            (loss * world / n_global).backward()  # DDP averages over ranks; * world turns that into a sum
+            loss_sum += loss.detach()
+        mean_loss = common.all_reduce_sum(loss_sum).item() / n_global
+        if not math.isfinite(mean_loss):
+            pbar.close()
+            where = f"the last good checkpoint is in {last_saved}" if last_saved else "no checkpoint was saved yet"
+            common.die(f"loss is {mean_loss} at step {step + 1}; {where}")
+        grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), args.grad_clip or float("inf")).item()
+        if not math.isfinite(grad_norm):
+            pbar.close()
+            where = f"the last good checkpoint is in {last_saved}" if last_saved else "no checkpoint was saved yet"
+            common.die(f"gradient norm is {grad_norm} at step {step + 1}; {where}")
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step, cursor = step + 1, cursor + 1
+
+        # ---- log
+        dt = time.time() - t0
+        tokens = sum(lengths[i] - 1 for i in batch)
+        padded = sum(args.batch_size * (lengths[batch[min(s + args.batch_size, global_batch) - 1]] - 1)
+                     for s in range(0, global_batch, args.batch_size))
+        logger.log({"step": step, "epoch": epoch, "loss": mean_loss, "lr": lr, "grad_norm": grad_norm,
+                    "tokens": tokens, "tokens_per_s": tokens / dt, "pad_frac": 1 - tokens / padded})
+        pbar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", tok_s=f"{tokens / dt:.0f}")
+        pbar.update(1)
+
+        # ---- eval and save
+        if args.eval_every and (step % args.eval_every == 0 or step == total_steps):
+            last_eval = run_eval()
+        if step == total_steps or (args.save_every and step % args.save_every == 0):
+            last_saved = save()
+    pbar.close()
+
+    summary = f"done: {step} steps in {time.time() - t_start:.0f}s, checkpoint in {args.out_dir}"
+    if last_eval:
+        summary += f", held-out loss {last_eval['eval_loss']:.4f}"
+        if "accuracy" in last_eval:
+            summary += f", greedy accuracy {last_eval['accuracy']:.3f} on {args.eval_limit} problems"
+    common.print0(summary + f", peak memory {common.peak_memory_mb(device):.0f} MB")
+    common.cleanup_distributed()
+    return last_eval
+
+
+if __name__ == "__main__":
+    main()

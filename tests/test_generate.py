@@ -1,0 +1,260 @@
+"""KV-cached generation against the full-recompute reference, on tiny random models whose output depends on context.
+
+Random GPTs at the usual init produce nearly uniform logits, where any two implementations agree by accident (or
+disagree through ties). The weights here are scaled up so logits have a std of several units and the next token
+really depends on which keys attention sees; `test_window_really_matters` checks that before anything relies on it.
+"""
+import pytest
+import torch
+
+import model
+from model import GPT, GPTConfig, KVCache
+
+VOCAB = 64
+PROMPTS = [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17], [20], [30, 31, 32, 33, 34, 35]]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny: a second thread only adds synchronization, and on a shared 2-core machine it can
+    make the module 5-10x slower. Restored afterwards for the other test modules."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_gpt(window=None, sinks=0, layer_pattern=None, seed=0, **overrides):
+    kw = dict(vocab_size=VOCAB, n_layer=3, n_head=4, n_kv_head=2, n_embd=64, block_size=256, window=window,
+              sinks=sinks, layer_pattern=layer_pattern)
+    kw.update(overrides)
+    torch.manual_seed(seed)
+    gpt = GPT(GPTConfig(**kw)).eval()
+    with torch.no_grad():
+        for name, p in gpt.named_parameters():
+            if p.dim() > 1:  # sharp attention and large logits: the output depends on the exact context
+                p.mul_(30 if "embed" in name else 10)
+    return gpt
+
+
+def tokens(results):
+    return [r["tokens"] for r in results]
+
+
+# (window, sinks, layer_pattern): windowed, windowed + sinks, mixed layers, global
+CONFIGS = [(4, 0, None), (6, 2, None), (5, 3, "LG"), (None, 0, None)]
+
+
+def test_window_really_matters():
+    """Without this, the cached-vs-naive comparisons below could pass with a cache that ignores the window."""
+    windowed, full = tiny_gpt(window=4), tiny_gpt(window=None)
+    assert full.state_dict().keys() == windowed.state_dict().keys()
+    logits, _ = windowed(torch.tensor([PROMPTS[1]]))
+    assert logits.std() > 3
+    a = tokens(windowed.generate(PROMPTS, 30, temperature=0))
+    b = tokens(full.generate(PROMPTS, 30, temperature=0))
+    assert all(x != y for x, y in zip(a, b))
+    with_sinks = tokens(tiny_gpt(window=4, sinks=2).generate(PROMPTS, 30, temperature=0))
+    assert with_sinks != a
+
+
+@pytest.mark.parametrize("window,sinks,layer_pattern", CONFIGS)
+def test_greedy_matches_naive_batched(window, sinks, layer_pattern):
+    """Ragged batch, 40 new tokens (several windows long), prompts shorter and longer than the window."""
+    gpt = tiny_gpt(window, sinks, layer_pattern)
+    fast = gpt.generate(PROMPTS, 40, temperature=0)
+    slow = gpt.generate_naive(PROMPTS, 40, temperature=0)
+    assert tokens(fast) == tokens(slow)
+    for f, s in zip(fast, slow):
+        assert len(f["tokens"]) == 40 and not f["finished"]
+        torch.testing.assert_close(torch.tensor(f["logprobs"]), torch.tensor(s["logprobs"]), atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("window,sinks,layer_pattern", CONFIGS)
+def test_greedy_matches_naive_unbatched(window, sinks, layer_pattern):
+    gpt = tiny_gpt(window, sinks, layer_pattern)
+    for prompt in PROMPTS[:2]:
+        assert tokens(gpt.generate([prompt], 25, temperature=0)) == tokens(gpt.generate_naive([prompt], 25,
+                                                                                              temperature=0))
+
+
+def test_greedy_matches_naive_learned_positions_gpt2_layout():
+    gpt = tiny_gpt(window=5, sinks=1, pos_emb="learned", norm="layernorm", mlp="gelu", qkv_bias=True, o_bias=True,
+                   mlp_bias=True, n_kv_head=4)
+    assert tokens(gpt.generate(PROMPTS, 30, temperature=0)) == tokens(gpt.generate_naive(PROMPTS, 30, temperature=0))
+
+
+def test_long_prompt_prefill_is_exact():
+    """A prompt of 50 tokens with W=4: the prefill sees all of it at once but must keep only the last W in the ring."""
+    gpt = tiny_gpt(window=4, sinks=2, layer_pattern="LLG")
+    prompt = list(torch.randint(0, VOCAB, (50,), generator=torch.Generator().manual_seed(3)).tolist())
+    prompts = [prompt, prompt[:9]]
+    assert tokens(gpt.generate(prompts, 20, temperature=0)) == tokens(gpt.generate_naive(prompts, 20, temperature=0))
+
+
+def test_tensor_prompts_are_accepted():
+    gpt = tiny_gpt(window=4)
+    batch = torch.tensor([PROMPTS[0], PROMPTS[0]])
+    assert tokens(gpt.generate(batch, 5, temperature=0)) == tokens(gpt.generate([PROMPTS[0]] * 2, 5, temperature=0))
+
+
+def full_forward_logprobs(gpt, prompt, completion, temperature):
+    """log-probs of the completion tokens under softmax(logits / T) of one forward over prompt + completion."""
+    seq = torch.tensor([prompt + completion])
+    logits, _ = gpt(seq)
+    logits = logits[0, len(prompt) - 1:-1] / (temperature if temperature > 0 else 1.0)
+    return torch.log_softmax(logits, -1).gather(-1, torch.tensor(completion)[:, None])[:, 0]
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+@pytest.mark.parametrize("window,sinks,layer_pattern", [(4, 0, None), (5, 2, "LG"), (None, 0, None)])
+def test_sampled_logprobs_match_full_forward(temperature, window, sinks, layer_pattern):
+    """What RL relies on: the log-probs reported while sampling are what training recomputes from the sequence."""
+    gpt = tiny_gpt(window, sinks, layer_pattern)
+    g = torch.Generator().manual_seed(0)
+    results = gpt.generate(PROMPTS, 30, temperature=temperature, num_samples=3, generator=g)
+    assert len(results) == len(PROMPTS) * 3
+    for i, r in enumerate(results):
+        prompt = PROMPTS[i // 3]  # prompt-major order
+        expected = full_forward_logprobs(gpt, prompt, r["tokens"], temperature)
+        torch.testing.assert_close(torch.tensor(r["logprobs"]), expected, atol=1e-4, rtol=0)
+    # with this much entropy the samples of one group differ: the cache copy did not tie them together
+    assert len({tuple(r["tokens"]) for r in results[:3]}) > 1
+
+
+def test_greedy_logprobs_are_under_untempered_softmax():
+    gpt = tiny_gpt(window=4, sinks=1)
+    r = gpt.generate([PROMPTS[1]], 12, temperature=0)[0]
+    expected = full_forward_logprobs(gpt, PROMPTS[1], r["tokens"], 0)
+    torch.testing.assert_close(torch.tensor(r["logprobs"]), expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("window,sinks,layer_pattern", [(4, 2, None), (None, 0, None)])
+def test_sampling_matches_naive_with_per_row_generators(window, sinks, layer_pattern):
+    """Per-row generators: each row draws from its own stream, so cached and naive sampling pick the same tokens."""
+    gpt = tiny_gpt(window, sinks, layer_pattern)
+    gens = lambda: [torch.Generator().manual_seed(100 + r) for r in range(len(PROMPTS) * 2)]  # noqa: E731
+    fast = gpt.generate(PROMPTS, 25, temperature=1.0, num_samples=2, generator=gens())
+    slow = gpt.generate_naive(PROMPTS, 25, temperature=1.0, num_samples=2, generator=gens())
+    assert tokens(fast) == tokens(slow)
+
+
+def test_per_row_generators_do_not_depend_on_the_batch():
+    gpt = tiny_gpt(window=4, sinks=1)
+    together = gpt.generate(PROMPTS, 20, temperature=1.0, num_samples=2,
+                            generator=[torch.Generator().manual_seed(100 + r) for r in range(8)])
+    for b, prompt in enumerate(PROMPTS):
+        alone = gpt.generate([prompt], 20, temperature=1.0, num_samples=2,
+                             generator=[torch.Generator().manual_seed(100 + 2 * b + s) for s in range(2)])
+        assert tokens(alone) == tokens(together[2 * b:2 * b + 2])
+
+
+def test_single_generator_is_reproducible():
+    gpt = tiny_gpt(window=4)
+    a = gpt.generate(PROMPTS, 15, temperature=1.0, num_samples=2, generator=torch.Generator().manual_seed(7))
+    b = gpt.generate(PROMPTS, 15, temperature=1.0, num_samples=2, generator=torch.Generator().manual_seed(7))
+    assert a == b
+
+
+@pytest.mark.parametrize("window,sinks", [(4, 2), (None, 0)])
+def test_eos_stops_rows(window, sinks):
+    gpt = tiny_gpt(window, sinks)
+    free = gpt.generate(PROMPTS, 30, temperature=0)
+    eos = free[0]["tokens"][4]  # row 0 is bound to emit it at step 4 (or earlier)
+    stopped = gpt.generate(PROMPTS, 30, temperature=0, eos_ids=[eos])
+    naive = gpt.generate_naive(PROMPTS, 30, temperature=0, eos_ids=[eos])
+    assert tokens(stopped) == tokens(naive) and [r["finished"] for r in stopped] == [r["finished"] for r in naive]
+    for f, s in zip(free, stopped):
+        if eos in f["tokens"]:
+            cut = f["tokens"].index(eos) + 1
+            assert s["tokens"] == f["tokens"][:cut] and s["finished"]  # the EOS token is included
+            assert s["logprobs"] == pytest.approx(f["logprobs"][:cut], abs=1e-5)
+        else:
+            assert s["tokens"] == f["tokens"] and not s["finished"]
+    assert stopped[0]["finished"] and len(stopped[0]["tokens"]) <= 5
+
+
+def test_all_rows_finishing_ends_generation():
+    gpt = tiny_gpt(window=4)
+    first = [r["tokens"][0] for r in gpt.generate(PROMPTS, 1, temperature=0)]
+    out = gpt.generate(PROMPTS, 50, temperature=0, eos_ids=first)
+    assert all(r["finished"] and len(r["tokens"]) == 1 for r in out)
+
+
+class RecordingKVCache(KVCache):
+    made = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        RecordingKVCache.made.append(self)
+
+
+@pytest.mark.parametrize("max_new_tokens", [10, 120])
+def test_cache_sizes(monkeypatch, max_new_tokens):
+    """Windowed layers hold sinks + W slots however long the generation; global layers hold prompt + new tokens."""
+    monkeypatch.setattr(model, "KVCache", RecordingKVCache)
+    RecordingKVCache.made.clear()
+    W, S = 4, 2
+    gpt = tiny_gpt(window=W, sinks=S, layer_pattern="LLG")
+    gpt.generate(PROMPTS, max_new_tokens, temperature=0)
+    (cache,) = RecordingKVCache.made
+    L, B, cfg = max(map(len, PROMPTS)), len(PROMPTS), gpt.config
+    for layer in range(cfg.n_layer):
+        slots = S + W if cfg.layer_window(layer) is not None else L + max_new_tokens
+        for t in (cache.k[layer], cache.v[layer]):
+            assert t.shape == (B, cfg.n_kv_head, slots, cfg.head_dim)
+    per_token = 2 * cfg.n_kv_head * cfg.head_dim * 4 * B  # bytes of one position of one layer, k and v
+    assert cache.nbytes() == per_token * (2 * (S + W) + (L + max_new_tokens))
+
+
+def test_top_k_1_is_greedy():
+    gpt = tiny_gpt(window=4, sinks=1)
+    greedy = gpt.generate(PROMPTS, 20, temperature=0)
+    top1 = gpt.generate(PROMPTS, 20, temperature=1.0, top_k=1, generator=torch.Generator().manual_seed(0))
+    assert tokens(top1) == tokens(greedy)
+    # at T=1 the reported log-prob is the unfiltered one, the same as greedy reports
+    for a, b in zip(top1, greedy):
+        assert a["logprobs"] == pytest.approx(b["logprobs"], abs=1e-5)
+
+
+def test_top_p():
+    gpt = tiny_gpt(window=4, sinks=1)
+    greedy = tokens(gpt.generate(PROMPTS, 15, temperature=0))
+    tiny_p = gpt.generate(PROMPTS, 15, temperature=1.0, top_p=1e-6, generator=torch.Generator().manual_seed(0))
+    assert tokens(tiny_p) == greedy  # the nucleus is just the most likely token
+
+    # top_p=0.6: every sampled token lies in the smallest set of most likely tokens whose mass reaches 0.6
+    out = gpt.generate(PROMPTS, 25, temperature=1.0, top_p=0.6, num_samples=2,
+                       generator=torch.Generator().manual_seed(1))
+    for i, r in enumerate(out):
+        logprobs = full_forward_logprobs_all(gpt, PROMPTS[i // 2], r["tokens"])  # (n, V)
+        for step, tok in enumerate(r["tokens"]):
+            probs = logprobs[step].exp()
+            before = probs[probs > probs[tok]].sum()  # mass strictly more likely than the sampled token
+            assert before < 0.6 + 1e-5
+    # and top_p does not make sampling greedy
+    assert tokens(out) != tokens(gpt.generate(PROMPTS, 25, temperature=0, num_samples=2))
+
+
+def full_forward_logprobs_all(gpt, prompt, completion):
+    logits, _ = gpt(torch.tensor([prompt + completion]))
+    return torch.log_softmax(logits[0, len(prompt) - 1:-1], -1)
+
+
+def test_bad_arguments_are_clear_errors():
+    gpt = tiny_gpt(window=4)
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        gpt.generate(PROMPTS, 0)
+    with pytest.raises(ValueError, match="at least one token"):
+        gpt.generate([[1], []], 3)
+    with pytest.raises(ValueError, match="temperature"):
+        gpt.generate(PROMPTS, 3, temperature=-1)
+
+
+def test_window_cache_bytes_are_independent_of_length():
+    """KVCache allocation alone: windowed layers are a fixed number of slots, whatever max_len asks for."""
+    cfg = GPTConfig(vocab_size=VOCAB, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, window=8, sinks=4)
+    small = KVCache(cfg, 2, 100, torch.device("cpu"), torch.float32)
+    big = KVCache(cfg, 2, 10_000, torch.device("cpu"), torch.float32)
+    # 2 layers x (k, v) x batch 2 x 2 kv heads x (4 sinks + 8) slots x head_dim 8 x 4 bytes
+    assert small.nbytes() == big.nbytes() == 2 * 2 * 2 * 2 * 12 * 8 * 4

@@ -307,6 +307,13 @@ def main(argv=None):
         common.echo_config(vars(args), "sft.py config")
         common.seed_everything(args.seed)
 
+        # ---- data (before the model, so that a bad --data fails before a long download)
+        knobs = {"seed": args.seed}
+        if args.data.startswith("synthetic"):
+            knobs["local_frac"] = args.local_frac
+        train_set = data.load_dataset(args.data, "train", **knobs)
+        test_set = data.load_dataset(args.data, "test", **knobs)
+
         # ---- model
         model, tok, train_state = build_model(args, device)
         model.grad_checkpointing = args.grad_checkpointing
@@ -314,12 +321,7 @@ def main(argv=None):
             raise ValueError(f"--max_len={args.max_len} is longer than the model's context "
                              f"({model.config.block_size} positions)")
 
-        # ---- data: token lists up front (every rank holds all of them, so it can count the global batch's targets)
-        knobs = {"seed": args.seed}
-        if args.data.startswith("synthetic"):
-            knobs["local_frac"] = args.local_frac
-        train_set = data.load_dataset(args.data, "train", **knobs)
-        test_set = data.load_dataset(args.data, "test", **knobs)
+        # ---- token lists up front (every rank holds all of them, so it can count the global batch's targets)
         seqs, masks, n_targets, dropped = tokenize(train_set, tok, args.max_len)
         eval_seqs, eval_masks, _, _ = tokenize(test_set, tok, args.max_len, limit=args.eval_examples)
         global_batch = args.batch_size * args.grad_accum * world

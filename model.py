@@ -382,6 +382,13 @@ class GPT(nn.Module):
             if name.endswith(("o_proj.weight", "down_proj.weight")):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
+    def _apply(self, fn, *args, **kwargs):
+        # model.to(bfloat16) would round the RoPE frequencies too (angles off by up to a radian at long positions)
+        super()._apply(fn, *args, **kwargs)
+        if hasattr(self, "inv_freq") and self.inv_freq.dtype != torch.float32:
+            self.inv_freq = rope_inv_freq(self.config).to(self.inv_freq.device)
+        return self
+
     def _init_weights(self, module):
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)

@@ -34,3 +34,4 @@ def test_model_triton_backend_matches_dense(window, sinks, pattern):
     for name in gd:
         scale = gd[name].abs().max().clamp(min=1e-3)
         assert (gd[name] - gt[name]).abs().max() / scale < 1e-4, name
+

@@ -582,10 +582,19 @@ def sample_next(logits, temperature, top_k, top_p, generator, rows):
         drop = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the smallest prefix that reaches top_p
         scaled = scaled.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
     probs = torch.softmax(scaled, -1)
+    # Inverse-CDF sampling, one uniform draw per row: the distribution of torch.multinomial, which on CPU takes ~1 ms
+    # per row over a 50k vocabulary (a quarter of a GRPO decode step at 32 rows) where this takes ~0.1 ms. float64
+    # sums: a float32 cumsum over 50k entries drifts by ~1e-5.
     if isinstance(generator, (list, tuple)):
-        token = torch.cat([torch.multinomial(probs[i], 1, generator=generator[r]) for i, r in enumerate(rows.tolist())])
+        u = torch.cat([torch.rand(1, generator=generator[r], dtype=torch.float64, device=probs.device)
+                       for r in rows.tolist()])
     else:
-        token = torch.multinomial(probs, 1, generator=generator)[:, 0]
+        u = torch.rand(probs.size(0), generator=generator, dtype=torch.float64, device=probs.device)
+    cdf = probs.double().cumsum(-1)  # (n, V)
+    total = cdf[:, -1:]
+    # strictly below the total, so the search lands on a token with cdf[i-1] <= u < cdf[i]: never one with p = 0
+    u = torch.minimum(u[:, None] * total, torch.nextafter(total, torch.zeros_like(total)))
+    token = torch.searchsorted(cdf, u, right=True)[:, 0]
     return token, logprobs.gather(-1, token[:, None])[:, 0]
 
 

@@ -236,6 +236,28 @@ def test_top_p():
     assert tokens(out) != tokens(gpt.generate(PROMPTS, 25, temperature=0, num_samples=2))
 
 
+def test_sample_next_follows_the_distribution():
+    """Sampling frequencies match softmax(logits / T); filtered tokens are never drawn; logprobs are unfiltered."""
+    n = 20000
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -30.0, 0.5]]).repeat(n, 1)
+    rows = torch.arange(n)
+    for temperature in (1.0, 0.7):
+        token, logprob = model.sample_next(logits, temperature, None, None, torch.Generator().manual_seed(0), rows)
+        probs = torch.softmax(logits[0].double() / temperature, -1)
+        freq = torch.bincount(token, minlength=6).double() / n
+        assert (freq - probs).abs().max() < 0.015  # about 4 standard errors at n = 20000
+        torch.testing.assert_close(logprob.double(), probs.log()[token], atol=1e-5, rtol=0)
+    token, _ = model.sample_next(logits, 1.0, 2, None, torch.Generator().manual_seed(1), rows)
+    assert set(token.tolist()) == {0, 1}
+    assert abs((token == 0).double().mean() - torch.sigmoid(torch.tensor(1.0)).item()) < 0.015
+    # one generator per row: row i's draw depends only on its own generator
+    gens = [torch.Generator().manual_seed(i) for i in range(4)]
+    a, _ = model.sample_next(logits[:4], 1.0, None, None, gens, torch.arange(4))
+    b, _ = model.sample_next(logits[:2], 1.0, None, None, [torch.Generator().manual_seed(i) for i in (2, 3)],
+                             torch.arange(2))
+    assert a[2:].tolist() == b.tolist()
+
+
 def full_forward_logprobs_all(gpt, prompt, completion):
     logits, _ = gpt(torch.tensor([prompt + completion]))
     return torch.log_softmax(logits[0, len(prompt) - 1:-1], -1)

@@ -13,14 +13,7 @@ import model
 from model import GPT, GPTConfig, attention, chunked_attention
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: a second thread only adds synchronization, and on a shared 2-core machine it can
-    make the module 5-10x slower. Restored afterwards for the other test modules."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def reference_attention(q, k, v, window, sinks):

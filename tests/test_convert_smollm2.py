@@ -21,14 +21,7 @@ QUESTION = "There are 4 boxes with 6 apples in each box. How many apples are the
 MAX_NEW_TOKENS = 64
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """A 135M model at batch 1 gains little from threads, and on a busy shared CPU OpenMP's spinning threads made
-    generation 4x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -14,14 +14,7 @@ VOCAB = 64
 PROMPTS = [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17], [20], [30, 31, 32, 33, 34, 35]]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tensors are tiny: a second thread only adds synchronization, and on a shared 2-core machine it can
-    make the module 5-10x slower. Restored afterwards for the other test modules."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_gpt(window=None, sinks=0, layer_pattern=None, seed=0, **overrides):

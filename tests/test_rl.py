@@ -12,7 +12,7 @@ import torch
 import rl
 from model import GPT, GPTConfig
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_model(window=None, vocab=257, n_layer=1, n_embd=32, seed=0):

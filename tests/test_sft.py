@@ -28,13 +28,7 @@ TINY = ["--init=scratch", "--n_layer=1", "--n_head=2", "--n_embd=32", "--block_s
         "--eval_every=0", "--eval_limit=0", "--save_every=0", "--seed=0", "--device=cpu"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The tiny models here run no slower on one thread, and several times faster when the CPU is shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def metrics(out_dir):

@@ -17,6 +17,7 @@ Attention settings (the SA -> SWA conversion changes only these; no parameter ch
 Everything attention-related goes through one entry point, `attention(q, k, v, window, sinks, backend)`:
   dense    SDPA with an explicit mask: O(T^2), the plain reference
   chunked  pure PyTorch, O(T*W): query blocks attend only to their band of keys plus the sink keys
+           (auto picks it on CPU once T > 2 * (128 + W); shorter sequences are faster dense)
   flex     torch FlexAttention with a sliding-window + sinks block mask (CUDA)
   triton   kernels/triton_swa.py, a FlashAttention-style kernel that visits only in-window key blocks
 Generation uses a KVCache: global layers keep every position, windowed layers a rolling buffer of sinks + W slots,
@@ -32,6 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 BACKENDS = ("auto", "dense", "chunked", "flex", "triton")
+CHUNK_BLOCK = 128  # queries per block of the chunked path (bench/attention.py --tune_block)
 
 
 @dataclass
@@ -119,7 +121,7 @@ def attention(q, k, v, window=None, sinks=0, backend="auto"):
     if window is not None and window >= T:
         window = None  # the band already reaches key 0 for every query: this is plain causal attention
     if backend == "auto":
-        backend = auto_backend(q.device, window)
+        backend = auto_backend(q.device, window, T)
     if window is None and backend in ("dense", "chunked"):
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=q.size(1) != k.size(1))
     if backend == "dense":
@@ -134,12 +136,16 @@ def attention(q, k, v, window=None, sinks=0, backend="auto"):
     raise ValueError(f"unknown attention backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
-def auto_backend(device, window):
+def auto_backend(device, window, T=None):
     if device.type == "cuda":
         if _triton_available():
             return "triton"
         return "flex" if _flex_available() else "dense"
-    return "chunked" if window is not None else "dense"
+    # On CPU the band pays for its gathers only once T is past about twice (block + W): measured crossover at
+    # W = 18, 64 and 256 (bench/RESULTS.md); below it the dense mask is up to 2.6x faster and its T x T mask is small.
+    if window is None or (T is not None and T <= 2 * (CHUNK_BLOCK + window)):
+        return "dense"
+    return "chunked"
 
 
 @lru_cache(maxsize=None)
@@ -179,7 +185,7 @@ def dense_attention(q, k, v, window, sinks):
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=q.size(1) != k.size(1))
 
 
-def chunked_attention(q, k, v, window, sinks, block=128):
+def chunked_attention(q, k, v, window, sinks, block=CHUNK_BLOCK):
     """O(T*W) attention in plain PyTorch: each block of `block` queries sees a band of block+W-1 keys plus the sinks.
 
     The query blocks become the batch of one SDPA call: the key bands are one `unfold` of K padded on the left by

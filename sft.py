@@ -114,7 +114,7 @@ def get_parser():
     g.add_argument("--layer_pattern", type=str_or_none, default=None,
                    help="windowed (L) and global (G) layers, repeated: e.g. LLLG; none = every layer windowed")
     g.add_argument("--attn_backend", default="auto", choices=BACKENDS,
-                   help="attention implementation (auto: chunked on CPU for windows, triton/flex on CUDA)")
+                   help="attention implementation (auto: on CPU chunked once T > 2*(128+W), else dense; triton/flex on CUDA)")
     g = p.add_argument_group("data")
     g.add_argument("--data", default="synthetic",
                    help="synthetic | synthetic:arith | gsm8k | math | jsonl:/path/file.jsonl; knobs after '?', "

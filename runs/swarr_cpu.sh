@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The SWARR experiment at toy scale, on a CPU, seeded (README "Results"):
-#   sa       a 2-layer model trained from scratch with FULL attention on the synthetic SFT mix (80% reference-style
-#            traces, 20% local-style), standing in for the pretrained SA model
+#   sa       a 2-layer model trained from scratch with FULL attention on the synthetic SFT mix (LOCAL=0.5: half
+#            reference-style traces, half local-style), standing in for the pretrained SA model
 #   swa_sft  sa converted to window W and fine-tuned on the same mix (stage 1 of the recipe)
 #   swa_rl   swa_sft after GRPO under the window (stage 2), rewarded only on the final answer
 # then eval.py on held-out problems: sa, sa with the window and no training, swa_sft, swa_rl, with the share of

@@ -69,7 +69,8 @@ def test_backend_float64(backend, sinks, Hq, Hkv, T, window):
 
 
 @pytest.mark.parametrize("backend", ["dense", "chunked", "auto"])
-@pytest.mark.parametrize("T,window,sinks", [(37, 5, 0), (37, 5, 4), (50, 1, 4), (29, None, 0), (64, 16, 2)])
+@pytest.mark.parametrize("T,window,sinks", [(37, 5, 0), (37, 5, 4), (50, 1, 4), (29, None, 0), (64, 16, 2),
+                                           (300, 16, 2)])  # auto goes chunked past 2 * (128 + W)
 def test_backend_float32(backend, T, window, sinks):
     fn = lambda q, k, v: attention(q, k, v, window=window, sinks=sinks, backend=backend)  # noqa: E731
     assert_matches_reference(fn, 4, 2, T, window, sinks, torch.float32, atol=1e-5, D=16)
@@ -97,8 +98,11 @@ def test_chunked_bf16_runs_and_is_close():
 
 
 def test_auto_backend_on_cpu():
-    assert model.auto_backend(torch.device("cpu"), 16) == "chunked"
-    assert model.auto_backend(torch.device("cpu"), None) == "dense"
+    cpu = torch.device("cpu")
+    assert model.auto_backend(cpu, 16, T=2 * (model.CHUNK_BLOCK + 16) + 1) == "chunked"
+    assert model.auto_backend(cpu, 16, T=2 * (model.CHUNK_BLOCK + 16)) == "dense"  # short: the dense mask is faster
+    assert model.auto_backend(cpu, 16) == "chunked"  # length unknown: the O(T*W) path is the safe choice
+    assert model.auto_backend(cpu, None, T=10_000) == "dense"
 
 
 def test_unknown_backend_is_a_clear_error():

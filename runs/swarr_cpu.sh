@@ -7,7 +7,7 @@
 # then eval.py on held-out problems: sa, sa with the window and no training, swa_sft, swa_rl, with the share of
 # responses in the window-friendly local style; and a plot of reward / local share / accuracy over RL steps.
 #
-#   bash runs/swarr_cpu.sh                  # 3 seeds (~20 min on 2 cores)
+#   bash runs/swarr_cpu.sh                  # 3 seeds (18 min on an idle 2-core machine)
 #   SEEDS=0 bash runs/swarr_cpu.sh          # one seed
 # Outputs in $OUT (default out/swarr): per-seed checkpoints, metrics, eval JSONL; summary.md; swarr_rl.png
 set -euo pipefail

@@ -14,7 +14,8 @@ gradients and AdamW state included, about 16 bytes per parameter: ~2.1 GB for 13
 torch.cuda.max_memory_allocated. Tokens/s is from the fastest of --steps timed steps after --warmup steps
 (the minimum is the least disturbed by other processes on a shared machine); the process CPU time of a step is
 printed too: with one thread (OMP_NUM_THREADS=1) it is the fair measure on a machine shared with other jobs.
-attn_backend auto: chunked O(T*W) on CPU for the window, SDPA for full attention; triton/flex on CUDA.
+attn_backend auto: on CPU the window runs the dense mask up to T = 2*(128+W) and the chunked O(T*W) path beyond,
+full attention causal SDPA; triton/flex on CUDA.
 """
 
 import argparse

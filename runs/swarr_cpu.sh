@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The SWARR experiment at toy scale, on a CPU, seeded (README "Results"):
-#   sa       a 2-layer model trained from scratch with FULL attention on the synthetic SFT mix (LOCAL=0.5: half
-#            reference-style traces, half local-style), standing in for the pretrained SA model
+#   sa       a 2-layer model trained from scratch with FULL attention on the synthetic SFT mix (LOCAL=0.2: mostly
+#            reference-style traces, as real SFT data is), standing in for the pretrained SA model
 #   swa_sft  sa converted to window W and fine-tuned on the same mix (stage 1 of the recipe)
 #   swa_rl   swa_sft after GRPO under the window (stage 2), rewarded only on the final answer
 # then eval.py on held-out problems: sa, sa with the window and no training, swa_sft, swa_rl, with the share of
@@ -16,11 +16,11 @@ SEEDS=${SEEDS:-"0 1 2"}
 W=${W:-18}                 # 2 windowed layers reach back 2*(W-1)=34 tokens; reference lookups need 37
 OUT=${OUT:-out/swarr}
 DATA=${DATA:-synthetic}    # the lagged-recurrence task of data.py (6 digits, 8 steps)
-LOCAL=${LOCAL:-0.5}        # share of local-style traces in the SFT mix (see README: 0.2 left SWA-SFT unable to
-                           # run the local style at all, so RL had nothing to prefer)
+LOCAL=${LOCAL:-0.2}        # share of local-style traces in the SFT mix (README also reports LOCAL=0.5)
 SA_STEPS=${SA_STEPS:-1200}
 SFT_STEPS=${SFT_STEPS:-400}
-RL_STEPS=${RL_STEPS:-40}
+RL_STEPS=${RL_STEPS:-60}
+RL_LR=${RL_LR:-1e-4}
 PARALLEL=${PARALLEL:-1}    # seeds run side by side, one thread each (tiny models use one core well, two poorly)
 COMMON="--device=cpu --data=$DATA"
 start=$SECONDS
@@ -34,7 +34,7 @@ run_seed() {
   python sft.py $COMMON --init=$D/sa --window=$W --local_frac=$LOCAL --steps=$SFT_STEPS --batch_size=64 --lr=1e-3 \
     --warmup=20 --eval_every=0 --eval_limit=0 --seed=$s --out_dir=$D/swa_sft
   echo "=== seed $s: swa_rl (GRPO under the window) ==="
-  python rl.py $COMMON --init=$D/swa_sft --steps=$RL_STEPS --prompts_per_step=16 --group_size=8 --lr=5e-5 \
+  python rl.py $COMMON --init=$D/swa_sft --steps=$RL_STEPS --prompts_per_step=16 --group_size=8 --lr=$RL_LR \
     --temperature=1.0 --scale_rewards=none --max_new_tokens=200 --eval_every=10 --eval_limit=200 \
     --seed=$s --out_dir=$D/swa_rl
   echo "=== seed $s: eval ==="

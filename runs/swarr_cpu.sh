@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The SWARR experiment at toy scale, on a CPU, seeded (README "Results"):
-#   sa       a 2-layer model trained from scratch with FULL attention on the synthetic SFT mix (LOCAL=0.2: mostly
+#   sa       a 2-layer model trained from scratch with FULL attention on the synthetic SFT mix (LOCAL=0.3: mostly
 #            reference-style traces, as real SFT data is), standing in for the pretrained SA model
 #   swa_sft  sa converted to window W and fine-tuned on the same mix (stage 1 of the recipe)
 #   swa_rl   swa_sft after GRPO under the window (stage 2), rewarded only on the final answer
 # then eval.py on held-out problems: sa, sa with the window and no training, swa_sft, swa_rl, with the share of
 # responses in the window-friendly local style; and a plot of reward / local share / accuracy over RL steps.
 #
-#   bash runs/swarr_cpu.sh                  # 3 seeds (18 min on an idle 2-core machine)
+#   bash runs/swarr_cpu.sh                  # 3 seeds (16 min on an idle 2-core machine)
 #   SEEDS=0 bash runs/swarr_cpu.sh          # one seed
 # Outputs in $OUT (default out/swarr): per-seed checkpoints, metrics, eval JSONL; summary.md; swarr_rl.png
 set -euo pipefail
@@ -16,7 +16,7 @@ SEEDS=${SEEDS:-"0 1 2"}
 W=${W:-18}                 # 2 windowed layers reach back 2*(W-1)=34 tokens; reference lookups need 37
 OUT=${OUT:-out/swarr}
 DATA=${DATA:-synthetic}    # the lagged-recurrence task of data.py (6 digits, 8 steps)
-LOCAL=${LOCAL:-0.2}        # share of local-style traces in the SFT mix (README also reports LOCAL=0.5)
+LOCAL=${LOCAL:-0.3}        # share of local-style traces in the SFT mix; README also reports 0.2 and 0.5
 SA_STEPS=${SA_STEPS:-1200}
 SFT_STEPS=${SFT_STEPS:-400}
 RL_STEPS=${RL_STEPS:-60}

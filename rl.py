@@ -55,7 +55,8 @@ Simplifications, stated openly:
     full distribution is never materialized over the vocabulary.
   - The KL term (k3 = pi_ref/pi - log(pi_ref/pi) - 1 >= 0) is added to the loss, not to the reward, against a
     frozen copy of --init that is loaded only when --kl_coef > 0.
-  - LR: 5e-5 is the default for the tiny from-scratch CPU demo (the toy's stable value; 3e-4 collapsed). For real
+  - LR: 5e-5 is the default for the tiny from-scratch CPU demo (stable on the toy; 3e-4 collapsed; runs/swarr_cpu.sh
+    uses 1e-4 for 60 steps, which moved mostly-reference SFT models to the local style sooner). For real
     pretrained models use 1e-6 .. 5e-6 (DeepSeekMath used 1e-6 for 7B); the GPU command above uses 2e-6.
   - Zero-variance groups are dropped, not resampled (DAPO refills the batch with new prompts; we log the share).
 """

@@ -116,7 +116,7 @@ def bench_ours(args, dataset):
     rl.train(cfg, model, tok, dataset, reward_fn=make_reward(args.reward))
     end = clock.now()
     starts = clock.marks["gen_start"]  # a step runs from its generate call to the next one's
-    return summarize(f"rl.py (window {args.window}: {args.window}-slot ring KV cache, O(T*W) chunked attention)",
+    return summarize(f"rl.py (window {args.window}: {args.window}-slot ring KV cache, auto attention backend)",
                      clock, starts, starts[1:] + [end], args.prompts * args.group * args.tokens)
 
 

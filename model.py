@@ -136,14 +136,14 @@ def attention(q, k, v, window=None, sinks=0, backend="auto"):
     raise ValueError(f"unknown attention backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
-def auto_backend(device, window, T=None):
+def auto_backend(device, window, T):
     if device.type == "cuda":
         if _triton_available():
             return "triton"
         return "flex" if _flex_available() else "dense"
     # On CPU the band pays for its gathers only once T is past about twice (block + W): measured crossover at
     # W = 18, 64 and 256 (bench/RESULTS.md); below it the dense mask is up to 2.6x faster and its T x T mask is small.
-    if window is None or (T is not None and T <= 2 * (CHUNK_BLOCK + window)):
+    if window is None or T <= 2 * (CHUNK_BLOCK + window):
         return "dense"
     return "chunked"
 

@@ -3,7 +3,7 @@ GRPO from scratch: the policy-adaptation stage of SWARR. The windowed model samp
 window, verify.py rewards the final answers, and a group-relative policy gradient teaches it the trajectories
 that work under the window.
 
-    python rl.py                        # CPU demo: continues from sft.py's out/sft (40 steps, 16 prompts x 8 samples)
+    python rl.py                        # CPU demo: continues from sft.py's out/sft (60 steps, 16 prompts x 8 samples)
     python rl.py --init=out/sft --steps=100 --eval_every=20 --kl_coef=0.01     # + a k3 KL penalty to the SFT model
     python rl.py --resume=true --steps=80                                      # continue out/rl exactly
     # one GPU: Qwen2.5-0.5B-Instruct with window 256 on GSM8K (after sft.py --init=hf:... --window=256 --data=gsm8k)
@@ -55,8 +55,8 @@ Simplifications, stated openly:
     full distribution is never materialized over the vocabulary.
   - The KL term (k3 = pi_ref/pi - log(pi_ref/pi) - 1 >= 0) is added to the loss, not to the reward, against a
     frozen copy of --init that is loaded only when --kl_coef > 0.
-  - LR: 5e-5 is the default for the tiny from-scratch CPU demo (stable on the toy; 3e-4 collapsed; runs/swarr_cpu.sh
-    uses 1e-4 for 60 steps, which moved mostly-reference SFT models to the local style sooner). For real
+  - LR: 1e-4 is the default for the tiny from-scratch CPU demo (3e-4 collapsed; at 5e-5 the demo's greedy answers
+    were still in the reference style after 40 steps, at 1e-4 they switch to the local style by step 40). For real
     pretrained models use 1e-6 .. 5e-6 (DeepSeekMath used 1e-6 for 7B); the GPU command above uses 2e-6.
   - Zero-variance groups are dropped, not resampled (DAPO refills the batch with new prompts; we log the share).
 """
@@ -312,14 +312,14 @@ def get_parser():
     g.add_argument("--clip_high", type=float, default=0.28, help="PPO clip: rho <= 1 + clip_high (DAPO's clip-higher)")
     g.add_argument("--inner_epochs", type=int, default=1, help="updates per batch of samples (1: on-policy)")
     g.add_argument("--kl_coef", type=float, default=0.0, help="k3 KL to the frozen --init model (0: none loaded)")
-    g.add_argument("--lr", type=float, default=5e-5, help="AdamW LR (5e-5 for the tiny CPU demo; 1e-6..5e-6 for "
+    g.add_argument("--lr", type=float, default=1e-4, help="AdamW LR (1e-4 for the tiny CPU demo; 1e-6..5e-6 for "
                    "pretrained models)")
     g.add_argument("--warmup", type=int, default=0, help="linear LR warmup steps")
     g.add_argument("--weight_decay", type=float, default=0.0, help="AdamW weight decay")
     g.add_argument("--grad_clip", type=float, default=1.0, help="max gradient norm (0 = no clipping)")
     g.add_argument("--micro_batch_size", type=int, default=64, help="rows per forward/backward")
     g = p.add_argument_group("run")
-    g.add_argument("--steps", type=int, default=40, help="total GRPO steps (a resumed run counts from 0 too)")
+    g.add_argument("--steps", type=int, default=60, help="total GRPO steps (a resumed run counts from 0 too)")
     g.add_argument("--seed", type=int, default=0, help="data order and sampling seed")
     g.add_argument("--out_dir", default="out/rl", help="checkpoint, metrics.jsonl, samples.jsonl")
     g.add_argument("--save_every", type=int, default=0, help="checkpoint every N steps (0: only at the end)")

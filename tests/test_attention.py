@@ -101,7 +101,6 @@ def test_auto_backend_on_cpu():
     cpu = torch.device("cpu")
     assert model.auto_backend(cpu, 16, T=2 * (model.CHUNK_BLOCK + 16) + 1) == "chunked"
     assert model.auto_backend(cpu, 16, T=2 * (model.CHUNK_BLOCK + 16)) == "dense"  # short: the dense mask is faster
-    assert model.auto_backend(cpu, 16) == "chunked"  # length unknown: the O(T*W) path is the safe choice
     assert model.auto_backend(cpu, None, T=10_000) == "dense"
 
 

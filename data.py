@@ -20,18 +20,27 @@ Sources (--data=NAME). Knobs are keyword arguments of load_dataset or go after "
               7,500 / test 5,000, fields problem/level/type/solution; answer = the last \boxed{} of the solution.
               MATH-500 was drawn from the MATH test split, so `math` train never contains a math500 problem.
   math500     HuggingFaceH4/MATH-500, test only, fields problem/solution/answer.
-  jsonl:PATH  one JSON object per line; field names set by the knobs question_key / answer_key / solution_key
-              (defaults question / answer / solution; the solution is optional, SFT needs it). "{split}" in PATH is
-              replaced by the split (jsonl:/data/{split}.jsonl); without it both splits read the same file.
+  jsonl:PATH  one JSON object per line. Each row's form is read from the row and converted by the same function
+              as the hub source of that form:
+                GSM8K  "question" + an "answer" holding "####" (openai/grade-school-math): as gsm8k;
+                MATH   "problem" (or "question") + a "solution" with a \boxed{}, no "answer": as math;
+                plain  "question" (or "problem") + "answer", the "solution" optional: as math500.
+              Other field names: the knobs question_key / answer_key / solution_key. "{split}" in PATH is replaced
+              by the split (jsonl:../shared/data/gsm8k/{split}.jsonl); without it both splits read the same file.
   synthetic   built in, seeded, no network, the default: `synthetic` (= synthetic:lagged) is the SWARR toy task
               below; synthetic:arith is multi-step arithmetic word problems.
-Knobs for every source: size (the first n examples; synthetic: how many to generate), instruction, system, seed
-(used by synthetic only; accepted everywhere so scripts can always pass it).
+Knobs for every source: size (the first n examples; synthetic: how many to generate, at most 1,000,000),
+instruction, system, seed (used by synthetic only; accepted everywhere so scripts can always pass it).
 
-Bad data never crashes a run: rows with a missing or empty question or answer, lines that are not JSON and JSON
-values that are not objects are skipped and counted in Dataset.skipped. Hub sources need the internet; without it
-they fail at once with one line that points to jsonl: and synthetic (a DNS probe spares datasets' ~25 s of retries;
-to use a cached copy offline, set HF_DATASETS_OFFLINE=1, which skips the probe).
+Bad data never crashes a run: a malformed row is skipped and counted under its reason in Dataset.skip_reasons
+(Dataset.skipped is the total): "not UTF-8" (bytes that do not decode, or an escaped lone surrogate "\ud800" that
+no tokenizer can encode), "not JSON", "nested too deep" (past the JSON decoder's recursion limit), "integer too
+long" (past Python's 4,300 digits), "not an object", "no question", "no answer" (missing, empty, not a string or a
+number; a GSM8K row with nothing after ####, a MATH row without \boxed{}), "solution not a string". SFT trains
+on Dataset.with_solutions(), which counts the examples without a solution under "no solution". A source with no
+usable row at all fails with one line. Hub sources need the internet; without it they fail at once with one line
+that points to jsonl: and synthetic (a DNS probe spares datasets' ~25 s of retries; to use a cached copy offline,
+set HF_DATASETS_OFFLINE=1, which skips the probe).
 
 Prompt template: [system message, only if `system` is set] + [user: question + "\n" + instruction], rendered by the
 tokenizer's render_chat with the assistant generation prompt. Hub and jsonl sources use the default instruction
@@ -81,6 +90,7 @@ SYNTHETIC_TASKS.
 import argparse
 import dataclasses
 import json
+import math
 import os
 import random
 import re
@@ -102,12 +112,35 @@ SPLITS = ("train", "test")
 class Dataset:
     name: str
     examples: list = field(repr=False)  # dicts {"question", "answer", "solution" (str or None), ...}
-    skipped: int = 0  # malformed rows left out
+    skip_reasons: dict = field(default_factory=dict)  # reason -> how many rows were left out for it
     system: str | None = None
     instruction: str | None = None
 
     def __len__(self):
         return len(self.examples)
+
+    @property
+    def skipped(self):
+        return sum(self.skip_reasons.values())
+
+    def skip_report(self):
+        """'5 malformed rows skipped (3 not JSON, 2 no answer)', for the scripts' data line."""
+        if not self.skipped:
+            return "0 malformed rows skipped"
+        return f"{self.skipped} malformed rows skipped ({_count_text(self.skip_reasons)})"
+
+    def with_solutions(self):
+        """The dataset SFT trains on: a copy without the examples that have no solution, which are counted under
+        "no solution". One line when none is left."""
+        kept = [ex for ex in self.examples if ex.get("solution")]
+        if not kept:
+            raise ValueError(f"{self.name}: no example to train on: each of the {len(self.examples)} examples has no "
+                             f"solution and SFT needs one; use a source with solutions (in jsonl: a solution field, "
+                             f"a GSM8K '####' answer or a MATH solution ending in \\boxed{{}})")
+        reasons = dict(self.skip_reasons)
+        if len(kept) < len(self.examples):
+            reasons["no solution"] = reasons.get("no solution", 0) + len(self.examples) - len(kept)
+        return dataclasses.replace(self, examples=kept, skip_reasons=reasons)
 
     def user_message(self, example):
         if self.instruction:
@@ -124,7 +157,7 @@ class Dataset:
         are trained and the model learns to stop. The solution is encoded on its own, as it will be generated."""
         if not example.get("solution"):
             raise ValueError(f"{self.name}: an example has no solution and SFT needs one "
-                             f"(question {example['question'][:60]!r}); use a source with solutions")
+                             f"(question {example['question'][:60]!r}); train on dataset.with_solutions()")
         prompt = self.render_prompt(tok, example)
         completion = tok.encode(example["solution"]) + [tok.eos_id]
         return prompt + completion, [0] * len(prompt) + [1] * len(completion)
@@ -242,6 +275,7 @@ class Arith:
 
 
 SYNTHETIC_TASKS = {"lagged": Lagged, "arith": Arith}
+MAX_SYNTHETIC_SIZE = 1_000_000  # examples are generated up front, ~25 us each: a typo of extra zeros fails at once
 
 # A restated state ("[660487]" or "[Ann=12, Ben=19]") and one computation step ("3:0+9=9" or "12 + 7 = 19").
 _STATE = re.compile(r"\[(?:\d+|[A-Z][a-z]*=-?\d+(?:, [A-Z][a-z]*=-?\d+)*)\]")
@@ -305,8 +339,9 @@ def _load_synthetic(task_name, split, name, knobs):
     size = _as(int, "size", knobs.get("size", 20000 if split == "train" else 500))
     seed = _as(int, "seed", knobs.get("seed", 0))
     local_frac = _as(float, "local_frac", knobs.get("local_frac", 0.2))
-    if size < 1 or not 0.0 <= local_frac <= 1.0:
-        raise ValueError(f"--data={name}: size must be >= 1 and local_frac in [0, 1], got {size}, {local_frac}")
+    if not 1 <= size <= MAX_SYNTHETIC_SIZE or not 0.0 <= local_frac <= 1.0:
+        raise ValueError(f"--data={name}: size must be in [1, {MAX_SYNTHETIC_SIZE:,}] and local_frac in [0, 1], "
+                         f"got {size}, {local_frac}")
 
     # String seeds are hashed with SHA-512, so the streams are the same in every process and Python version.
     rng = random.Random(f"{task_name}/{split}/{seed}")
@@ -335,15 +370,34 @@ def _load_synthetic(task_name, split, name, knobs):
 # Hub and file sources
 
 
+class BadRow(ValueError):
+    """A malformed row; its message is the reason it is counted under in Dataset.skip_reasons."""
+
+
+def _count_text(counts):
+    """{'not JSON': 3, 'no answer': 2} -> '3 not JSON, 2 no answer', the largest first."""
+    return ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def _example(question, answer, solution=None):
-    """A clean example dict, or None when the row is malformed."""
-    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+    """A clean example dict, or BadRow."""
+    if isinstance(answer, bool):
+        raise BadRow("no answer")
+    if isinstance(answer, int) or (isinstance(answer, float) and math.isfinite(answer)):
         answer = str(answer)
-    if not isinstance(question, str) or not isinstance(answer, str) or not question.strip() or not answer.strip():
-        return None
+    if not isinstance(question, str) or not question.strip():
+        raise BadRow("no question")
+    if not isinstance(answer, str) or not answer.strip():
+        raise BadRow("no answer")
     if solution is not None and not isinstance(solution, str):
-        return None
-    return {"question": question.strip(), "answer": answer.strip(), "solution": solution or None}
+        raise BadRow("solution not a string")
+    try:  # JSON may escape a lone surrogate ("\ud800"): a str that no tokenizer can encode
+        for text in (question, answer, solution or ""):
+            text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRow("not UTF-8") from None
+    return {"question": question.strip(), "answer": answer.strip(),
+            "solution": solution if solution and solution.strip() else None}
 
 
 def _last_boxed(text):
@@ -359,10 +413,15 @@ def _last_boxed(text):
     return text[i:j - 1] if depth == 0 else None
 
 
+# The row converters. Each takes a row under our field names (see _fields) and returns an example or raises BadRow;
+# the hub sources and jsonl: go through the same ones.
+
+
 def _gsm8k_row(row):
+    """GSM8K: the answer is the worked solution, ending in "#### 72"."""
     question, answer = row.get("question"), row.get("answer")
     if not isinstance(answer, str) or "####" not in answer:
-        return None
+        raise BadRow("no answer")
     work, _, gold = answer.rpartition("####")
     gold = gold.strip().replace(",", "")
     work = re.sub(r"<<[^>]*>>", "", work).strip()
@@ -370,19 +429,51 @@ def _gsm8k_row(row):
 
 
 def _math_row(row):
+    """MATH: the answer is the last \\boxed{} of the solution."""
     solution = row.get("solution")
-    return _example(row.get("problem"), _last_boxed(solution) if isinstance(solution, str) else None, solution)
+    return _example(row.get("question"), _last_boxed(solution) if isinstance(solution, str) else None, solution)
 
 
-def _math500_row(row):
-    return _example(row.get("problem"), row.get("answer"), row.get("solution"))
+def _plain_row(row):
+    """Question and answer given, the solution optional (MATH-500)."""
+    return _example(row.get("question"), row.get("answer"), row.get("solution"))
 
 
-# name -> (hub repo, config, our split -> hub split, row -> example or None)
+def _any_row(row):
+    """jsonl: the form is read from the row itself."""
+    if isinstance(row.get("answer"), str) and "####" in row["answer"]:
+        return _gsm8k_row(row)
+    if row.get("answer") is None and isinstance(row.get("solution"), str):
+        return _math_row(row)
+    return _plain_row(row)
+
+
+def _fields(row, question_key="question", answer_key="answer", solution_key="solution"):
+    """A raw row under our field names; MATH's "problem" stands in for a missing "question" (default key only)."""
+    if not isinstance(row, dict):
+        raise BadRow("not an object")
+    question = row.get(question_key)
+    if question is None and question_key == "question":
+        question = row.get("problem")
+    return {"question": question, "answer": row.get(answer_key), "solution": row.get(solution_key)}
+
+
+def _convert_rows(rows, convert, parse=None, **keys):
+    """-> (examples, skip_reasons): convert(_fields(parse(row))) for every row; a BadRow is counted, not raised."""
+    examples, reasons = [], {}
+    for row in rows:
+        try:
+            examples.append(convert(_fields(parse(row) if parse else row, **keys)))
+        except BadRow as e:
+            reasons[str(e)] = reasons.get(str(e), 0) + 1
+    return examples, reasons
+
+
+# name -> (hub repo, config, our split -> hub split, row converter)
 HUB = {
     "gsm8k": ("openai/gsm8k", "main", {"train": "train", "test": "test"}, _gsm8k_row),
     "math": ("DigitalLearningGmbH/MATH-lighteval", "default", {"train": "train", "test": "test"}, _math_row),
-    "math500": ("HuggingFaceH4/MATH-500", None, {"test": "test"}, _math500_row),
+    "math500": ("HuggingFaceH4/MATH-500", None, {"test": "test"}, _plain_row),
 }
 
 
@@ -419,14 +510,27 @@ def _load_hub(name, split):
     except Exception as e:  # connection, missing repo, auth, cache: all end the same way for the user
         cause = (str(e).splitlines() or [""])[0][:120]
         raise ValueError(f"{failure} [{type(e).__name__}: {cause}]") from None
-    examples, skipped = [], 0
-    for row in rows:
-        ex = convert(row) if isinstance(row, dict) else None
-        if ex is None:
-            skipped += 1
-        else:
-            examples.append(ex)
-    return examples, skipped
+    examples, reasons = _convert_rows(rows, convert)
+    if not examples:
+        raise ValueError(f"{repo} ({split}): no usable rows ({_count_text(reasons)})")
+    return examples, reasons
+
+
+def _parse_jsonl_line(line):
+    """bytes -> the JSON value, or BadRow. Strict UTF-8: a bad byte skips the row instead of slipping U+FFFD into
+    a question; utf-8-sig drops the byte-order mark some editors write at the start of a file."""
+    try:
+        text = line.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadRow("not UTF-8") from None
+    try:
+        return json.loads(text)
+    except RecursionError:  # arrays or objects nested about 1,000 deep or more
+        raise BadRow("nested too deep") from None
+    except json.JSONDecodeError:
+        raise BadRow("not JSON") from None
+    except ValueError:  # the other ValueError of json.loads: an integer of more than 4,300 digits
+        raise BadRow("integer too long") from None
 
 
 def _read_jsonl(path, split, question_key, answer_key, solution_key):
@@ -434,25 +538,17 @@ def _read_jsonl(path, split, question_key, answer_key, solution_key):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such jsonl file: {path} (expected --data=jsonl:/path/file.jsonl, "
                                 f"one JSON object per line)")
-    examples, skipped = [], 0
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                skipped += 1
-                continue
-            ex = _example(row.get(question_key), row.get(answer_key), row.get(solution_key)) if isinstance(row, dict) else None
-            if ex is None:
-                skipped += 1
-            else:
-                examples.append(ex)
+    keys = dict(question_key=question_key, answer_key=answer_key, solution_key=solution_key)
+    try:
+        with open(path, "rb") as f:  # bytes: each line is decoded on its own, so one bad line costs one row
+            examples, reasons = _convert_rows((line for line in f if line.strip()), _any_row, _parse_jsonl_line, **keys)
+    except OSError as e:
+        raise FileNotFoundError(f"cannot read {path}: {e.strerror or e}") from None
     if not examples:
-        raise ValueError(f"{path}: no usable rows ({skipped} malformed skipped); every line needs non-empty "
-                         f"{question_key!r} and {answer_key!r} fields (set question_key= / answer_key= for other names)")
-    return examples, skipped
+        raise ValueError(f"{path}: no usable rows ({_count_text(reasons) or 'the file is empty'}); every line needs a "
+                         f"{question_key!r} and an {answer_key!r} (a number, or GSM8K's '... #### 72') or a "
+                         f"{solution_key!r} ending in \\boxed{{}} (set question_key= / answer_key= for other names)")
+    return examples, reasons
 
 
 # -----------------------------------------------------------------------------
@@ -499,12 +595,12 @@ def load_dataset(name="synthetic", split="train", **knobs):
         if knobs:
             raise ValueError(f"unknown knobs {sorted(knobs)} for --data={name}: accepted are question_key, "
                              f"answer_key, solution_key, size, instruction, system, seed")
-        examples, skipped = _read_jsonl(base[len("jsonl:"):], split, *keys)
+        examples, skip_reasons = _read_jsonl(base[len("jsonl:"):], split, *keys)
     elif base in HUB:
         if knobs:
             raise ValueError(f"unknown knobs {sorted(knobs)} for --data={name}: accepted are size, instruction, "
                              f"system, seed")
-        examples, skipped = _load_hub(base, split)
+        examples, skip_reasons = _load_hub(base, split)
     else:
         raise ValueError(f"unknown dataset {name!r}: use gsm8k, math, math500, jsonl:/path/file.jsonl, synthetic or "
                          + ", ".join(f"synthetic:{t}" for t in SYNTHETIC_TASKS))
@@ -512,7 +608,8 @@ def load_dataset(name="synthetic", split="train", **knobs):
         if size < 1:
             raise ValueError(f"size must be >= 1, got {size}")
         examples = examples[:size]
-    return Dataset(name=name, examples=examples, skipped=skipped, system=system or None, instruction=instruction or None)
+    return Dataset(name=name, examples=examples, skip_reasons=skip_reasons, system=system or None,
+                   instruction=instruction or None)
 
 
 def main():
@@ -535,7 +632,7 @@ def main():
         tok = Tokenizer.byte_level()
     except Exception:  # tokenizer.py missing or broken: show the text only
         tok = None
-    print(f"{ds.name} ({args.split}): {len(ds)} examples, {ds.skipped} malformed rows skipped; "
+    print(f"{ds.name} ({args.split}): {len(ds)} examples, {ds.skip_report()}; "
           f"system={ds.system!r} instruction={ds.instruction!r}")
     for i, ex in enumerate(ds.examples[:args.n]):
         print(f"\n--- example {i}: answer {ex['answer']!r}" + (f", SFT style {ex['style']}" if "style" in ex else ""))
@@ -544,7 +641,8 @@ def main():
             print(f"prompt ({len(ids)} byte-level tokens): {tok.decode(ids)!r}")
         else:
             print(f"user message: {ds.user_message(ex)!r}")
-        for style, text in (ex.get("solutions") or {"solution": ex["solution"]}).items():
+        solutions = ex.get("solutions") or {"solution": ex["solution"] or "(none: SFT skips this example)"}
+        for style, text in solutions.items():
             print(f"{style}: {text}" if "\n" not in text else f"{style}:\n{text}")
             if style in STYLES and args.data.partition("?")[0] in ("synthetic", "synthetic:lagged"):
                 print(f"  trace_style={trace_style(text)}, longest lookback {max(lagged_lookbacks(ex['question'], text))} "

@@ -1,4 +1,5 @@
 import json
+import random
 import re
 import subprocess
 import sys
@@ -166,6 +167,10 @@ def test_name_knobs_and_bad_names():
             load_dataset(bad, size=3)
     with pytest.raises(ValueError, match="split"):
         load_dataset("synthetic", split="validation")
+    start = time.time()
+    with pytest.raises(ValueError, match=r"size must be in \[1, 1,000,000\]"):  # at once, not after hours
+        load_dataset("synthetic?size=1000000000")
+    assert time.time() - start < 1
     with pytest.raises(ValueError, match="distinct test questions"):
         load_dataset("synthetic?n_digits=2", split="test", size=50)
 
@@ -245,6 +250,8 @@ def test_jsonl_custom_fields_and_malformed_rows(tmp_path):
         {"question": "What is 3*3?", "answer": "9", "solution": None},
     ]
     assert ds.skipped == 6
+    assert ds.skip_reasons == {"not JSON": 1, "not an object": 1, "no question": 2, "no answer": 1,
+                               "solution not a string": 1}
     assert ds.instruction == data.DEFAULT_INSTRUCTION
     # knobs in the name, and {split} in the path; without solution_key=work the non-string "work" is not read
     ds = load_dataset(f"jsonl:{tmp_path}/{{split}}.jsonl?question_key=problem&answer_key=gold&size=1")
@@ -257,8 +264,13 @@ def test_jsonl_errors(tmp_path):
     assert "\n" not in str(e.value)
     bad = tmp_path / "bad.jsonl"
     bad.write_text("oops\n[1]\n")
-    with pytest.raises(ValueError, match="no usable rows"):
+    with pytest.raises(ValueError, match=r"no usable rows \(1 not JSON, 1 not an object\)") as e:
         load_dataset(f"jsonl:{bad}")
+    assert "\n" not in str(e.value)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n \n")
+    with pytest.raises(ValueError, match="the file is empty"):
+        load_dataset(f"jsonl:{empty}")
     with pytest.raises(ValueError, match="unknown knobs"):
         load_dataset(f"jsonl:{bad}", question_kye="q")
 
@@ -327,6 +339,154 @@ def test_gsm8k_and_math_rows(monkeypatch):
     assert ds.examples == [{"question": "P", "answer": "5", "solution": "S \\boxed{5}"}]
     with pytest.raises(ValueError, match="no train split"):
         load_dataset("math500", "train")
+
+
+# ---- real data forms in jsonl, hostile rows, SFT without solutions
+
+NATALIA = {"question": "Natalia sold 48 clips in April and half as many in May. How many in all?",
+           "answer": "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n"
+                     "Natalia sold 48+24 = <<48+24=72>>72 clips altogether.\n#### 72"}
+NATALIA_SOLUTION = ("Natalia sold 48/2 = 24 clips in May.\nNatalia sold 48+24 = 72 clips altogether.\n"
+                    "The final answer is \\boxed{72}.")
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_jsonl_reads_gsm8k_math_and_plain_rows(tmp_path, monkeypatch):
+    gsm8k = [NATALIA, {"question": " Big? ", "answer": "It is 1000 + 234 = <<1000+234=1234>>1234.\n#### 1,234"}]
+    math_rows = [{"problem": "Find x.", "solution": "So $x = \\boxed{\\frac{1}{2}}$.", "level": "Level 1"},
+                 {"question": "Square it.", "solution": "First \\boxed{1}, finally \\boxed{x^{2}}."}]
+    plain = [{"question": "What is 2+3?", "answer": 5},
+             {"problem": "P", "answer": "7", "solution": "S \\boxed{8}"}]  # a given answer wins over the boxed one
+    path = write_jsonl(tmp_path / "mixed.jsonl", gsm8k + math_rows + plain)
+    ds = load_dataset(f"jsonl:{path}")
+    assert ds.skip_reasons == {}
+    assert ds.examples == [
+        {"question": NATALIA["question"], "answer": "72", "solution": NATALIA_SOLUTION},
+        {"question": "Big?", "answer": "1234",
+         "solution": "It is 1000 + 234 = 1234.\nThe final answer is \\boxed{1234}."},
+        {"question": "Find x.", "answer": "\\frac{1}{2}", "solution": "So $x = \\boxed{\\frac{1}{2}}$."},
+        {"question": "Square it.", "answer": "x^{2}", "solution": "First \\boxed{1}, finally \\boxed{x^{2}}."},
+        {"question": "What is 2+3?", "answer": "5", "solution": None},
+        {"question": "P", "answer": "7", "solution": "S \\boxed{8}"},
+    ]
+    # the hub loaders give the same examples from the same rows: one converter per form
+    fake_datasets(monkeypatch, lambda repo, *config, split: {"openai/gsm8k": gsm8k,
+                                                               "DigitalLearningGmbH/MATH-lighteval": math_rows,
+                                                               "HuggingFaceH4/MATH-500": plain}[repo])
+    assert load_dataset("gsm8k").examples == ds.examples[:2]
+    assert load_dataset("math").examples == ds.examples[2:4]
+    assert load_dataset("math500", "test").examples == ds.examples[4:]
+    # the field-name knobs apply to every form
+    renamed = [{"q": r["question"], "a": r["answer"]} for r in gsm8k]
+    renamed.append({"q": "Find x.", "work": math_rows[0]["solution"]})
+    path = write_jsonl(tmp_path / "renamed.jsonl", renamed)
+    ds2 = load_dataset(f"jsonl:{path}?question_key=q&answer_key=a&solution_key=work")
+    assert ds2.examples == ds.examples[:3] and ds2.skipped == 0
+
+
+def test_hostile_rows_are_skipped_and_counted(tmp_path):
+    deep = b"[" * 200_000 + b"]" * 200_000
+    lines = [
+        b'\xef\xbb\xbf{"question": "BOM first", "answer": "1"}',  # an editor's byte-order mark: a good row
+        deep,
+        b'{"question": "deep", "answer": "1", "x": ' + deep + b"}",
+        b'{"question": "big", "answer": ' + b"9" * 5000 + b"}",
+        b'{"question": "big but allowed", "answer": ' + b"9" * 4000 + b"}",
+        b'{"question": "caf\xe9", "answer": "1"}',  # latin-1
+        b"\xff\xfe\x00{\x00",  # UTF-16
+        b'{"question": "\\ud800", "answer": "1"}',  # a lone surrogate, escaped
+        b'{"question": "ok", "answer": "1", "solution": "bad \\udfff"}',
+        b'{"question": "cut off',
+        b"[1, 2]", b'"a string"', b"42", b"null",
+        b'{"answer": "1"}', b'{"question": "   ", "answer": "1"}', b'{"question": ["a"], "answer": "1"}',
+        b'{"question": "q", "answer": true}', b'{"question": "q", "answer": NaN}', b'{"question": "q", "answer": ""}',
+        b'{"question": "q", "answer": {"v": 1}}', b'{"question": "q", "answer": "x\\n#### "}',
+        b'{"problem": "p", "solution": "no box here"}',
+        b'{"question": "q", "answer": "1", "solution": 3}',
+        b"   ", b"",  # blank lines are not rows
+        b'{"question": "last", "answer": "2"}\r',  # CRLF line ends
+    ]
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(b"\n".join(lines))
+    start = time.time()
+    ds = load_dataset(f"jsonl:{path}")
+    assert time.time() - start < 5
+    assert [e["question"] for e in ds.examples] == ["BOM first", "big but allowed", "last"]
+    assert ds.examples[1]["answer"] == "9" * 4000
+    expected = {"nested too deep": 2, "integer too long": 1, "not UTF-8": 4, "not JSON": 1, "not an object": 4,
+                "no question": 3, "no answer": 6, "solution not a string": 1}
+    assert ds.skip_reasons == expected
+    assert ds.skipped == sum(expected.values()) == 22
+    assert ds.skip_report() == ("22 malformed rows skipped (6 no answer, 4 not UTF-8, 4 not an object, 3 no question, "
+                                "2 nested too deep, 1 integer too long, 1 not JSON, 1 solution not a string)")
+    # a file of bad rows only: one line that says what was wrong
+    path.write_bytes(b"\n".join(lines[1:4] + lines[5:8]))
+    with pytest.raises(ValueError, match=r"no usable rows \(3 not UTF-8, 2 nested too deep, 1 integer too long\)") as e:
+        load_dataset(f"jsonl:{path}")
+    assert "\n" not in str(e.value)
+
+
+def test_sft_skips_and_counts_examples_without_a_solution(tmp_path):
+    sft = pytest.importorskip("sft")
+    rows = [NATALIA, {"question": "No work shown", "answer": "3"},
+            {"problem": "Find x.", "solution": "x = \\boxed{2}"}, {"question": "Q", "answer": "1", "solution": "  "},
+            {"question": "Q2", "answer": "4", "solution": "2 + 2 = \\boxed{4}"}]
+    ds = load_dataset(f"jsonl:{write_jsonl(tmp_path / 'some.jsonl', rows)}", instruction="")
+    assert len(ds) == 5 and ds.skipped == 0
+    with_solutions = ds.with_solutions()
+    assert [e["question"] for e in with_solutions.examples] == [NATALIA["question"], "Find x.", "Q2"]
+    assert with_solutions.skip_reasons == {"no solution": 2} and len(ds) == 5  # a copy: ds is unchanged
+    assert with_solutions.with_solutions() == with_solutions
+    tok = ByteTok()
+    seqs, masks, n_targets, dropped = sft.tokenize(ds, tok, max_len=10_000)
+    assert dropped == 0 and len(seqs) == 3
+    for ids, mask, ex in zip(seqs, masks, with_solutions.examples):
+        assert tok.decode(ids) == ex["question"] + "\n" + ex["solution"]
+        assert tok.decode([i for i, m in zip(ids, mask) if m]) == ex["solution"] and ids[-1] == tok.eos_id
+    # none left: one line, from the dataset and from tokenize
+    ds = load_dataset(f"jsonl:{write_jsonl(tmp_path / 'none.jsonl', rows[1:2] * 2)}")
+    for call in (ds.with_solutions, lambda: sft.tokenize(ds, tok, max_len=10_000)):
+        with pytest.raises(ValueError, match="each of the 2 examples has no solution and SFT needs one") as e:
+            call()
+        assert "\n" not in str(e.value)
+
+
+GSM8K_DIR = ROOT.parent / "shared" / "data" / "gsm8k"
+
+
+def without_annotations(text):
+    """Drop every <<...>> calculator annotation, by scanning (data.py uses a regex)."""
+    while "<<" in text:
+        start = text.index("<<")
+        text = text[:start] + text[text.index(">>", start) + 2:]
+    return text
+
+
+@pytest.mark.skipif(not (GSM8K_DIR / "test.jsonl").is_file(),
+                    reason=f"no offline GSM8K copy at {GSM8K_DIR} (../shared is not part of a clone)")
+@pytest.mark.parametrize("split, n_rows", [("train", 7473), ("test", 1319)])
+def test_real_gsm8k_jsonl(monkeypatch, split, n_rows):
+    monkeypatch.chdir(ROOT)  # the path as the README gives it, relative to the repository root
+    ds = load_dataset("jsonl:../shared/data/gsm8k/{split}.jsonl", split)
+    raw = [json.loads(line) for line in (GSM8K_DIR / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(raw) == len(ds) == n_rows and ds.skip_reasons == {}
+    for i in [0, 1, n_rows - 1] + random.Random(0).sample(range(n_rows), 30):
+        row = raw[i]
+        work, gold = row["answer"].split("\n#### ")  # every real row ends in exactly one "#### N" line
+        gold = gold.replace(",", "")
+        assert ds.examples[i] == {"question": row["question"], "answer": gold,
+                                  "solution": without_annotations(work) + f"\nThe final answer is \\boxed{{{gold}}}."}
+    assert ds.examples[0]["answer"] == "72" if split == "train" else "18"
+    verify = pytest.importorskip("verify")
+    assert all(verify.extract_answer(e["solution"]) == e["answer"] for e in ds.examples)
+    assert len(ds.with_solutions()) == n_rows
+    # the hub loader, fed the same rows, gives the same examples
+    fake_datasets(monkeypatch, lambda repo, *config, split: raw)
+    assert load_dataset("gsm8k", split).examples == ds.examples
 
 
 # ---- command line

@@ -204,9 +204,10 @@ def check_args(args):
 
 
 def tokenize(dataset, tok, max_len, limit=None):
-    """-> (token lists, loss masks, target counts, dropped): every example that fits in max_len tokens."""
+    """-> (token lists, loss masks, target counts, dropped): every example that has a solution and fits in max_len
+    tokens; dropped counts the longer ones (dataset.with_solutions() counts those without a solution)."""
     seqs, masks, n_targets, dropped = [], [], [], 0
-    for ex in dataset.examples[:limit]:
+    for ex in dataset.with_solutions().examples[:limit]:
         ids, mask = dataset.render_for_sft(tok, ex)
         if len(ids) > max_len:
             dropped += 1

@@ -25,14 +25,14 @@ from tqdm import tqdm
 
 import common
 import verify
+from model import compute_dtype
 
 
 def kv_cache_bytes(config, rows, max_len, dtype):
-    """The bytes model.KVCache preallocates for `rows` sequences of up to max_len tokens."""
-    per_slot = 2 * config.n_kv_head * config.head_dim * torch.finfo(dtype).bits // 8  # keys and values
-    slots = sum(max_len if w is None else min(max_len, config.sinks + w)
-                for w in (config.layer_window(i) for i in range(config.n_layer)))
-    return rows * slots * per_slot
+    """The bytes model.KVCache allocates for `rows` sequences of up to max_len tokens, asked of KVCache itself (on
+    the meta device: nothing is allocated)."""
+    from model import KVCache
+    return KVCache(config, rows, max_len, "meta", dtype).nbytes()
 
 
 def completion_text(tok, out):
@@ -85,12 +85,13 @@ def evaluate(model, tok, dataset, limit=None, batch_size=32, max_new_tokens=256,
         greedy = model.generate(prompts, max_new_tokens, temperature=0.0, eos_ids=tok.eos_ids)
         sampled = []
         if samples > 1:
-            gens = [torch.Generator(device="cpu").manual_seed(seed * 1_000_003 + (start + i) * 1009 + s)
+            gens = [torch.Generator(device=device).manual_seed(seed * 1_000_003 + (start + i) * 1009 + s)
                     for i in range(len(batch)) for s in range(samples)]
             sampled = model.generate(prompts, max_new_tokens, temperature=temperature, num_samples=samples,
                                      eos_ids=tok.eos_ids, generator=gens)
         gen_time += time.perf_counter() - t0
-        peak_kv = max(peak_kv, kv_cache_bytes(model.config, len(batch) * samples, max_len, model.embed.weight.dtype))
+        cache_dtype = compute_dtype(model.embed.weight)  # what generate allocates its cache in
+        peak_kv = max(peak_kv, kv_cache_bytes(model.config, len(batch) * samples, max_len, cache_dtype))
         for i, (ex, out) in enumerate(zip(batch, greedy)):
             text = completion_text(tok, out)
             n_tokens += len(out["tokens"])
@@ -145,7 +146,7 @@ def parse_init(spec):
 
 def format_table(rows):
     cols = ["model", "accuracy"] + [c for c in rows[0] if c.startswith(("pass@", "maj@"))] + \
-        ["mean_len", "trunc_rate", "tokens_per_s", "kv_cache_mb", "window"] + \
+        ["mean_len", "trunc_rate", "tokens_per_s", "kv_cache_mb", "window", "dtype"] + \
         (["local_share"] if any("local_share" in r for r in rows) else [])
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -168,7 +169,8 @@ def main(argv=None):
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature for --samples")
     p.add_argument("--seed", type=int, default=0, help="seed for sampled responses")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
-    p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU) | float32 | bfloat16")
+    p.add_argument("--dtype", default="auto", help="autocast (compute) dtype over float32 weights: auto (bf16 on "
+                   "GPUs and, for 20M+ parameter models, on CPUs with native bf16; else fp32) | float32 | bfloat16")
     p.add_argument("--out_dir", default="out/eval", help="where the table and per-example JSONL go")
     args = p.parse_args(argv)
     inits = args.init or ["out/sft"]
@@ -181,10 +183,14 @@ def main(argv=None):
         os.makedirs(args.out_dir, exist_ok=True)
         for spec in inits:
             path, overrides = parse_init(spec)
-            model, tok = convert.load_model(path, device=args.device, dtype=args.dtype, **overrides)
-            summary, records = evaluate(model, tok, dataset, limit=args.limit or None, batch_size=args.batch_size,
-                                        max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                                        samples=args.samples, seed=args.seed, progress=True)
+            model, tok = convert.load_model(path, device=args.device, dtype="float32", **overrides)
+            device = model.embed.weight.device
+            dtype = common.autocast_dtype(args.dtype, device, model.num_params())
+            with common.autocast(device, dtype):
+                summary, records = evaluate(model, tok, dataset, limit=args.limit or None, batch_size=args.batch_size,
+                                            max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                                            samples=args.samples, seed=args.seed, progress=True)
+            summary["dtype"] = str(dtype).replace("torch.", "")
             label = spec
             rows.append({"model": label} | summary)
             safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in label)[-80:]

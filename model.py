@@ -22,6 +22,17 @@ Everything attention-related goes through one entry point, `attention(q, k, v, w
   triton   kernels/triton_swa.py, a FlashAttention-style kernel that visits only in-window key blocks
 Generation uses a KVCache: global layers keep every position, windowed layers a rolling buffer of sinks + W slots,
 so memory stays flat however long the reasoning trace grows.
+
+The dtype rule (one rule, everywhere; `compute_dtype` below):
+  weights        float32 for training (or the dtype they were loaded in for inference)
+  compute        the autocast dtype inside torch.autocast (bf16 on GPUs, and on CPUs with native bf16), else the
+                 weights' dtype: every nn.Linear runs in it, so q, k, v and the MLP activations are in it
+  residual       the embedding's dtype (float32 under autocast): each block adds its compute-dtype output to it
+  RoPE           angles, cos and sin in float32; q and k are rotated in float32 and cast back to v's dtype, so
+                 every attention backend (dense, chunked, flex, triton) gets q, k, v of one dtype
+  KV cache       allocated in the compute dtype (what k and v are), masks in that dtype too
+  float32        norms (computed in float32, cast back), logits (the LM head's output is cast), softmax, the loss,
+                 log-probs and sampling
 """
 
 import math
@@ -121,7 +132,7 @@ def attention(q, k, v, window=None, sinks=0, backend="auto"):
     if window is not None and window >= T:
         window = None  # the band already reaches key 0 for every query: this is plain causal attention
     if backend == "auto":
-        backend = auto_backend(q.device, window, T)
+        backend = auto_backend(q.device, window, T, q.dtype)
     if window is None and backend in ("dense", "chunked"):
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=q.size(1) != k.size(1))
     if backend == "dense":
@@ -129,6 +140,7 @@ def attention(q, k, v, window=None, sinks=0, backend="auto"):
     if backend == "chunked":
         return chunked_attention(q, k, v, window, sinks)
     if backend == "flex":
+        from kernels.flex import flex_windowed_attention
         return flex_windowed_attention(q, k, v, window, sinks)
     if backend == "triton":
         from kernels import windowed_attention
@@ -136,8 +148,12 @@ def attention(q, k, v, window=None, sinks=0, backend="auto"):
     raise ValueError(f"unknown attention backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
-def auto_backend(device, window, T):
+def auto_backend(device, window, T, dtype):
     if device.type == "cuda":
+        # Full attention is SDPA's flash kernel; fp32 too (the Triton kernel has no tensor-core path for fp32 and
+        # spills registers). Windowed bf16/fp16 is what the Triton kernel is for.
+        if window is None or dtype == torch.float32:
+            return "dense"
         if _triton_available():
             return "triton"
         return "flex" if _flex_available() else "dense"
@@ -164,6 +180,14 @@ def _flex_available():
         return True
     except ImportError:
         return False
+
+
+def compute_dtype(weight):
+    """The dtype activations are computed in: the autocast dtype inside torch.autocast, else the weights' own."""
+    kind = weight.device.type
+    if torch.is_autocast_enabled(kind):
+        return torch.get_autocast_dtype(kind)
+    return weight.dtype
 
 
 def window_mask(q_pos, k_pos, window, sinks):
@@ -225,33 +249,6 @@ def chunked_attention(q, k, v, window, sinks, block=CHUNK_BLOCK):
     # GQA: query head b*Hq + h reads kv head (b*Hq + h) // G = b*Hkv + h // G, the right row and head
     out = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=bias, enable_gqa=Hq != Hkv)  # (nb, B*Hq, C, D)
     return out.view(nb, B, Hq, C, D).permute(1, 2, 0, 3, 4).reshape(B, Hq, nb * C, D)[:, :, :T]
-
-
-@lru_cache(maxsize=8)
-def _flex_block_mask(T, window, sinks, device):
-    """Built once per (length, window, sinks) and shared by every layer of a forward (building it is not free)."""
-    from torch.nn.attention.flex_attention import create_block_mask
-
-    def mask_mod(b, h, q_idx, kv_idx):
-        causal = kv_idx <= q_idx
-        if window is None:
-            return causal
-        return causal & ((q_idx - kv_idx < window) | (kv_idx < sinks))
-
-    return create_block_mask(mask_mod, B=None, H=None, Q_LEN=T, KV_LEN=T, device=device)
-
-
-@lru_cache(maxsize=None)
-def _compiled_flex():
-    from torch.nn.attention.flex_attention import flex_attention
-    return torch.compile(flex_attention, dynamic=False)
-
-
-def flex_windowed_attention(q, k, v, window, sinks):
-    block_mask = _flex_block_mask(q.size(2), window, sinks, str(q.device))
-    flex = _compiled_flex() if q.device.type == "cuda" else __import__(
-        "torch.nn.attention.flex_attention", fromlist=["flex_attention"]).flex_attention
-    return flex(q, k, v, block_mask=block_mask, enable_gqa=q.size(1) != k.size(1))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -326,9 +323,10 @@ class Attention(nn.Module):
             q, k = self.q_norm(q), self.k_norm(k)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, H, T, D)
         if rope is not None:
-            cos, sin = rope  # (B, 1, T, D)
+            cos, sin = rope  # (B, 1, T, D) float32: the rotation runs in float32 whatever q and k are in
             q = q * cos + rotate_half(q) * sin
             k = k * cos + rotate_half(k) * sin
+        q, k = q.to(v.dtype), k.to(v.dtype)  # one dtype for every backend (qk_norm and RoPE return float32)
         window = cfg.layer_window(self.layer_idx)
         if cache is None:
             y = attention(q, k, v, window, cfg.sinks, cfg.attn_backend)
@@ -435,10 +433,10 @@ class GPT(nn.Module):
                                  f"context of {self.config.block_size} (learned positions)")
             x = x + self.pos_embed(positions.clamp(min=0))
         else:
-            # angles in float32 as the reference implementations compute them, then cast to the model dtype
+            # angles, cos and sin in float32 (in bf16 a position of 1000 would be off by up to 4 radians)
             angles = positions.float()[..., None] * self.inv_freq.float()  # (B, T, D/2)
             emb = torch.cat([angles, angles], dim=-1)[:, None]  # (B, 1, T, D)
-            rope = (emb.cos().to(x.dtype), emb.sin().to(x.dtype))
+            rope = (emb.cos(), emb.sin())
         if cache is not None:
             cache.prepare(positions.expand(B, T))
         for block in self.blocks:
@@ -505,7 +503,7 @@ class GPT(nn.Module):
             idx[b, L - len(p):] = torch.tensor(p, dtype=torch.long)
         positions = torch.arange(L, device=device)[None, :] - (L - lengths)[:, None]  # (B, L), pads < 0
 
-        cache = KVCache(self.config, B, L + max_new_tokens, device, self.embed.weight.dtype)
+        cache = KVCache(self.config, B, L + max_new_tokens, device, compute_dtype(self.embed.weight))
         logits = self.head(self.hidden_states(idx, positions, cache)[:, -1]).float()  # (B, V)
         N = B * num_samples
         if num_samples > 1:
@@ -662,8 +660,12 @@ class KVCache:
             # prefill attends over its own keys: plain attention() unless left padding needs a per-row mask
             padded = bool((positions != torch.arange(Tn, device=device)).any())
             k_pos = positions[:, None, None, :]
-            self.mask_global = window_mask(q_pos, k_pos, None, 0) if padded else None
-            self.mask_window = window_mask(q_pos, k_pos, W, self.sinks) if padded else None
+            # a pad query (negative position) would see no key at all: SDPA's kernels return NaN or 0 for such a
+            # row, and a NaN reaches real tokens in the next layer through 0 * NaN. Each query also sees itself,
+            # which changes nothing for real tokens (they always see themselves) and keeps pad rows finite.
+            itself = torch.eye(Tn, dtype=torch.bool, device=device)
+            self.mask_global = window_mask(q_pos, k_pos, None, 0) | itself if padded else None
+            self.mask_window = window_mask(q_pos, k_pos, W, self.sinks) | itself if padded else None
         else:
             self.mask_global = self._decode_mask(window_mask(q_pos, self.pos_global[:, None, None, :c0 + Tn], None, 0))
             if W is not None:

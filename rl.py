@@ -36,7 +36,7 @@ One step, in the order of the code below:
   5. options: --filter_groups drops groups whose rewards are all equal (they carry no signal, only dilute the
      normalizer); --mask_truncated drops completions that hit the budget; the EOS token is always in the loss (the
      masks come from lengths, never from comparing with pad ids, and the byte tokenizer's pad IS its eos);
-  6. AdamW with grad clipping, micro-batches sorted by length, bf16 autocast on GPUs, --inner_epochs updates;
+  6. AdamW with grad clipping, micro-batches sorted by length, bf16 autocast (--dtype), --inner_epochs updates;
      completions with zero advantage skip the forward/backward (without KL they add exactly 0 to the gradient);
   7. log every step (tqdm + metrics.jsonl), sample completions every --sample_every steps (samples.jsonl);
   8. greedy accuracy on a fixed held-out set every --eval_every steps (eval.evaluate);
@@ -46,10 +46,11 @@ One step, in the order of the code below:
      micro-batches, which DDP's per-backward hooks cannot allow; with the step-wide normalizer a plain sum is exact.)
 
 Simplifications, stated openly:
-  - On-policy, --inner_epochs=1 by default: the ratio rho is exactly 1 (up to the float rounding between the
-    cached sampler and the training forward, which the tests bound at 1e-4 in fp32) and the method is REINFORCE
-    with a group-mean baseline. Clipping matters only with --inner_epochs > 1, where every later epoch reuses the
-    same samples against their sampling-time log-probs.
+  - On-policy, --inner_epochs=1 by default: the ratio rho is exactly 1 and the method is REINFORCE with a
+    group-mean baseline. The ratio's denominator is the training forward's log-prob from the first update, not the
+    sampler's (TRL's way): the two differ by float rounding (bounded by the tests at 1e-4 in fp32 and measured in
+    bf16; logged as sampler_logp_diff), which must not act as a policy change. Clipping matters only with
+    --inner_epochs > 1, where every later epoch scores the same samples against those first-update log-probs.
   - One model samples and trains (no vLLM), so there is no importance-sampling correction for a separate sampler.
   - Entropy is estimated as the mean of -log p of the sampled tokens (under T): unbiased, and free, because the
     full distribution is never materialized over the vocabulary.
@@ -216,20 +217,35 @@ def completion_logprobs(model, idx, pos, tokens, mask, temperature):
 def accumulate_gradients(model, rows, normalizer, cfg, pad_id, ref_model=None, amp_dtype=torch.float32):
     """Forward and backward over micro-batches of at most cfg.micro_batch_size rows, longest first (similar lengths
     share a micro-batch, so little padding, and the peak memory comes first). The gradients add up to the step
-    loss's because every micro-batch divides by the same step-wide normalizer. -> stats summed over micro-batches."""
+    loss's because every micro-batch divides by the same step-wide normalizer. -> stats summed over micro-batches.
+
+    The ratio's denominator (old log-probs) is the training forward's own, taken in the first update of these rows
+    and kept in each row as "old_logp" for the later --inner_epochs (TRL's way): the sampler's log-probs differ from
+    it by float rounding (bf16 cached decode vs a training forward, another kernel), and that gap must not count as
+    a policy change. stats["logp_diff"] is the sampler-vs-trainer gap, |log p_train - log p_sampler| summed."""
     device = next(model.parameters()).device
     order = sorted(rows, key=lambda r: len(r["prompt"]) + len(r["tokens"]), reverse=True)
     total = {"loss": torch.zeros((), device=device)}
     for start in range(0, len(order), cfg.micro_batch_size):
-        idx, pos, tokens, old_logp, mask, adv = collate(order[start:start + cfg.micro_batch_size], pad_id, device)
+        chunk = order[start:start + cfg.micro_batch_size]
+        idx, pos, tokens, sampler_logp, mask, adv = collate(chunk, pad_id, device)
         with common.autocast(device, amp_dtype):
             logp = completion_logprobs(model, idx, pos, tokens, mask, cfg.temperature)  # (B, L)
             ref_logp = None
             if cfg.kl_coef:
                 with torch.no_grad():
                     ref_logp = completion_logprobs(ref_model, idx, pos, tokens, mask, cfg.temperature)
+        if "old_logp" not in chunk[0]:  # the first update of these rows: ratio exactly 1
+            old_logp = logp.detach()
+            for b, r in enumerate(chunk):
+                r["old_logp"] = old_logp[b, :len(r["tokens"])]
+        else:
+            old_logp = torch.zeros_like(logp)
+            for b, r in enumerate(chunk):
+                old_logp[b, :len(r["tokens"])] = r["old_logp"]
         loss, stats = grpo_loss(logp, old_logp, ref_logp, adv, mask, normalizer, cfg.loss_agg, cfg.clip_low,
                                 cfg.clip_high, cfg.kl_coef)
+        stats["logp_diff"] = ((logp.detach() - sampler_logp).abs() * mask).sum()
         loss.backward()
         total["loss"] += loss.detach()
         for k, v in stats.items():
@@ -286,8 +302,9 @@ def get_parser():
     g.add_argument("--sinks", default="keep", help="keep or an integer")
     g.add_argument("--layer_pattern", default="keep", help="keep, none or e.g. LLLG")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
-    g.add_argument("--dtype", default="auto", help="autocast dtype: auto (bf16 on GPU, fp32 on CPU) | float32 | "
-                   "bfloat16; weights and optimizer stay fp32")
+    g.add_argument("--dtype", default="auto", help="autocast (compute) dtype, weights and optimizer stay fp32: auto "
+                   "(bf16 on GPUs and, for 20M+ parameter models, on CPUs with native bf16; else fp32) | float32 | "
+                   "bfloat16")
     g.add_argument("--grad_checkpointing", type=common.str2bool, default=False, help="recompute blocks in backward")
     g = p.add_argument_group("data and sampling")
     g.add_argument("--data", default="synthetic", help="synthetic[:task][?knobs] | gsm8k | math | jsonl:/path. "
@@ -362,7 +379,7 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     check_config(cfg, world)
     device = next(model.parameters()).device
-    amp_dtype = common.resolve_dtype(cfg.dtype, device)
+    amp_dtype = common.autocast_dtype(cfg.dtype, device, sum(p.numel() for p in model.parameters()))
     style_of = None
     try:
         import data
@@ -381,7 +398,7 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
     out_dir = cfg.out_dir
     if out_dir and common.is_main():
         for name in ("metrics.jsonl", "samples.jsonl"):
-            trim_log(os.path.join(out_dir, name), start_step if state else -1)
+            common.trim_jsonl(os.path.join(out_dir, name), start_step if state else -1)
     metrics_log = common.JSONLLogger(os.path.join(out_dir, "metrics.jsonl")) if out_dir else None
     samples_log = common.JSONLLogger(os.path.join(out_dir, "samples.jsonl")) if out_dir else None
     P, G = cfg.prompts_per_step, cfg.group_size
@@ -405,8 +422,9 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
         result = {}
         if common.is_main():
             import eval as evaluation
-            summary, _ = evaluation.evaluate(model, tok, eval_set, limit=cfg.eval_limit,
-                                             batch_size=cfg.eval_batch_size, max_new_tokens=cfg.max_new_tokens)
+            with common.autocast(device, amp_dtype):
+                summary, _ = evaluation.evaluate(model, tok, eval_set, limit=cfg.eval_limit,
+                                                 batch_size=cfg.eval_batch_size, max_new_tokens=cfg.max_new_tokens)
             result = {f"eval_{k}": v for k, v in summary.items() if isinstance(v, (int, float))}
             common.print0(f"eval @ step {step}: accuracy {summary['accuracy']:.3f} on {summary['n']} held-out "
                           f"problems, mean length {summary['mean_len']:.1f}"
@@ -577,16 +595,6 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
 # Entry point: resolve flags, load the policy (and the reference), the data, then train
 
 
-def trim_log(path, last_step):
-    """A fresh run (last_step -1) starts a new log; a resumed one drops the records after its checkpoint."""
-    if not os.path.isfile(path):
-        return
-    with open(path) as f:
-        kept = [line for line in f if line.strip() and json.loads(line).get("step", 0) <= last_step]
-    with open(path, "w") as f:
-        f.writelines(kept)
-
-
 def window_overrides(cfg):
     """--window/--sinks/--layer_pattern: 'keep' leaves the checkpoint's setting, 'none' removes it."""
     out = {}
@@ -627,7 +635,8 @@ def load_policy(cfg, device):
     import convert
 
     if cfg.resume:
-        model, tok, _, train_state = convert.load_checkpoint(cfg.out_dir, device=device, dtype="float32")
+        model, tok, _, train_state = convert.load_checkpoint(cfg.out_dir, device=device, dtype="float32",
+                                                             state_keys=("step", "cursor", "optimizer", "rng"))
         if not train_state:
             raise ValueError(f"--resume: {cfg.out_dir} has no training state (optimizer, step) to continue from")
         return model, tok, train_state
@@ -643,6 +652,8 @@ def parse_args(argv):
     parser = get_parser()
     cfg = parser.parse_args(argv)
     if cfg.resume:
+        import convert
+        convert.find_checkpoint(cfg.out_dir)  # a save killed mid-swap left it beside out_dir: put it back
         saved = read_run_config(cfg.out_dir)
         if not os.path.isfile(os.path.join(cfg.out_dir, "train_state.pt")):
             raise FileNotFoundError(f"--resume: no rl.py checkpoint with a train state in {cfg.out_dir}; drop "
@@ -658,9 +669,8 @@ def main(argv=None):
         cfg = parse_args(argv)
         device = common.resolve_device(cfg.device)
         rank, world, device = common.init_distributed(device)
-        if not str(device).startswith("cuda") and common.resolve_dtype(cfg.dtype, device) != torch.float32:
-            raise ValueError(f"--dtype={cfg.dtype} on {device}: autocast is GPU-only and CPU training runs in "
-                             f"float32; use --dtype=auto or float32")
+        if common.autocast_dtype(cfg.dtype, device, num_params=0) == torch.float16:  # checks the name early
+            raise ValueError("--dtype=float16 would need loss scaling, which rl.py leaves out; use bfloat16")
         common.seed_everything(cfg.seed)
         init_config = read_run_config(cfg.init)
         cfg.data = resolve_data_name(cfg.data, init_config)

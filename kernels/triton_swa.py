@@ -363,7 +363,10 @@ def _backward(do, q, k, v, o, lse, W, sinks, scale):
 
 
 class _WindowedAttention(torch.autograd.Function):
+    # Under autocast the kernel runs in the dtype its inputs already have (the model casts q, k, v to one dtype),
+    # and backward runs under the same autocast state as forward, as autograd functions must declare.
     @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
     def forward(ctx, q, k, v, W, sinks, scale):
         o, lse = _forward(q, k, v, W, sinks, scale)
         ctx.save_for_backward(q, k, v, o, lse)
@@ -371,6 +374,7 @@ class _WindowedAttention(torch.autograd.Function):
         return o
 
     @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
     def backward(ctx, do):
         q, k, v, o, lse = ctx.saved_tensors
         dq, dk, dv = _backward(do, q, k, v, o, lse, ctx.W, ctx.sinks, ctx.scale)

@@ -98,10 +98,20 @@ def test_chunked_bf16_runs_and_is_close():
 
 
 def test_auto_backend_on_cpu():
-    cpu = torch.device("cpu")
-    assert model.auto_backend(cpu, 16, T=2 * (model.CHUNK_BLOCK + 16) + 1) == "chunked"
-    assert model.auto_backend(cpu, 16, T=2 * (model.CHUNK_BLOCK + 16)) == "dense"  # short: the dense mask is faster
-    assert model.auto_backend(cpu, None, T=10_000) == "dense"
+    cpu, f32 = torch.device("cpu"), torch.float32
+    assert model.auto_backend(cpu, 16, 2 * (model.CHUNK_BLOCK + 16) + 1, f32) == "chunked"
+    assert model.auto_backend(cpu, 16, 2 * (model.CHUNK_BLOCK + 16), f32) == "dense"  # short: the dense mask is faster
+    assert model.auto_backend(cpu, None, 10_000, f32) == "dense"
+    assert model.auto_backend(cpu, 16, 10_000, torch.bfloat16) == "chunked"
+
+
+def test_auto_backend_on_cuda_keeps_full_attention_and_fp32_on_sdpa():
+    cuda = torch.device("cuda")  # only the rule is tested: no tensor is made on it
+    assert model.auto_backend(cuda, None, 4096, torch.bfloat16) == "dense"  # -> SDPA is_causal (flash)
+    assert model.auto_backend(cuda, 1024, 4096, torch.float32) == "dense"  # no tensor-core path in the kernel
+    expected = "triton" if model._triton_available() else ("flex" if model._flex_available() else "dense")
+    assert model.auto_backend(cuda, 1024, 4096, torch.bfloat16) == expected
+    assert model.auto_backend(cuda, 1024, 4096, torch.float16) == expected
 
 
 def test_unknown_backend_is_a_clear_error():
@@ -149,9 +159,20 @@ def test_flex_cuda_grads(T, window, sinks):
     assert all(t.grad is not None and torch.isfinite(t.grad).all() for t in (q, k, v))
 
 
-@pytest.mark.skip(reason="the Triton kernel is tested in tests/test_kernels.py (kernel) and by the lead (model level)")
-def test_triton():
-    pass
+@pytest.mark.parametrize("T,window,sinks", [(37, 5, 4), (129, 16, 0), (13, None, 0)])
+def test_flex_length_buckets_do_not_change_the_output(T, window, sinks):
+    """On CUDA, flex pads T up to a power of two (one compile per bucket, not per length): padded keys lie after
+    every real query, so the cut-back output must equal the reference at the true length."""
+    if not _flex_runs_on_this_machine():
+        pytest.skip("FlexAttention needs CUDA/compile on this torch build")
+    from kernels.flex import bucket_length, flex_windowed_attention
+    assert [bucket_length(n) for n in (1, 128, 129, 1000, 4096, 4097)] == [128, 128, 256, 1024, 4096, 8192]
+    q, k, v = (t.detach() for t in random_qkv(2, 4, 2, T, 8, torch.float64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = flex_windowed_attention(q, k, v, window, sinks, bucket=True)
+    assert out.shape == q.shape
+    torch.testing.assert_close(out, reference_attention(q, k, v, window, sinks), atol=1e-10, rtol=1e-10)
 
 
 # ----------------------------------------------------------------------------------------------------------------

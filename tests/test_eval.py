@@ -72,6 +72,16 @@ def test_kv_cache_bytes_flat_for_windowed_layers():
     assert long - short == 2 * 1000 * per_slot  # only the global layer grows
 
 
+def test_kv_cache_bytes_are_what_the_cache_allocates():
+    """W=256 with 4 sinks at max_len=150: the rolling buffer always has sinks + W slots, however short the run (a
+    re-derivation that capped the slots at max_len reported 150 slots a layer where the cache holds 260)."""
+    cfg = GPTConfig(vocab_size=257, n_layer=2, n_head=4, n_kv_head=2, n_embd=128, block_size=1024, window=256,
+                    sinks=4)
+    by_hand = 2 * (4 + 256) * 2 * 2 * 32 * 4  # layers * slots * (k, v) * kv heads * head_dim * fp32 bytes
+    assert evaluation.kv_cache_bytes(cfg, rows=1, max_len=150, dtype=torch.float32) == by_hand
+    assert evaluation.kv_cache_bytes(cfg, rows=1, max_len=150, dtype=torch.bfloat16) == by_hand // 2
+
+
 def test_real_tiny_model_verdicts_agree_with_verify(tmp_path):
     torch.manual_seed(0)
     tok = Tokenizer.byte_level()

@@ -283,8 +283,8 @@ def test_tiny_policy_learns_to_copy_a_digit():
     assert all(0 <= h["frac_zero_var"] <= 1 and h["grad_norm"] >= 0 for h in history)
 
 
-def test_inner_epochs_reuse_sampling_logprobs_and_clip():
-    """With --inner_epochs > 1 the later epochs score the same samples against their sampling-time log-probs: the
+def test_inner_epochs_reuse_first_update_logprobs_and_clip():
+    """With --inner_epochs > 1 the later epochs score the same samples against the first update's log-probs: the
     first epoch is on-policy (ratio 1), the later ones drift and get clipped."""
     model = tiny_model(vocab=12, n_embd=32)
     cfg = cfg_for("--steps=3", "--prompts_per_step=8", "--group_size=8", "--max_new_tokens=2", "--lr=3e-2",

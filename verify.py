@@ -15,35 +15,41 @@ None of them raises, whatever the input; an unexpected error inside counts as "n
 
 Extraction (response side), in this priority:
     1. the last non-empty \\boxed{...} / \\fbox{...} (nested braces matched). Boxes separated only by "," / ";" /
-       "and" (and $, spaces) form a list; if they are all the same, one is kept. A box left open at the end
-       (truncated generation) gives None, with no fallback, so a cut-off answer is never rewarded.
-    2. the last "#### X" (rest of that line);
-    3. the last "... answer is X" / "Answer: X" (rest of that line, or the next line if that is empty; ** removed,
-       cut at the end of the sentence);
+       "and" / "or" (and $, spaces) form a list, so a hedge "\\boxed{20} or \\boxed{18}" matches no single gold; if
+       they are all the same, one is kept. A box left open at the end (truncated generation) gives None, with no
+       fallback, so a cut-off answer is never rewarded.
+    2. the last "#### X" (rest of that line, cut as in 3.);
+    3. the last "... answer is X" / "answers are X" / "Answer: X": a display block \\[...\\] or $$...$$ right after
+       it, else the rest of that line (or the next line if that is empty), ** removed, cut at the end of the
+       sentence and before a clause: ", which is the total", ", so ...", ", because ...", ", not 20" and a comma
+       followed by two words end the answer; a correction or a second answer (", no wait, 6", ", or 20",
+       ", and 20 ...") does not, so the answer stays a list and matches no single gold;
     4. the last number in the text (integers, decimals, 1,234, a/b, \\frac{a}{b}, a trailing %).
     The response is first cut at "\\n\\nQuestion:" / "\\n\\nProblem:" (base models keep writing new problems) and
     only its last 10,000 characters are read.
 
-Normalization: $ and \\$, \\left/\\right, \\! \\, \\; \\quad, \\displaystyle, \\text{}/\\mbox{}/\\textbf{}/\\mathrm{}
-wrappers, ^\\circ and degrees, a trailing ".", units at the end of an answer after a space or in \\text{} (never
-inside a \\command: "ft" cannot turn \\left into \\le), unicode minus, "- 3" -> "-3", \\dfrac/\\tfrac -> \\frac,
-\\frac12 -> \\frac{1}{2}, \\sqrt3 -> \\sqrt{3}, thousands separators 1,234 / 1{,}234 / 1\\,234 (a comma counts as a
-separator only before exactly three digits and outside brackets: "32, 349" and "(100,200)" are two items),
-"x = 5" / "x \\in [2,5]" -> the right-hand side.
+Normalization: $ and \\$, the delimiters \\( \\) \\[ \\], \\left/\\right, \\! \\, \\; \\quad (never the row break
+"\\\\"), \\displaystyle, \\text{}/\\mbox{}/\\textbf{}/\\mathrm{} wrappers, ^\\circ and degrees, a trailing ".", units
+at the end of an answer after a space or in \\text{} (never inside a \\command: "ft" cannot turn
+\\left into \\le), unicode minus, "- 3" -> "-3", \\dfrac/\\tfrac -> \\frac, \\frac12 -> \\frac{1}{2}, \\sqrt3 ->
+\\sqrt{3}, \\dbinom / {n \\choose k} -> \\binom{n}{k}, 4210_{5} -> 4210_5, thousands separators 1,234 / 1{,}234 /
+1\\,234 (a comma counts as a separator only before exactly three digits and outside brackets: "32, 349" and
+"(100,200)" are two items), "x = 5" / "x \\in [2,5]" -> the right-hand side.
 
 Comparison:
     - numbers by value, exactly with fractions.Fraction (integers, decimals, a/b, \\frac, mixed numbers 2\\frac12
       and "2 1/2", 1.5e3, 1.5 \\times 10^{3}), otherwise through a small safe evaluator of LaTeX arithmetic (\\sqrt,
-      \\sqrt[n], \\pi, ^, !, products, \\frac of expressions) with a relative tolerance of 1e-6 and no absolute
-      tolerance. A written decimal must also agree within one unit of its last digit: 0.333333333 == 1/3, but
+      \\sqrt[n], \\pi, ^, !, \\binom, products, \\frac of expressions) with a relative tolerance of 1e-6 and no
+      absolute tolerance. A written decimal must also agree within one unit of its last digit: 0.333333333 == 1/3, but
       1.414 != \\sqrt{2} and 1000000.5 != 1000001; 1/2^99 != 1/2^98 (exact).
     - percent: "20%" equals 20 and 0.2; without a % sign nothing is rescaled (25 != 0.25, 500 != 5); no unit
       conversion (600 cents != 6 dollars).
-    - (a, b) / [a, b) compare in order with the same brackets ((2,5] != [2,5]); bare comma lists, \\{...\\} sets,
+    - matrices (pmatrix, bmatrix, matrix, array) entry by entry, whatever the spacing (a vmatrix is not a matrix);
+      (a, b) / [a, b) compare in order with the same brackets ((2,5] != [2,5]); bare comma lists, \\{...\\} sets,
       unions and "2 or 3" compare as multisets; \\pm expands to two items.
     - expressions with variables are evaluated at three fixed points (x+1 == 1+x, x^2-1 == (x-1)(x+1));
     - everything else, e.g. \\text{Evelyn} vs evelyn, as text: case-insensitive, spaces ignored; plain words after
-      a number ("42 apples") are dropped only when the other side is a plain number.
+      a number ("42 apples", "18 (hours)") are dropped only when the other side is a plain number.
 
 Why not an existing grader: lm-eval's GSM8K strict match takes the first "####" and compares strings ("72.00" !=
 "72", "#### $72" finds nothing); Hendrycks MATH compares normalized strings ("0.5" != "\\frac12"); Qwen2.5-Math's
@@ -69,6 +75,7 @@ MAX_DEPTH = 40               # evaluator nesting (parentheses, braces, unary sig
 MAX_DIGITS = 1000            # longest number literal
 MAX_EXACT_BITS = 20_000      # a power is computed exactly only if its result stays below this many bits
 MAX_ITEMS = 64               # items of a list / tuple
+MAX_BINOM = 5000             # \binom{n}{k} is computed for n up to this (under a millisecond)
 REL_TOL = 1e-6
 _REL_TOL_EXACT = Fraction(1, 10**6)
 
@@ -81,10 +88,19 @@ _BRACE_RE = re.compile(r"\\.|[{}]", re.S)
 _BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 _WS_RE = re.compile(r"\s*")
 _BOX_TOKEN_RE = re.compile(r"[^\s${}]+")
-_BOX_SEP_RE = re.compile(r"(?:\s|\$|\\[()]|\\quad|\\qquad|\\,|\\text\{\s*and\s*\}|and|,|;)*")
-_PHRASE_RE = re.compile(r"\banswer\**\s*(?:is\b\**\s*:?|:)", re.I)
+_BOX_SEP_RE = re.compile(r"(?:\s|\$|\\[()]|\\quad|\\qquad|\\,|\\text\{\s*(?:and|or)\s*\}|and|or|,|;)*")
+_PHRASE_RE = re.compile(r"\banswers?\**\s*(?:(?:is|are)\b\**\s*:?|:)", re.I)
 _NEXT_LINE_RE = re.compile(r"\s*([^\n]*)")
+_DISPLAY_RE = re.compile(r"[\s*:]*(\\\[|\$\$)(.{1,300}?)(?:\\\]|\$\$)", re.S)
 _SENTENCE_END_RE = re.compile(r"\.(?=\s|$)|;|\s(?:because|since|which|so that|where)\b", re.I)
+# ", which is the total" / ", so she ..." / ", not 20": prose after the answer. A comma followed by two words (or by
+# one of these) ends the answer; "1, 2, and 3", "x = 1, y = 2" and "2,125" do not match, and neither does a
+# correction or a second answer (", no wait, it is 6", ", or maybe 20", ", and 20 for part b"): the answer stays a
+# list, which matches no single gold.
+_CLAUSE_RE = re.compile(r",\s+(?:(?:which|so|because|since|as|then|thus|hence|not|meaning|making|giving|i\.e\."
+                        r"|approximately|about|roughly|around)(?![\w])"
+                        r"|(?!(?:no|wait|actually|or|and|but|however|though|although|unless|except|if|instead|rather"
+                        r"|oops|sorry|hmm|correction|maybe|perhaps)\b)[a-zA-Z]{2,}\s+[a-zA-Z]{2,})", re.I)
 _NUMBER_RE = re.compile(
     r"\\[dt]?frac\{-?\d+\}\{-?\d+\}"
     r"|(?:(?<![\w)\]}.])[-\u2212])?(?<![\w.])(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?(?:\s?\\?%)?")
@@ -148,7 +164,7 @@ def _from_boxes(s):
         if prev[2] is None or not prev[2].strip() or prev[1] > cur[0]:  # open, empty, or cur is nested inside prev
             break
         gap = s[prev[1]:cur[0]]
-        if len(gap) > 40 or not _BOX_SEP_RE.fullmatch(gap) or not re.search(r"[,;]|and", gap):
+        if len(gap) > 40 or not _BOX_SEP_RE.fullmatch(gap) or not re.search(r"[,;]|and|or", gap):
             break
         group.append(prev[2])
         k -= 1
@@ -158,11 +174,23 @@ def _from_boxes(s):
     return ", ".join(c.strip() for c in group), False
 
 
+def _cut_clause(rest):
+    """The answer at the start of `rest`, without the sentence or clause that follows it."""
+    rest = rest.replace("**", "")
+    m = _SENTENCE_END_RE.search(rest)
+    if m:
+        rest = rest[:m.start()]
+    m = _CLAUSE_RE.search(rest)
+    if m:
+        rest = rest[:m.start()]
+    return rest.strip().rstrip(",").strip()
+
+
 def _from_hashes(s):
     for line in reversed(s.split("\n")):
         i = line.rfind("####")
         if i != -1:
-            rest = line[i + 4:].replace("**", "").strip()
+            rest = _cut_clause(line[i + 4:])
             if rest:
                 return rest
     return None
@@ -174,15 +202,14 @@ def _from_phrase(s):
         pass
     if last is None:
         return None
+    m = _DISPLAY_RE.match(s, last.end())
+    if m and m.group(2).strip():  # "The final answer is:\n\\[\n42\n\\]": the display block is the answer
+        return m.group(2).strip()
     end = s.find("\n", last.end())
     rest = s[last.end():end if end != -1 else len(s)]
     if not rest.replace("*", "").strip() and end != -1:  # "The final answer is:\n\n42"
         rest = _NEXT_LINE_RE.match(s, end, min(len(s), end + 300)).group(1)
-    rest = rest.replace("**", "")
-    m = _SENTENCE_END_RE.search(rest)
-    if m:
-        rest = rest[:m.start()]
-    rest = rest.strip().lstrip(":=").strip()
+    rest = _cut_clause(rest).lstrip(":=").strip()
     if not re.sub(r"\\boxed\{\s*\}|\$|\s", "", rest):
         return None
     return rest
@@ -227,7 +254,9 @@ _UNICODE = str.maketrans({
 })
 _UNICODE_SQRT_RE = re.compile(r"\u221a\s*(\d+(?:\.\d+)?|[a-zA-Z])")
 _LEFTRIGHT_RE = re.compile(r"\\(?:left|right)\s*\.|\\(?:left|right|[bB]igg?[lr]?)(?![a-zA-Z])")
-_SPACES_RE = re.compile(r"\\(?:;|:|\s|quad(?![a-zA-Z])|qquad(?![a-zA-Z]))|~")
+_MATH_DELIM_RE = re.compile(r"\\\\|\\[()\[\]]")  # \( \) \[ \] are delimiters; "\\" (a matrix row break) is kept
+_SPACES_RE = re.compile(r"\\\\|\\(?:[!,]|;|:|\s|quad(?![a-zA-Z])|qquad(?![a-zA-Z]))|~")  # "\\" is kept
+_CHOOSE_RE = re.compile(r"\{\s*([^{}]{1,40}?)\s*\\choose\s*([^{}]{1,40}?)\s*\}")
 _STYLE_RE = re.compile(r"\\(?:displaystyle|textstyle|scriptstyle|mathstrut|limits)(?![a-zA-Z])")
 _DEGREE_RE = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree(?![a-zA-Z])")
 _WRAP_RE = re.compile(r"\\(?:text(?:bf|it|rm|sf|tt|normal|up)?|mbox|hbox|math(?:rm|bf|it|sf|tt|bb|cal|frak)"
@@ -358,11 +387,13 @@ def _normalize(s):
         if inner:
             s = inner
     s = s.replace("\\$", "").replace("$", "").replace("\\%", "%")
+    s = _MATH_DELIM_RE.sub(lambda m: m.group() if m.group() == "\\\\" else "", s)
     s = _LEFTRIGHT_RE.sub("", s)
-    s = s.replace("\\!", "").replace("\\,", "")
-    s = _SPACES_RE.sub(" ", s)
+    s = _SPACES_RE.sub(lambda m: {"\\\\": "\\\\", "\\!": "", "\\,": ""}.get(m.group(), " "), s)
     s = _STYLE_RE.sub("", s)
     s = re.sub(r"\\[dtc]frac(?![a-zA-Z])", r"\\frac", s)
+    s = re.sub(r"\\[dt]binom(?![a-zA-Z])", r"\\binom", s)
+    s = _CHOOSE_RE.sub(r"\\binom{\1}{\2}", s)
     s = s.replace("\\langle", "(").replace("\\rangle", ")")
     s = _DEGREE_RE.sub("", s)
     s = _strip_units(s)  # before unwrapping, while "5\text{cm}" still shows where the unit starts
@@ -372,6 +403,7 @@ def _normalize(s):
     s = _strip_units(s.strip().rstrip(".").strip())
     s = _MINUS_SPACE_RE.sub(r"\1-", s)
     s = _fix_frac_sqrt(s)
+    s = re.sub(r"_\{\s*(\w)\s*\}", r"_\1", s)  # 4210_{5} -> 4210_5, x_{1} -> x_1
     s = re.sub(r"(?<=\d)\{,\}(?=\d{3}(?!\d))", "", s).replace("{,}", ",")
     s = _drop_thousands_commas(s)
     s = _TIMES_X_RE.sub(r"\\times ", s)
@@ -428,7 +460,7 @@ def _tokenize(text):
             toks.append(("num", _make_number(num)))
         elif cmd:
             name = cmd[1:]
-            if name == "frac" or name == "sqrt":
+            if name in ("frac", "sqrt", "binom"):
                 toks.append((name, name))
             elif name == "pi":
                 toks.append(("const", math.pi))
@@ -502,7 +534,7 @@ class _Parser:
             if val in ("*", "/") and kind == "op":
                 self.take()
                 node = (val, node, self.unary())
-            elif kind in ("var", "const", "frac", "sqrt", "fn", "inf") or (kind == "open" and val != "["):
+            elif kind in ("var", "const", "frac", "sqrt", "binom", "fn", "inf") or (kind == "open" and val != "["):
                 node = ("*", node, self.power())  # 2x, 3\sqrt{13}, (1+x)(2); never two bare numbers
             else:
                 return node
@@ -553,6 +585,8 @@ class _Parser:
             return node
         if kind == "frac":
             return ("/", self.group(), self.group())
+        if kind == "binom":
+            return ("binom", self.group(), self.group())
         if kind == "sqrt":
             index = None
             if self.peek() == ("open", "["):
@@ -682,6 +716,11 @@ def _eval(node, env):
         if not isinstance(n, Fraction) or n.denominator != 1 or not 0 <= n <= 300:
             raise _EvalError("bad factorial")
         return Fraction(math.factorial(int(n)))
+    if tag == "binom":
+        n, k = _eval(node[1], env), _eval(node[2], env)
+        if not all(isinstance(v, Fraction) and v.denominator == 1 for v in (n, k)) or not 0 <= k <= n <= MAX_BINOM:
+            raise _EvalError("bad binomial")
+        return Fraction(math.comb(int(n), int(k)))
     if tag == "fn":
         x = float(_eval(node[3], env))
         y = _FUNCS[node[1]](x)
@@ -739,11 +778,12 @@ _NOT_A_UNIT = {"or", "and", "not", "than", "more", "less", "times", "plus", "min
 
 
 def _drop_trailing_words(core):
-    """'5 apples in total' -> '5': plain words after a number, used only against a purely numeric other side."""
+    """'5 apples in total' -> '5', '5 (hours)' -> '5': plain words after a number, used only against a purely
+    numeric other side."""
     toks = core.split()
     n = 0
-    while toks and n < 6 and re.fullmatch(r"[a-zA-Z]+\.?", toks[-1]):
-        if toks.pop().rstrip(".").lower() in _NOT_A_UNIT:  # "5 or more", "5 more than x" are not 5
+    while toks and n < 6 and re.fullmatch(r"[a-zA-Z]+\.?|\(?[a-zA-Z]{2,}\)?\.?", toks[-1]):  # "5 (hours)" too
+        if toks.pop().strip("().").lower() in _NOT_A_UNIT:  # "5 or more", "5 more than x" are not 5
             return None
         n += 1
     return " ".join(toks) if n and toks and re.search(r"\d", toks[-1]) else None
@@ -793,10 +833,32 @@ def _spans(s):
     return False
 
 
+_MATRIX_RE = re.compile(r"\\begin\{(p|b|B|v|V|small|)matrix\}(.*)\\end\{\1matrix\}"
+                        r"|\\begin\{array\}\s*\{[^{}]*\}(.*)\\end\{array\}", re.S)
+
+
+def _matrix(m, depth):
+    """\\begin{pmatrix} a & b \\\\ c & d \\end{pmatrix} -> a _Seq of rows, each a _Seq of cells; p/b/plain matrices
+    are the same matrix, a vmatrix (a determinant) is not."""
+    kind = "det" if m.group(1) in ("v", "V") else "matrix"
+    body = m.group(2) if m.group(2) is not None else m.group(3)
+    lines = [line.split("&") for line in body.split("\\\\")]
+    if len(lines) > 1 and len(lines[-1]) == 1 and not lines[-1][0].strip():  # a trailing "\\" before \end
+        lines.pop()
+    if not lines or len(lines) > MAX_ITEMS or any(len(cells) > MAX_ITEMS for cells in lines):
+        return None
+    return _Seq(kind, "", [_Seq("row", "", [_structure(c, depth + 1) for c in cells]) for cells in lines])
+
+
 def _structure(s, depth=0):
     s = s.strip()
     if depth > 3 or not s or len(s) > MAX_ANSWER_CHARS:
         return _Scalar(s)
+    m = _MATRIX_RE.fullmatch(s)
+    if m and depth == 0:
+        mat = _matrix(m, depth)
+        if mat is not None:
+            return mat
     parts = _split_top(s, "cup")
     if len(parts) > 1:
         return _bag([_structure(p, depth + 1) for p in parts])

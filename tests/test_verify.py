@@ -2,9 +2,12 @@
 
 Run: python -m pytest -q tests/test_verify.py tests/test_verify_property.py
 """
+import importlib.util
+import json
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -67,6 +70,22 @@ EXTRACT = [
     ("The final answer is:\n\n  23\n", "23"),
     ("the answer is 5, no wait, the answer is 6", "6"),
     ("The answer is (B).", "(B)"),
+    # 3b. the answer ends where a clause, a display block or a second sentence starts (audit, issue 21)
+    ("The answer is 18, which is the total.", "18"),
+    ("The answer is $18, so she earns $18 a day.", "$18"),
+    ("The answer is 18 hours, because she works 6 hours a day.", "18 hours"),
+    ("The answer is 18, not 20.", "18"),
+    ("The answer is 2,125, which she saved.", "2,125"),
+    ("The answer is x = 1, y = 2.", "x = 1, y = 2"),          # a comma before a name is not a clause
+    ("The answer is 1, 2, and 3.", "1, 2, and 3"),
+    ("The answer is 18, 20 if we count Sunday.", "18, 20 if we count Sunday"),
+    ("The answer is \\(\\sqrt{2}\\), approximately 1.414.", "\\(\\sqrt{2}\\)"),
+    ("The final answer is:\n\\[\n\\frac{7}{2}\n\\]\nwhich is 3.5.", "\\frac{7}{2}"),
+    ("The answer is $$18$$", "18"),
+    ("The answers are $2$ and $3$.", "$2$ and $3$"),
+    ("#### 18, which is the total", "18"),
+    ("\\boxed{18} or \\boxed{20}", "18, 20"),                     # a hedge between boxes is a list
+    ("\\boxed{18} \\text{ or } \\boxed{18}", "18"),
     # 4. last number
     ("First 18, then 25, so 30 in total", "30"),
     ("the result is 1,234 apples", "1,234"),
@@ -364,6 +383,72 @@ CORRECT = [
     ("\\boxed{\\infty}", "100", False),
     ("\\boxed{4210}", "4210_{5}", False),                     # no base conversion
     ("\\boxed{\\frac{-1}{2}}", "-0.5", True),
+    # phrasing after the answer (audit, issue 21): the clause is cut, the numbers in it never count
+    ("The answer is 18, which is the total.", "#### 18", True),
+    ("The answer is 18, which is the total.", "#### 19", False),
+    ("The answer is 180, which is 10 times 18.", "18", False),
+    ("The answer is 5, which means she has 18 left.", "18", False),
+    ("The answer is $18, so she earns $18 a day.", "18", True),
+    ("The answer is $17, so she earns $18 a day.", "18", False),
+    ("The answer is 18 hours, because she works 6 hours for 3 days.", "18", True),
+    ("The answer is 5 hours, because 18 divided by 3 is 6.", "18", False),
+    ("The answer is 18, not 20.", "18", True),
+    ("The answer is 20, not 18.", "18", False),
+    ("The answer is 18, 19.", "18", False),
+    ("The answer is 18 or 19.", "18", False),
+    ("The answer is 18, 20 if we count Sunday.", "18", False),
+    ("The answer is 5, no wait, it is 6.", "5", False),          # a correction after the comma is not a clause
+    ("The answer is 18, but actually it is 20.", "18", False),
+    ("The answer is 18, or maybe 20.", "18", False),
+    ("The answer is 18, and 20 for the second part.", "18", False),
+    ("The answer is 18 (hours).", "18", True),
+    ("The answer is 18 (hours).", "19", False),
+    ("The answer is -7, which is negative.", "-7", True),
+    ("The answer is 7, which is positive.", "-7", False),
+    ("The answer is \\(\\sqrt{2}\\), approximately 1.414.", "\\sqrt{2}", True),
+    ("The answer is approximately 1.414, i.e. \\(\\sqrt{2}\\).", "\\sqrt{2}", False),
+    ("The answers are $x = 2$ and $x = 3$.", "2, 3", True),
+    ("The answers are $2$ and $4$.", "2, 3", False),
+    ("The answer is 2, which is one of the roots.", "2, 3", False),
+    # \( \) and \[ \] are delimiters, not brackets
+    ("the answer is \\(18\\)", "18", True),
+    ("the answer is \\(18\\)", "19", False),
+    ("The answer is \\[18\\]", "18", True),
+    ("The answer is \\(\\frac{1}{3}\\), not \\(\\frac{1}{2}\\).", "\\frac12", False),
+    ("The answer is \\(-\\frac{5}{2}\\).", "-2.5", True),
+    ("The final answer is:\n\\[\n\\frac{7}{2}\n\\]", "3.5", True),
+    ("The final answer is:\n\\[\n\\frac{7}{3}\n\\]", "3.5", False),
+    ("The answer is:\n$$\n18\n$$\nbut 20 would be wrong.", "18", True),
+    ("\\boxed{[2, 5]}", "\\[2, 5\\]", False),                     # \[ \] are not an interval's brackets
+    # binomial coefficients
+    ("\\boxed{\\binom{5}{2}}", "10", True),
+    ("\\boxed{\\binom{5}{3}}", "10", True),
+    ("\\boxed{\\binom{5}{1}}", "10", False),
+    ("\\boxed{\\binom{6}{2}}", "10", False),
+    ("\\boxed{\\dbinom{8}{3}}", "56", True),
+    ("\\boxed{\\tbinom{8}{5}}", "\\binom{8}{3}", True),
+    ("\\boxed{{5 \\choose 2}}", "10", True),
+    ("\\boxed{{5 \\choose 2}}", "5", False),
+    ("\\boxed{2\\binom{4}{2}}", "12", True),
+    ("\\boxed{\\binom{4}{2}}", "\\binom{4}{2.5}", False),
+    # matrices: spacing and p/b brackets do not matter, entries compare by value, "\\\\" is a row break
+    ("\\boxed{\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}", True),
+    ("\\boxed{\\begin{pmatrix} 1\\\\ 2 \\end{pmatrix}}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", True),
+    ("\\boxed{\\begin{bmatrix} 1 \\\\ 2 \\\\ \\end{bmatrix}}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", True),
+    ("\\boxed{\\begin{pmatrix} 2 \\\\ 1 \\end{pmatrix}}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", False),
+    ("\\boxed{\\begin{pmatrix} 12 \\end{pmatrix}}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", False),
+    ("\\boxed{\\begin{pmatrix} 1 & 2 \\end{pmatrix}}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", False),
+    ("\\boxed{\\begin{vmatrix} 1 \\\\ 2 \\end{vmatrix}}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", False),
+    ("\\boxed{(1, 2)}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", False),
+    ("\\boxed{\\begin{pmatrix}2&-1\\\\0&0.5\\end{pmatrix}}",
+     "\\begin{pmatrix} 2 & -1 \\\\ 0 & \\frac{1}{2} \\end{pmatrix}", True),
+    ("\\boxed{\\begin{pmatrix}2&0\\\\-1&0.5\\end{pmatrix}}",
+     "\\begin{pmatrix} 2 & -1 \\\\ 0 & \\frac{1}{2} \\end{pmatrix}", False),
+    # hedges between boxes, base subscripts
+    ("It is either \\boxed{20} or \\boxed{18}.", "18", False),
+    ("\\boxed{18} or \\boxed{18}", "18", True),
+    ("\\boxed{4210_5}", "4210_{5}", True),
+    ("\\boxed{4211_5}", "4210_{5}", False),
 ]
 
 
@@ -467,3 +552,49 @@ def test_time_per_call_on_4000_char_response():
     median = statistics.median(times)
     print(f"\nis_correct on a {len(response)}-char response: median {median * 1e6:.0f} us over 100 calls")
     assert median < 0.05
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The audit set (bench/verify_audit.jsonl, built and described by bench/verify_audit.py): responses in the phrasing
+# of common math models, hand-written cases and real SmolLM2 responses, each with a hand label.
+
+AUDIT_FILE = Path(__file__).resolve().parent.parent / "bench" / "verify_audit.jsonl"
+AUDIT_MAX_FN = 2  # measured: "18 hours, because 3 days of 6 hours each." (no answer phrase, last number 6) and
+#                   "The answer is 18, and she has 2 left over." (a clause after ", and" stays part of the answer)
+
+
+def audit_rows():
+    rows = [json.loads(line) for line in AUDIT_FILE.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r["label"] is not None]
+
+
+def test_audit_against_hand_labels():
+    rows = audit_rows()
+    assert len(rows) >= 300
+    got = [is_correct(r["response"], r["gold"]) for r in rows]
+    false_pos = [r for r, g in zip(rows, got) if g and not r["label"]]
+    false_neg = [r for r, g in zip(rows, got) if r["label"] and not g]
+    assert not false_pos, [(r["note"], r["response"][-80:]) for r in false_pos]  # a wrong reward is reward hacking
+    assert len(false_neg) <= AUDIT_MAX_FN, [(r["note"], r["response"][-80:]) for r in false_neg]
+
+
+def test_audit_against_math_verify():
+    # Math-Verify (test-only, sympy-based) as an independent grader on the same rows: verify.py must make no more
+    # false positives and no more false negatives than it, and agree with it on most rows (measured: 0.93; they
+    # differ mostly where Math-Verify accepts a hedge "18 or 9" or a cut-off "\boxed{18").
+    pytest.importorskip("math_verify")
+    spec = importlib.util.spec_from_file_location("verify_audit", AUDIT_FILE.with_suffix(".py"))
+    verify_audit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(verify_audit)
+    grade = verify_audit.math_verify_grader()
+    rows = audit_rows()
+    ours = [is_correct(r["response"], r["gold"]) for r in rows]
+    theirs = [grade(r["response"], r["gold"]) for r in rows]
+    labels = [r["label"] for r in rows]
+    for name, pred in (("verify.py", ours), ("math-verify", theirs)):
+        fp = sum(p and not t for p, t in zip(pred, labels))
+        fn = sum(t and not p for p, t in zip(pred, labels))
+        print(f"\n{name}: {fp} false positives, {fn} false negatives on {len(rows)} rows")
+    assert sum(p and not t for p, t in zip(ours, labels)) <= sum(p and not t for p, t in zip(theirs, labels))
+    assert sum(t and not p for p, t in zip(ours, labels)) <= sum(t and not p for p, t in zip(theirs, labels))
+    assert sum(a == b for a, b in zip(ours, theirs)) / len(rows) >= 0.9

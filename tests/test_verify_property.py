@@ -67,13 +67,27 @@ ADVERSARIAL = [
     "\\boxed{\\{\\}}",
     "\\boxed{\\{" * 1000,
     "\\\\" * 5000,
+    "\\boxed{\\begin{pmatrix}" + "&" * 1900 + "\\end{pmatrix}}",
+    "\\boxed{\\begin{pmatrix}" + "1\\\\" * 600 + "\\end{pmatrix}}",
+    "\\begin{pmatrix}" * 500 + "\\end{pmatrix}" * 500,
+    "\\boxed{\\binom{5000}{2500}}",
+    "\\boxed{\\binom{10^{9}}{5}}",
+    "\\boxed{" + "\\binom{" * 300 + "}",
+    "{5 \\choose " * 1000,
+    "The answer is \\[" + " " * 5000,
+    "The answer is $$" + "1" * 5000,
+    "The answer is " + "1, " * 3000 + "which is it",
+    "The answer is " + ", " * 4000 + "so it is",
+    "The answer is " + "\\(" * 3000,
 ]
 
 FRAGMENTS = ["\\boxed{", "\\fbox{", "}", "{", "\\frac", "\\dfrac", "\\sqrt", "\\sqrt[", "]", "^", "_", "10", "9", "0",
              "1.5", ",", ", ", "####", "The answer is", "Answer:", "\n", "\n\nQuestion:", "$", "\\$", "\\left(",
              "\\right)", "(", ")", "[", "%", "\\%", "-", "\u2212", ".", "e", "e9", "x", "=", "\\text{", "\\mbox{",
              "\\pi", "!", " and ", " or ", "\\cup", "\\{", "\\}", "\\pm", "\\infty", "\\circ", " ft", " cm", "**",
-             "\\times", "\\cdot", "/", "\\in", "\\le", " ", "99999999999999999999", "\\log_", "\\sin"]
+             "\\times", "\\cdot", "/", "\\in", "\\le", " ", "99999999999999999999", "\\log_", "\\sin",
+             "\\binom", "\\choose", "\\begin{pmatrix}", "\\end{pmatrix}", "&", "\\\\", "\\(", "\\)", "\\[", "\\]",
+             ", which", ", so", "$$"]
 
 texts = st.one_of(
     st.text(max_size=3000),

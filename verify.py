@@ -13,6 +13,11 @@ API
                                           0.0; rl.py adds it, scaled by --format_reward, only when asked
 None of them raises, whatever the input; an unexpected error inside counts as "not found" / "not correct".
 
+Layout: part 1 is what RL needs and reads on its own: the API, the extraction rules below, and the comparison of
+plain numbers ("18", "$1,234.50", "-3"), which is where a GSM8K reward ends. Part 2, below it, is the LaTeX
+expression equivalence that MATH answers need (normalization, lists/intervals/matrices, a small safe evaluator);
+it is reached only when one side is not a plain number, and gives the same verdict on plain numbers (tested).
+
 Extraction (response side), in this priority:
     1. the last non-empty \\boxed{...} / \\fbox{...} (nested braces matched). Boxes separated only by "," / ";" /
        "and" / "or" (and $, spaces) form a list, so a hedge "\\boxed{20} or \\boxed{18}" matches no single gold; if
@@ -80,6 +85,73 @@ REL_TOL = 1e-6
 _REL_TOL_EXACT = Fraction(1, 10**6)
 
 
+# ================================================================================================================
+# Part 1: what RL needs. The public API, answer extraction and the comparison of plain numbers.
+# ================================================================================================================
+
+# ----------------------------------------------------------------------------------------------------------------
+# Public API: never raises
+
+def extract_answer(text):
+    """The model's final answer as written (not normalized), or None if there is none."""
+    try:
+        return _extract(text)[0]
+    except Exception:
+        return None
+
+
+def extract_gold(gold):
+    """Text after the last '####' (GSM8K), else the last \\boxed{} (MATH), else the whole string ('' for None)."""
+    try:
+        if gold is None:
+            return ""
+        g = gold if isinstance(gold, str) else str(gold)
+        g = g[-MAX_RESPONSE_CHARS:]
+        i = g.rfind("####")
+        if i != -1:
+            return g[i + 4:].strip()
+        if "\\boxed" in g or "\\fbox" in g:
+            boxed, _ = _from_boxes(g)
+            if boxed:
+                return boxed
+        return g.strip()
+    except Exception:
+        return ""
+
+
+def is_correct(response, gold):
+    try:
+        pred = extract_answer(response)
+        if pred is None:
+            return False
+        return _equal(pred, extract_gold(gold))
+    except Exception:
+        return False
+
+
+def same_answer(a, b):
+    """Whether two extracted answers are equal under the same rules (maj@k votes group answers with it)."""
+    try:
+        return a is not None and b is not None and _equal(a, b)
+    except Exception:
+        return False
+
+
+def reward(response, gold):
+    """1.0 if the response's final answer equals the gold answer, else 0.0."""
+    return 1.0 if is_correct(response, gold) else 0.0
+
+
+def format_reward(response, weight=1.0):
+    """`weight` if the response states its answer explicitly (\\boxed, ####, 'the answer is') and is not cut off
+    inside a box, else 0.0. It rewards form, not correctness, so it is off by default: rl.py multiplies it by
+    --format_reward (default 0), e.g. 0.1 for a small bonus."""
+    try:
+        return float(weight) if _extract(response)[1] in ("boxed", "####", "phrase") else 0.0
+    except Exception:
+        return 0.0
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Extraction
 
@@ -104,6 +176,28 @@ _CLAUSE_RE = re.compile(r",\s+(?:(?:which|so|because|since|as|then|thus|hence|no
 _NUMBER_RE = re.compile(
     r"\\[dt]?frac\{-?\d+\}\{-?\d+\}"
     r"|(?:(?<![\w)\]}.])[-\u2212])?(?<![\w.])(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?(?:\s?\\?%)?")
+
+
+def _extract(text):
+    """(answer, rule) with rule in "boxed", "####", "phrase", "number", "truncated", None."""
+    s = _prepare(text)
+    if not s:
+        return None, None
+    if "\\boxed" in s or "\\fbox" in s:
+        ans, truncated = _from_boxes(s)
+        if truncated:
+            return None, "truncated"
+        if ans:
+            return ans, "boxed"
+    if "####" in s:
+        ans = _from_hashes(s)
+        if ans:
+            return ans, "####"
+    ans = _from_phrase(s)
+    if ans:
+        return ans, "phrase"
+    ans = _last_number(s)
+    return (ans, "number") if ans else (None, None)
 
 
 def _prepare(text):
@@ -222,27 +316,55 @@ def _last_number(s):
     return None if last is None else last.group().replace("\u2212", "-")
 
 
-def _extract(text):
-    """(answer, rule) with rule in "boxed", "####", "phrase", "number", "truncated", None."""
-    s = _prepare(text)
-    if not s:
-        return None, None
-    if "\\boxed" in s or "\\fbox" in s:
-        ans, truncated = _from_boxes(s)
-        if truncated:
-            return None, "truncated"
-        if ans:
-            return ans, "boxed"
-    if "####" in s:
-        ans = _from_hashes(s)
-        if ans:
-            return ans, "####"
-    ans = _from_phrase(s)
-    if ans:
-        return ans, "phrase"
-    ans = _last_number(s)
-    return (ans, "number") if ans else (None, None)
+# ----------------------------------------------------------------------------------------------------------------
+# Number comparison: a GSM8K answer and most RL rewards end here; anything that is not a plain number on both sides
+# goes to the LaTeX equivalence of part 2.
 
+_PLAIN_NUMBER_RE = re.compile(r"\s*(?:\\?\$\s*)?(-?(?:\d{1,3}(?:,\d{3})+|\d+))(?:\.(\d+))?\s*")
+
+
+def _plain_number(s):
+    """'18' / '-3' / '1,234.50' / '$72' / '\\$72.00' -> (exact value, one unit of its last decimal or None);
+    None for anything else."""
+    m = _PLAIN_NUMBER_RE.fullmatch(s) if len(s) <= 100 else None
+    if m is None:
+        return None
+    decimals = m.group(2) or ""
+    scale = 10 ** len(decimals)
+    return Fraction(int(m.group(1).replace(",", "") + decimals), scale), Fraction(1, scale) if decimals else None
+
+
+def _close(x, y, ux, uy):
+    """x == y for exact values; otherwise within REL_TOL, and a written decimal (ulp = its last digit) is only an
+    approximation good to that digit: 0.333333333 == 1/3, but 1000000.5 != 1000001."""
+    if isinstance(x, Fraction) and isinstance(y, Fraction):
+        if x == y or ux is None and uy is None:  # exact values, no written decimal: no tolerance at all
+            return x == y
+        diff = abs(x - y)
+        return diff <= _REL_TOL_EXACT * max(abs(x), abs(y)) and all(u is None or diff <= u for u in (ux, uy))
+    try:
+        fx, fy = float(x), float(y)
+    except OverflowError:
+        return False
+    if math.isinf(fx) or math.isinf(fy) or math.isnan(fx) or math.isnan(fy):
+        return fx == fy
+    diff = abs(fx - fy)
+    if diff > REL_TOL * max(abs(fx), abs(fy)):
+        return False
+    return all(u is None or diff <= float(u) * (1 + 1e-9) for u in (ux, uy))
+
+
+def _equal(pred, gold):
+    a, b = _plain_number(pred), _plain_number(gold)
+    if a is not None and b is not None:
+        return _close(a[0], b[0], a[1], b[1])
+    return _latex_equal(pred, gold)
+
+
+# ================================================================================================================
+# Part 2: LaTeX expression equivalence (MATH answers), reached only when one side is not a plain number:
+# normalization, structures (lists, tuples, intervals, matrices), and a small safe evaluator.
+# ================================================================================================================
 
 # ----------------------------------------------------------------------------------------------------------------
 # Normalization (string level)
@@ -887,26 +1009,6 @@ def _bag(items):
     return items[0] if len(items) == 1 else _Bag(items)
 
 
-def _close(x, y, ux, uy):
-    """x == y for exact values; otherwise within REL_TOL, and a written decimal (ulp = its last digit) is only an
-    approximation good to that digit: 0.333333333 == 1/3, but 1000000.5 != 1000001."""
-    if isinstance(x, Fraction) and isinstance(y, Fraction):
-        if x == y or ux is None and uy is None:  # exact values, no written decimal: no tolerance at all
-            return x == y
-        diff = abs(x - y)
-        return diff <= _REL_TOL_EXACT * max(abs(x), abs(y)) and all(u is None or diff <= u for u in (ux, uy))
-    try:
-        fx, fy = float(x), float(y)
-    except OverflowError:
-        return False
-    if math.isinf(fx) or math.isinf(fy) or math.isnan(fx) or math.isnan(fy):
-        return fx == fy
-    diff = abs(fx - fy)
-    if diff > REL_TOL * max(abs(fx), abs(fy)):
-        return False
-    return all(u is None or diff <= float(u) * (1 + 1e-9) for u in (ux, uy))
-
-
 def _points_equal(a, b):
     pa = a[1] if a[0] == "pts" else (a[1],) * 3
     pb = b[1] if b[0] == "pts" else (b[1],) * 3
@@ -959,7 +1061,8 @@ def _nodes_equal(a, b):
     return False
 
 
-def _equal(pred, gold):
+def _latex_equal(pred, gold):
+    """Two answers, as written, equal after normalization: as text, or as structures of values."""
     if len(pred) > MAX_ANSWER_CHARS or len(gold) > MAX_ANSWER_CHARS:  # too long to be a real answer: text only
         return _text_key(pred) == _text_key(gold)
     a, b = _normalize(pred), _normalize(gold)
@@ -968,69 +1071,6 @@ def _equal(pred, gold):
     if _text_key(a) == _text_key(b):
         return True
     return _nodes_equal(_structure(a), _structure(b))
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Public API: never raises
-
-def extract_answer(text):
-    """The model's final answer as written (not normalized), or None if there is none."""
-    try:
-        return _extract(text)[0]
-    except Exception:
-        return None
-
-
-def extract_gold(gold):
-    """Text after the last '####' (GSM8K), else the last \\boxed{} (MATH), else the whole string ('' for None)."""
-    try:
-        if gold is None:
-            return ""
-        g = gold if isinstance(gold, str) else str(gold)
-        g = g[-MAX_RESPONSE_CHARS:]
-        i = g.rfind("####")
-        if i != -1:
-            return g[i + 4:].strip()
-        if "\\boxed" in g or "\\fbox" in g:
-            boxed, _ = _from_boxes(g)
-            if boxed:
-                return boxed
-        return g.strip()
-    except Exception:
-        return ""
-
-
-def is_correct(response, gold):
-    try:
-        pred = extract_answer(response)
-        if pred is None:
-            return False
-        return _equal(pred, extract_gold(gold))
-    except Exception:
-        return False
-
-
-def same_answer(a, b):
-    """Whether two extracted answers are equal under the same rules (maj@k votes group answers with it)."""
-    try:
-        return a is not None and b is not None and _equal(a, b)
-    except Exception:
-        return False
-
-
-def reward(response, gold):
-    """1.0 if the response's final answer equals the gold answer, else 0.0."""
-    return 1.0 if is_correct(response, gold) else 0.0
-
-
-def format_reward(response, weight=1.0):
-    """`weight` if the response states its answer explicitly (\\boxed, ####, 'the answer is') and is not cut off
-    inside a box, else 0.0. It rewards form, not correctness, so it is off by default: rl.py multiplies it by
-    --format_reward (default 0), e.g. 0.1 for a small bonus."""
-    try:
-        return float(weight) if _extract(response)[1] in ("boxed", "####", "phrase") else 0.0
-    except Exception:
-        return 0.0
 
 
 def main():

@@ -9,6 +9,7 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
+import verify  # noqa: E402
 from verify import extract_answer, extract_gold, format_reward, is_correct, reward  # noqa: E402
 
 MAX_SECONDS = 0.5  # per call; measured here rather than with hypothesis' deadline, which is noisy on shared CPUs
@@ -148,3 +149,35 @@ def test_integer_forms_agree(n):
     assert is_correct(f"#### ${n}.00", gold)
     assert not is_correct(f"\\boxed{{{n * 10 + 1}}}", gold)
     assert not is_correct(f"\\boxed{{{n + 1}}}", gold)
+
+
+def plain(value, decimals, style):
+    """A plain number as GSM8K answers write it: value / 10**decimals with commas, $, \\$ or extra zeros."""
+    sign, digits = ("-" if value < 0 else ""), str(abs(value)).rjust(decimals + 1, "0")
+    whole, frac = digits[:len(digits) - decimals], digits[len(digits) - decimals:]
+    if style == "commas":
+        whole = f"{int(whole):,}"
+    elif style == "zeros":
+        whole, frac = "00" + whole, frac + "0" * (decimals > 0)
+    text = sign + whole + ("." + frac if frac else "")
+    return {"dollar": "$" + text, "tex_dollar": "\\$" + text}.get(style, text)
+
+
+plain_numbers = st.builds(plain, st.integers(-10**12, 10**12), st.integers(0, 4),
+                          st.sampled_from(["plain", "commas", "zeros", "dollar", "tex_dollar"]))
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(a=plain_numbers, b_offset=st.sampled_from([0, 0, 1, -1, 10**6]), b_decimals=st.integers(0, 4),
+       b_style=st.sampled_from(["plain", "commas", "zeros", "dollar", "tex_dollar"]))
+def test_plain_number_path_agrees_with_latex_path(a, b_offset, b_decimals, b_style):
+    # Part 1 compares plain numbers itself; part 2 (normalize, evaluate) must give the same verdict on them, for the
+    # same value written another way, one unit of the last digit away, and far away.
+    value = verify._plain_number(a)
+    assert value is not None, a
+    x, ulp = value
+    scaled = x * 10 ** b_decimals
+    b = plain(int(scaled) + b_offset if scaled.denominator == 1 else int(scaled), b_decimals, b_style)
+    assert verify._plain_number(b) is not None, b
+    assert verify._equal(a, b) == verify._latex_equal(a, b), (a, b)
+    assert verify._equal(a, a) and verify._latex_equal(a, a)

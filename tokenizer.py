@@ -4,6 +4,7 @@ r"""Byte-level BPE tokenizer on tiktoken, built from a model's own tokenizer fil
     tok = Tokenizer.from_gguf(gguf.GGUFReader(path))     # GGUF metadata (llama.cpp key names)
     tok = Tokenizer.byte_level()                         # 256 bytes + <|endoftext|>, for tiny scratch models
     ids = tok.render_chat([{"role": "user", "content": "What is 2+3?"}])  # ends with the assistant prompt
+    ids = tok.render_chat(messages, enable_thinking=False)  # extra keywords are template variables (Qwen3)
     tok.save(out_dir); Tokenizer.load(out_dir)           # HF-loadable tokenizer.json + tokenizer_config.json
 
 Supported: byte-level BPE (GPT-2, Llama-3, Qwen2/2.5/3, SmolLM2, Mistral-Nemo "tekken"). How Hugging Face's
@@ -20,29 +21,44 @@ tokenizer.json pipeline maps onto tiktoken:
                  use rank = token id when ids increase with merge order (true for all the families above) and
                  otherwise rank by merge index and translate ranks to ids after encoding.
   added_tokens   special ones are never parsed from text by encode() (prompt injection stays plain text); they
-                 enter only through render_chat / special_token_id. Non-special added tokens (e.g. Qwen's
-                 <tool_call>) are matched whole in the text, as HF does.
+                 enter only through the chat template's own text (render_chat) and special_token_id. Non-special
+                 added tokens (e.g. Qwen's <tool_call>) are matched whole in the text, as HF does.
 GGUF: tokenizer.ggml.pre picks the split regex the way llama.cpp does (e.g. "smollm" isolates digits, like SmolLM2's
 tokenizer.json; transformers' GGUF loader uses GPT-2's regex there and differs on a space run before a digit).
 Vocabularies that lack some bytes (SmolLM2 has no token for 21 byte values, e.g. \x04) drop those bytes like HF.
 
-Chat formats (detected from the chat template): "chatml" (<|im_start|>role\ncontent<|im_end|>\n; a default system
-turn that the template inserts when the conversation has none is copied from the template text), "llama3"
-(<|start_header_id|>role<|end_header_id|>\n\ncontent|trim<|eot_id|>, BOS first; 3.1+ templates get their
-"Cutting Knowledge Date" system block), and "plain" for base models and the byte tokenizer:
+Chat: render_chat runs the model's own Jinja chat template (tokenizer_config.json / chat_template.jinja
+`chat_template`, the "default" one of a named list, or GGUF tokenizer.chat_template) as transformers does: jinja2's
+ImmutableSandboxedEnvironment with trim_blocks, lstrip_blocks and loop controls, raise_exception, strftime_now,
+tojson; variables messages, add_generation_prompt, bos/eos/unk/pad_token, tools=None and any extra keyword
+(enable_thinking=False, date_string=...). The rendered text is tokenized as apply_chat_template does (added-token
+strings become their ids, the text between them is encoded; BOS only where the template writes {{ bos_token }}),
+with the safety rule of encode(): a special token written by the template becomes its id, the same string inside a
+message stays text. transformers' default would turn a user's "<|im_end|>" into the real token; our ids equal
+apply_chat_template(..., sanitize_control_tokens=True) with tokenizer.chat_control_tokens = [] (only special
+tokens are control tokens), which equals its default for messages without special-token text. Its
+sanitize_control_tokens=True alone also marks non-special added tokens that the template contains, such as
+Qwen3's <think>, and then garbles Qwen3's reasoning ("<think>\n\n...\n\n</think>\n\n\n\n"); here <think> in a
+message is the added token, as in encode(). Without a template (base models, the byte tokenizer) the "plain"
+format is used:
     [bos if the tokenizer adds one] + "{system}\n\n" (only if given) + "{user}\n" + "{assistant}" + [eos] ...
-each turn encoded on its own, so a prompt's ids are always a prefix of the full conversation's ids.
+each turn encoded on its own, so a prompt's ids are always a prefix of the full conversation's ids. eos_id, the
+token that ends SFT targets, is the template's end of turn: <|im_end|> for ChatML, <|eot_id|> for Llama-3, else
+tokenizer_config's eos_token (Mistral's </s>, which its template writes after an assistant turn).
 
-Limitations (stated, not hidden): Jinja templates are not executed (jinja2 is no runtime dependency), so tools,
-tool calls and Qwen3's <think> handling are not rendered; added-token flags lstrip/rstrip/single_word are ignored;
-tiktoken always returns a whole pre-token piece that is itself in the vocab (HF's ignore_merges=True), which for
-BPE-trained vocabularies gives the same ids as HF's merge loop.
+Limitations (stated, not hidden): sep/cls/mask_token are not template variables and tokenizer_config's
+chat_control_tokens is not read; tools are passed as JSON-schema dicts (tools=[...]), not Python functions; a
+message's "thinking"/"reasoning" field is not copied to "reasoning_content" (transformers does; pass that name);
+added-token flags lstrip/rstrip/single_word/normalized are ignored (Qwen2.5, Llama-3 and SmolLM2 set them false on
+the tokens their templates write); tiktoken always returns a whole pre-token piece that is itself in the
+vocab (HF's ignore_merges=True), which for BPE-trained vocabularies gives the same ids as HF's merge loop.
 """
 
+import datetime
+import functools
 import json
 import os
 import re
-import time
 import unicodedata
 
 import tiktoken
@@ -158,47 +174,99 @@ def _token_name(value):
 
 def _read_json(path):
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            obj = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(obj).__name__}")
+    return obj
 
 
-def _unescape_jinja(text):
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), text)
+# transformers' private-use markers for special tokens in user-given strings (chat_template_utils.py): a marked
+# token is encoded as text, an unmarked one (written by the template) as its id.
+CONTROL_START, CONTROL_END = "\U000f0000", "\U000f0001"
 
 
-def default_system_prompt(template):
-    """The system turn a ChatML template inserts when the conversation has none, read from its string literal
-    (Qwen2.5: "You are Qwen, created by Alibaba Cloud. ...", SmolLM2: "You are a helpful AI assistant named SmolLM,
-    ..."). The concatenation that writes a user-given system message is skipped: it is not a literal."""
-    for m in re.finditer(r"<\|im_start\|>system(?:\\n|\n)((?:(?!<\|im_start\|>).)*?)<\|im_end\|>", template, re.S):
-        literal = m.group(1)
-        if not re.search(r"['\"]\s*\+|\{\{|\}\}|\{%|%\}", literal):
-            return _unescape_jinja(literal)
-    return None
+@functools.lru_cache(maxsize=16)
+def compile_chat_template(template):
+    """The chat template compiled as transformers compiles it: sandboxed, trim_blocks + lstrip_blocks, loop
+    controls, {% generation %} (a no-op here), raise_exception, strftime_now and a tojson that does not escape
+    HTML. jinja2 is imported here only: `import tokenizer` and template-less tokenizers do not need it."""
+    import jinja2
+    import jinja2.ext
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class Generation(jinja2.ext.Extension):  # transformers uses it to mask assistant tokens; we render it as is
+        tags = {"generation"}
+
+        def parse(self, parser):
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return jinja2.nodes.CallBlock(self.call_method("_body"), [], [], body).set_lineno(lineno)
+
+        def _body(self, caller):
+            return caller()
+
+    def no_underscore(name):  # transformers' hardening of namespace(): no access to CPython internals
+        if isinstance(name, str) and name.startswith("_"):
+            raise jinja2.exceptions.SecurityError(f"chat templates cannot set the attribute {name!r}")
+
+    class Namespace(jinja2.utils.Namespace):
+        def __init__(*args, **kwargs):
+            for name in dict(*args[1:], **kwargs):
+                no_underscore(name)
+            jinja2.utils.Namespace.__init__(*args, **kwargs)
+
+        def __setitem__(self, name, value):
+            no_underscore(name)
+            super().__setitem__(name, value)
+
+    def raise_exception(message):
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+                                        extensions=[Generation, jinja2.ext.loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals.update(raise_exception=raise_exception, namespace=Namespace,
+                       strftime_now=lambda fmt: datetime.datetime.now().strftime(fmt))
+    try:
+        return env.from_string(template)
+    except jinja2.TemplateSyntaxError as e:
+        raise ValueError(f"chat template syntax error on line {e.lineno}: {e.message}") from None
 
 
 def detect_chat_format(template):
-    if template and "<|im_start|>" in template:
+    """A label for logs and for the end-of-turn token that ends SFT targets: "chatml" (<|im_end|>), "llama3"
+    (<|eot_id|>), "template" (any other template; tokenizer_config's eos) or "plain" (no template)."""
+    if not template:
+        return "plain"
+    if "<|im_start|>" in template:
         return "chatml"
-    if template and "<|start_header_id|>" in template:
+    if "<|start_header_id|>" in template:
         return "llama3"
-    return "plain"
+    return "template"
 
 
 class Tokenizer:
-    """A tiktoken.Encoding plus what chat and generation need: eos/bos/pad ids and the chat format.
+    """A tiktoken.Encoding plus what chat and generation need: eos/bos/pad ids and the chat template.
 
     vocab: byte-level (GPT-2 alphabet) token string -> id, merges: [(left, right)] in priority order (None: rank
     by id), added_tokens: [{"id", "content", "special"}] as in tokenizer.json, pre_tokenizer/normalizer/
-    post_processor: tokenizer.json sections (kept for save()). Usually built by from_hf_dir / from_gguf /
+    post_processor: tokenizer.json sections (kept for save()), chat_template: Jinja source or None, bos/eos/pad/
+    unk_token: token strings (the template sees them as variables). Usually built by from_hf_dir / from_gguf /
     byte_level rather than directly."""
 
     def __init__(self, vocab, merges, added_tokens, pre_tokenizer, normalizer=None, post_processor=None,
                  ignore_merges=False, chat_template=None, bos_token=None, eos_token=None, pad_token=None,
-                 add_bos=False, chat_format=None, eos_id=None, eos_ids=None, name="swarr"):
+                 unk_token=None, add_bos=False, eos_id=None, eos_ids=None, name="swarr"):
         self.vocab, self.merges, self.added_tokens = vocab, merges, added_tokens
         self.pre_tokenizer, self.normalizer, self.post_processor = pre_tokenizer, normalizer, post_processor
         self.ignore_merges, self.chat_template, self.add_bos = ignore_merges, chat_template, add_bos
-        self.bos_token, self.eos_token, self.pad_token = bos_token, eos_token, pad_token
+        self.bos_token, self.eos_token, self.pad_token, self.unk_token = bos_token, eos_token, pad_token, unk_token
         self._forms = _normalizer_forms(normalizer)
         pattern = split_pattern(pre_tokenizer)
 
@@ -266,12 +334,13 @@ class Tokenizer:
         self._missing_re = re.compile(b"[" + re.escape(missing) + b"]") if missing else None
         plain_added = sorted((a["content"] for a in added_tokens if not a.get("special")), key=len, reverse=True)
         self._plain_added_re = re.compile("|".join(map(re.escape, plain_added))) if plain_added else None
+        every_added = sorted(self._added_ids, key=len, reverse=True)  # longest first, as HF matches added tokens
+        self._added_re = re.compile("|".join(map(re.escape, every_added))) if every_added else None
+        special = sorted((a["content"] for a in added_tokens if a.get("special")), key=len, reverse=True)
+        self._special_re = re.compile("|".join(map(re.escape, special)) or "(?!)")  # (?!) matches nothing
 
         # Chat and generation ids.
-        self.chat_format = chat_format or detect_chat_format(chat_template)
-        self.default_system = None
-        if self.chat_format == "chatml" and chat_template:
-            self.default_system = default_system_prompt(chat_template)
+        self.chat_format = detect_chat_format(chat_template)
         self.bos_id = self._id_or_none(bos_token)
         config_eos = self._id_or_none(eos_token)
         turn_end = {"chatml": "<|im_end|>", "llama3": "<|eot_id|>"}.get(self.chat_format)
@@ -315,25 +384,38 @@ class Tokenizer:
         if os.path.isfile(jinja):  # recent transformers write the template here instead of into the config
             with open(jinja, encoding="utf-8") as f:
                 template = f.read()
-        model = tj.get("model") or {}
+        model = tj.get("model") if isinstance(tj.get("model"), dict) else {}
         kind = model.get("type")
         if kind != "BPE":
             raise ValueError(f"unsupported tokenizer type {kind}: {UNSUPPORTED}")
         if model.get("byte_fallback") or model.get("continuing_subword_prefix") or model.get("end_of_word_suffix"):
             raise ValueError(f"unsupported tokenizer type BPE with byte_fallback/subword affixes (sentencepiece "
                              f"style): {UNSUPPORTED}")
+        vocab = model.get("vocab")
+        if not isinstance(vocab, dict):
+            raise ValueError(f"{tok_file}: model.vocab must be an object token -> id, got "
+                             f"{'nothing' if vocab is None else type(vocab).__name__}")
+        bad = next((t for t, i in vocab.items() if type(i) is not int), None)
+        if bad is not None:
+            raise ValueError(f"{tok_file}: model.vocab maps {bad!r} to {vocab[bad]!r}, not an integer id")
         merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model.get("merges", [])]
-        added = [{"id": a["id"], "content": a["content"], "special": bool(a.get("special"))}
-                 for a in tj.get("added_tokens", [])]
+        bad = next((k for k, m in enumerate(merges) if len(m) != 2), None)
+        if bad is not None:
+            raise ValueError(f"{tok_file}: merge {bad} is {model['merges'][bad]!r}, not a pair of tokens")
+        added = []
+        for a in tj.get("added_tokens") or []:
+            if not isinstance(a, dict) or type(a.get("id")) is not int or not isinstance(a.get("content"), str):
+                raise ValueError(f"{tok_file}: added token {a!r} needs an integer 'id' and a string 'content'")
+            added.append({"id": a["id"], "content": a["content"], "special": bool(a.get("special"))})
         post = tj.get("post_processor")
         swarr = config.get("swarr") or {}
         add_bos = bool(config.get("add_bos_token")) or _post_processor_adds_bos(post, _token_name(
             config.get("bos_token")))
-        return cls(model["vocab"], merges, added, tj.get("pre_tokenizer"), normalizer=tj.get("normalizer"),
+        return cls(vocab, merges, added, tj.get("pre_tokenizer"), normalizer=tj.get("normalizer"),
                    post_processor=post, ignore_merges=bool(model.get("ignore_merges")), chat_template=template,
                    bos_token=_token_name(config.get("bos_token")), eos_token=_token_name(config.get("eos_token")),
-                   pad_token=_token_name(config.get("pad_token")), add_bos=add_bos,
-                   chat_format=swarr.get("chat_format"), eos_id=swarr.get("eos_id"), eos_ids=swarr.get("eos_ids"),
+                   pad_token=_token_name(config.get("pad_token")), unk_token=_token_name(config.get("unk_token")),
+                   add_bos=add_bos, eos_id=swarr.get("eos_id"), eos_ids=swarr.get("eos_ids"),
                    name=os.path.basename(os.path.abspath(path)) or "hf")
 
     @classmethod
@@ -355,6 +437,8 @@ class Tokenizer:
             raise ValueError(f"unsupported tokenizer.ggml.pre {pre_name!r}; supported: "
                              f"{', '.join(sorted(GGUF_PRE_TOKENIZERS))}")
         tokens = get("tokenizer.ggml.tokens")
+        if not tokens:
+            raise ValueError("GGUF file has no tokenizer.ggml.tokens (no vocabulary)")
         types = get("tokenizer.ggml.token_type") or [1] * len(tokens)
         # Tokens are stored in GPT-2's byte alphabet; a few files store raw text (spaces etc.) for control tokens.
         vocab = {(t if all(c in CHAR_TO_BYTE for c in t) else "".join(BYTE_TO_CHAR[b] for b in t.encode())): i
@@ -381,15 +465,16 @@ class Tokenizer:
                    ignore_merges=pre_name in ("llama3", "llama-v3", "llama-bpe", "tekken"),
                    chat_template=get("tokenizer.chat_template"), bos_token=bos,
                    eos_token=token("tokenizer.ggml.eos_token_id"), pad_token=token("tokenizer.ggml.padding_token_id"),
-                   add_bos=add_bos, name=get("general.name", "gguf"))
+                   unk_token=token("tokenizer.ggml.unknown_token_id"), add_bos=add_bos,
+                   name=get("general.name", "gguf"))
 
     @classmethod
     def byte_level(cls):
-        """256 byte tokens (id = byte value) + <|endoftext|> (id 256, eos and pad); "plain" chat format."""
+        """256 byte tokens (id = byte value) + <|endoftext|> (id 256, eos and pad); no template: "plain" chat."""
         vocab = {BYTE_TO_CHAR[b]: b for b in range(256)}
         added = [{"id": 256, "content": "<|endoftext|>", "special": True}]
         return cls(vocab, None, added, _byte_level(True), eos_token="<|endoftext|>", pad_token="<|endoftext|>",
-                   chat_format="plain", name="bytes")
+                   name="bytes")
 
     @classmethod
     def load(cls, path):
@@ -420,9 +505,9 @@ class Tokenizer:
         }
         config = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": self.bos_token,
                   "eos_token": self.eos_token or self.decode([self.eos_id]), "pad_token": self.pad_token,
-                  "unk_token": None, "add_bos_token": self.add_bos, "add_eos_token": False,
+                  "unk_token": self.unk_token, "add_bos_token": self.add_bos, "add_eos_token": False,
                   "clean_up_tokenization_spaces": False,
-                  "swarr": {"chat_format": self.chat_format, "eos_id": self.eos_id, "eos_ids": self.eos_ids}}
+                  "swarr": {"eos_id": self.eos_id, "eos_ids": self.eos_ids}}
         if self.chat_template:
             config["chat_template"] = self.chat_template
         for name, obj in (("tokenizer.json", tj), ("tokenizer_config.json", config)):
@@ -449,12 +534,16 @@ class Tokenizer:
     # ---------------------------------------------------------------- encode / decode
     def encode(self, text):
         """Plain text -> ids. Special-token strings stay text; non-special added tokens are matched whole."""
+        return self._encode_matching(text, self._plain_added_re)
+
+    def _encode_matching(self, text, added_re):
+        """Encode text, turning the added tokens that added_re matches (None: none) into their ids."""
         for form in self._forms:
             text = unicodedata.normalize(form, text)
-        if self._plain_added_re is None:
+        if added_re is None:
             return self._encode_ordinary(text)
         ids, start = [], 0
-        for m in self._plain_added_re.finditer(text):
+        for m in added_re.finditer(text):
             ids += self._encode_ordinary(text[start:m.start()])
             ids.append(self._added_ids[m.group()])
             start = m.end()
@@ -501,64 +590,69 @@ class Tokenizer:
         return self.vocab.get(token)
 
     # ---------------------------------------------------------------- chat
-    def render_chat(self, messages, add_generation_prompt=True):
-        """messages [{"role", "content"}] -> ids, identical to transformers' apply_chat_template(tokenize=True) for
-        ChatML and Llama-3 templates; the "plain" format is documented at the top of this file."""
+    def render_chat(self, messages, add_generation_prompt=True, **template_kwargs):
+        """messages [{"role", "content", ...}] -> ids through the tokenizer's own chat template, identical to
+        transformers' apply_chat_template(messages, tokenize=True, add_generation_prompt=..., **template_kwargs)
+        (e.g. enable_thinking=False for Qwen3), except that special-token text inside messages stays text (see the
+        top of this file); without a template, the "plain" format. A template error is a one-line ValueError."""
         for m in messages:
-            if not isinstance(m, dict) or not isinstance(m.get("role"), str) or not isinstance(m.get("content"), str):
-                raise ValueError(f"each chat message must be a dict with string 'role' and 'content', got {m!r}")
-        sid = self.special_token_id
-        parts = []  # str pieces and int ids; adjacent strs are encoded together, as HF encodes text between specials
-        if self.chat_format == "chatml":
-            if self.default_system is not None and (not messages or messages[0]["role"] != "system"):
-                messages = [{"role": "system", "content": self.default_system}] + list(messages)
-            for m in messages:
-                parts += [sid("<|im_start|>"), m["role"] + "\n" + m["content"], sid("<|im_end|>"), "\n"]
-            if add_generation_prompt:
-                parts += [sid("<|im_start|>"), "assistant\n"]
-        elif self.chat_format == "llama3":
-            parts.append(self.bos_id if self.bos_id is not None else sid("<|begin_of_text|>"))
-            header = lambda role: [sid("<|start_header_id|>"), role, sid("<|end_header_id|>")]
-            if self.chat_template and "Cutting Knowledge Date" in self.chat_template:
-                system = ""
-                if messages and messages[0]["role"] == "system":
-                    system, messages = messages[0]["content"].strip(), messages[1:]
-                parts += header("system") + [self._llama31_dates() + system, sid("<|eot_id|>")]
-            for m in messages:
-                parts += header(m["role"]) + ["\n\n" + m["content"].strip(), sid("<|eot_id|>")]
-            if add_generation_prompt:
-                parts += header("assistant") + ["\n\n"]
-        else:
-            ids = [self.bos_id] if self.add_bos and self.bos_id is not None else []
-            for m in messages:
-                if m["role"] == "system":
-                    ids += self.encode(m["content"] + "\n\n")
-                elif m["role"] == "user":
-                    ids += self.encode(m["content"] + "\n")
-                elif m["role"] == "assistant":
-                    ids += self.encode(m["content"]) + [self.eos_id]
-                else:
-                    raise ValueError(f"plain chat format knows roles system/user/assistant, got {m['role']!r}")
-            return ids
-        ids, text = [], ""
-        for p in parts + [None]:
-            if isinstance(p, str):
-                text += p
-                continue
-            if text:
-                ids += self.encode(text)
-                text = ""
-            if p is not None:
-                ids.append(p)
+            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+                raise ValueError(f"each chat message must be a dict with a string 'role' (and 'content'), got {m!r}")
+        if not self.chat_template:
+            return self._render_plain(messages)
+        if not messages:
+            raise ValueError("cannot render an empty conversation with a chat template")
+        template = compile_chat_template(self.chat_template)
+
+        def mark(obj):  # special tokens in user-given strings get markers, so they are encoded as text below
+            if isinstance(obj, str):
+                obj = obj.replace(CONTROL_START, "").replace(CONTROL_END, "")  # typed markers go, as in HF
+                return self._special_re.sub(lambda m: CONTROL_START + m.group() + CONTROL_END, obj)
+            if isinstance(obj, dict):
+                return {k: mark(v) for k, v in obj.items()}
+            if isinstance(obj, (list, tuple)):
+                return [mark(v) for v in obj]
+            return obj
+
+        # As transformers: keys whose value is None are dropped; the special tokens are variables (a kwarg wins).
+        messages = [{k: v for k, v in m.items() if v is not None} for m in messages]
+        variables = {"tools": None, "documents": None, **{name: token for name, token in (
+            ("bos_token", self.bos_token), ("eos_token", self.eos_token), ("unk_token", self.unk_token),
+            ("pad_token", self.pad_token)) if token is not None}, **mark(template_kwargs)}
+        try:
+            text = template.render(messages=mark(messages), add_generation_prompt=add_generation_prompt, **variables)
+        except Exception as e:  # raise_exception(), an undefined name, a type error inside the template...
+            raise ValueError(f"chat template failed: {type(e).__name__}: {e}".replace("\n", " ")) from None
+
+        # transformers encodes the rendered text with add_special_tokens=False, which turns every added-token
+        # string into its id, but user strings were marked: [text, marked token, text, ...] with None for a marker
+        # that the template cut off its token (e.g. by content.split(...)); it still separates the text there.
+        # (transformers encodes each piece after a "\n" and strips its ids again, a SentencePiece workaround that
+        # gives the same ids for byte-level BPE.)
+        markers_re = re.compile(f"{CONTROL_START}({self._special_re.pattern}){CONTROL_END}"
+                                f"|[{CONTROL_START}{CONTROL_END}]")
+        ids = []
+        for k, piece in enumerate(markers_re.split(text)):
+            if piece:
+                ids += self._encode_matching(piece, None if k % 2 else self._added_re)
         return ids
 
-    def _llama31_dates(self):
-        """"Cutting Knowledge Date: ...\\nToday Date: ...\\n\\n" as Llama-3.1+ templates write it."""
-        t = self.chat_template
-        known = re.search(r"Cutting Knowledge Date: (.*?)(?:\\n|\n)", t)
-        today = re.search(r"set date_string = [\"']([^\"']+)[\"']", t)
-        date = time.strftime("%d %b %Y") if "strftime_now" in t or not today else today.group(1)
-        return f"\n\nCutting Knowledge Date: {known.group(1)}\nToday Date: {date}\n\n"
+    def _render_plain(self, messages):
+        """The fallback without a template (base models, the byte tokenizer), documented at the top of the file."""
+        ids = [self.bos_id] if self.add_bos and self.bos_id is not None else []
+        for m in messages:
+            content = m.get("content")
+            if not isinstance(content, str):
+                raise ValueError(f"plain chat format needs string 'content', got {m!r}")
+            if m["role"] == "system":
+                ids += self.encode(content + "\n\n")
+            elif m["role"] == "user":
+                ids += self.encode(content + "\n")
+            elif m["role"] == "assistant":
+                ids += self.encode(content) + [self.eos_id]
+            else:
+                raise ValueError(f"plain chat format knows roles system/user/assistant, got {m['role']!r}")
+        return ids
 
 
 def _post_processor_adds_bos(post, bos):

@@ -224,7 +224,7 @@ def trim_jsonl(path, last_step):
                 invalid += 1
             elif step <= last_step:
                 kept.append(line if line.endswith("\n") else line + "\n")
-    tmp = path + ".tmp"
+    tmp = os.fspath(path) + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.writelines(kept)
     os.replace(tmp, path)

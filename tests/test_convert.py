@@ -376,6 +376,157 @@ def test_strict_loading(tmp_path, llama_dir):
     assert (logits_ours(load(tied)[0], x) - logits_hf(hf, x)).abs().max() < 1e-4
 
 
+def edited_config(src, dst, **changes):
+    """A copy of a transformers directory with config.json keys changed (None deletes a key)."""
+    d = copy_dir(src, dst)
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    cfg.update(changes)
+    cfg = {k: v for k, v in cfg.items() if v is not None}
+    json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    return d
+
+
+def one_line_error(exc_type, match, fn, *args, **kwargs):
+    with pytest.raises(exc_type, match=match) as e:
+        fn(*args, **kwargs)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(hidden_size="64"), "hidden_size must be a positive integer, got '64'"),
+    (dict(num_attention_heads=4.0), "num_attention_heads must be a positive integer"),
+    (dict(max_position_embeddings=0), "max_position_embeddings must be a positive integer, got 0"),
+    (dict(rms_norm_eps="1e-6"), "rms_norm_eps must be a positive number"),
+    (dict(tie_word_embeddings="false"), "tie_word_embeddings must be true or false"),
+    (dict(rope_scaling={"rope_type": "linear"}), "linear rope scaling needs a positive number factor, got None"),
+    (dict(rope_scaling={"rope_type": "llama3", "factor": 8.0}), "llama3 rope scaling needs a positive number "
+                                                                 "low_freq_factor"),
+    (dict(rope_scaling="linear"), "rope_scaling must be an object"),
+])
+def test_bad_config_values_are_one_line(tmp_path, llama_dir, changes, message):
+    d = edited_config(llama_dir, tmp_path / "d", **changes)
+    one_line_error(ValueError, message, convert.load_model, f"hf:{d}")
+
+
+def test_linear_rope_scaling_with_factor_loads(tmp_path, llama_dir):
+    d = edited_config(llama_dir, tmp_path / "d", rope_scaling={"type": "linear", "factor": 2.0})
+    model, _ = convert.load_model(f"hf:{d}")
+    plain, _ = convert.load_model(f"hf:{llama_dir}")
+    assert torch.equal(model.inv_freq, plain.inv_freq / 2)
+
+
+def test_config_that_is_not_an_object(tmp_path, llama_dir):
+    d = copy_dir(llama_dir, tmp_path / "d")
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump([{"model_type": "llama"}], f)
+    one_line_error(ValueError, "config.json holds a JSON list, not an object", convert.load_model, f"hf:{d}")
+
+
+def test_crafted_layer_count_fails_before_building(tmp_path, llama_dir):
+    """10^6 layers claimed, 2 in the file: the error comes before a 10^6-layer model is laid out (minutes and
+    gigabytes even on the meta device). The Qwen2 variant also needs the linear-time pattern search."""
+    import time
+    qwen = make_hf_dir(tmp_path / "qwen", "qwen2")[0]
+    cases = [(edited_config(llama_dir, tmp_path / "llama", num_hidden_layers=10**6), 10**6),
+             (edited_config(qwen, tmp_path / "qwen_swa", num_hidden_layers=10**5, use_sliding_window=True,
+                            sliding_window=4, max_window_layers=50_000), 10**5)]
+    for d, n in cases:
+        t0 = time.perf_counter()
+        one_line_error(ValueError, f"the config has {n} layers but the weights only 2", convert.load_model, f"hf:{d}")
+        assert time.perf_counter() - t0 < 10
+
+
+def test_shortest_pattern_is_the_smallest_period():
+    import random
+    rng = random.Random(0)
+    for _ in range(300):
+        types = "".join(rng.choice("LG") for _ in range(rng.randint(1, 12)))
+        if rng.random() < 0.5:  # a real repetition, cut anywhere
+            types = (types * 5)[:rng.randint(len(types), 5 * len(types))]
+        want = None if set(types) == {"L"} else next(  # the definition: the first p that repeats to types
+            types[:p] for p in range(1, len(types) + 1) if all(types[i] == types[i % p] for i in range(len(types))))
+        assert convert.shortest_pattern(types) == want, types
+
+
+def test_bad_shard_index(tmp_path):
+    sharded = make_hf_dir(tmp_path / "src", "llama", max_shard_size="30KB")[0]
+    index = os.path.join(sharded, "model.safetensors.index.json")
+    good = json.load(open(index))
+
+    def with_index(name, weight_map):
+        d = copy_dir(sharded, tmp_path / name)
+        json.dump({**good, "weight_map": weight_map}, open(os.path.join(d, "model.safetensors.index.json"), "w"))
+        return f"hf:{d}"
+    one_line_error(ValueError, "weight_map must map tensor names to file names",
+                   convert.load_model, with_index("list", list(good["weight_map"])))
+    first = next(iter(good["weight_map"]))
+    (tmp_path / "outside.safetensors").write_bytes(b"")
+    one_line_error(ValueError, "lists '../outside.safetensors', outside the model directory",
+                   convert.load_model, with_index("escape", {**good["weight_map"], first: "../outside.safetensors"}))
+    one_line_error(ValueError, "lists '/etc/passwd', outside", convert.load_model,
+                   with_index("absolute", {**good["weight_map"], first: "/etc/passwd"}))
+    other = next(f for f in good["weight_map"].values() if f != good["weight_map"][first])
+    one_line_error(ValueError, f"puts \\['{first}'\\] in {other} but that file does not hold them",
+                   convert.load_model, with_index("wrong_shard", {**good["weight_map"], first: other}))
+
+
+def test_eos_id_outside_the_vocabulary(tmp_path, llama_dir):
+    d = copy_dir(llama_dir, tmp_path / "d")
+    path = os.path.join(d, "tokenizer_config.json")
+    cfg = json.load(open(path))
+    cfg["swarr"]["eos_id"] = 300  # byte-level tokenizer: ids 0..256
+    json.dump(cfg, open(path, "w"))
+    one_line_error(ValueError, r"tokenizer's eos_id 300 is not a token id \(0 to 256\)", convert.load_model, f"hf:{d}")
+
+
+@pytest.fixture(scope="module")
+def swarr_ckpt(tmp_path_factory, llama_dir):
+    model, tok = load(llama_dir)
+    path = tmp_path_factory.mktemp("swarr") / "ckpt"
+    convert.save_checkpoint(path, model, tok, run_config={"lr": 1e-3},
+                            train_state={"step": 3, "cursor": 1, "optimizer": {}, "rng": {}})
+    return str(path)
+
+
+def test_damaged_checkpoint_files_are_one_line(tmp_path, swarr_ckpt):
+    def damaged(name, edit):
+        d = copy_dir(swarr_ckpt, tmp_path / name)
+        edit(d)
+        return d
+
+    def config_edit(fn):
+        def edit(d):
+            cfg = json.load(open(os.path.join(d, "config.json")))
+            fn(cfg)
+            json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+        return edit
+    no_model = damaged("no_model", config_edit(lambda c: c.pop("model")))
+    one_line_error(ValueError, 'has no "model" object', convert.load_checkpoint, no_model)
+    one_line_error(ValueError, 'has no "model" object', convert.load_model, no_model)
+    no_block = damaged("no_block", config_edit(lambda c: c["model"].pop("block_size")))
+    one_line_error(ValueError, "the model's settings lack block_size", convert.load_checkpoint, no_block)
+    bad_type = damaged("bad_type", config_edit(lambda c: c["model"].update(n_embd="64")))
+    one_line_error(ValueError, "n_embd must be a positive integer", convert.load_checkpoint, bad_type)
+    no_backend = damaged("no_backend", config_edit(lambda c: c["model"].pop("attn_backend")))
+    assert convert.load_checkpoint(no_backend)[0].config.attn_backend == "auto"  # a runtime choice: may be left out
+
+    def truncate(d):
+        path = os.path.join(d, "train_state.pt")
+        data = open(path, "rb").read()
+        open(path, "wb").write(data[:len(data) // 2])
+    truncated = damaged("truncated", truncate)
+    one_line_error(ValueError, "train_state.pt cannot be read", convert.load_checkpoint, truncated)
+    not_dict = damaged("not_dict", lambda d: torch.save([1, 2], os.path.join(d, "train_state.pt")))
+    one_line_error(ValueError, "train_state.pt holds a list", convert.load_checkpoint, not_dict)
+    partial = damaged("partial", lambda d: torch.save({"step": 3}, os.path.join(d, "train_state.pt")))
+    assert convert.load_checkpoint(partial)[3] == {"step": 3}  # without state_keys: whatever is there
+    one_line_error(ValueError, "a train_state.pt without cursor, optimizer, rng: a partial or foreign",
+                   convert.load_checkpoint, partial, state_keys=("step", "cursor", "optimizer", "rng"))
+    no_state = damaged("no_state", lambda d: os.remove(os.path.join(d, "train_state.pt")))
+    one_line_error(ValueError, "has no train_state.pt", convert.load_checkpoint, no_state, state_keys=("step",))
+    assert convert.load_checkpoint(swarr_ckpt, state_keys=("step", "cursor", "optimizer", "rng"))[3]["step"] == 3
+
+
 def test_hub_failure_is_one_clear_line(monkeypatch):
     import huggingface_hub
 

@@ -172,10 +172,139 @@ def optional_int(v):
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line (argparse already does) with the usage hint."""
+    """argparse that reports a bad flag in one line (argparse already does) with the usage hint. finish(args), if
+    given, runs on every parsed namespace (the scripts fill their init-dependent defaults there)."""
+
+    def __init__(self, *args, finish=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.finish = finish
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, rest = super().parse_known_args(args, namespace)
+        if self.finish is not None:
+            self.finish(namespace)
+        return namespace, rest
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+KEEP = "keep"  # a window flag that was not given: the init's own setting stays
+
+
+def window_flag(v):
+    """--window: keep | none (full attention) | W >= 1."""
+    if str(v).lower() == KEEP:
+        return KEEP
+    if str(v).lower() in ("none", "null", ""):
+        return None
+    try:
+        w = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected keep, none or a positive integer, got {v!r}") from None
+    if w < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer (or none for full attention), got {w}")
+    return w
+
+
+def sinks_flag(v):
+    """--sinks: keep | S >= 0."""
+    if str(v).lower() == KEEP:
+        return KEEP
+    try:
+        s = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected keep or an integer >= 0, got {v!r}") from None
+    if s < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {s}")
+    return s
+
+
+def layer_pattern_flag(v):
+    """--layer_pattern: keep | none (every layer windowed) | a string of L (local, windowed) and G (global)."""
+    if str(v).lower() == KEEP:
+        return KEEP
+    if str(v).lower() in ("none", "null", ""):
+        return None
+    if set(v) - {"L", "G"}:
+        raise argparse.ArgumentTypeError(f"expected keep, none or a string of L (local: windowed) and G (global), "
+                                         f"e.g. LLLG, got {v!r}")
+    return v
+
+
+def add_window_flags(group, what_keep_means):
+    """The attention settings every script takes, parsed and validated here only."""
+    group.add_argument("--window", type=window_flag, default=KEEP,
+                       help=f"attention window W: query i sees keys i-W+1..i (the SA -> SWA conversion); none = full "
+                            f"attention; keep = {what_keep_means}")
+    group.add_argument("--sinks", type=sinks_flag, default=KEEP, help="keys 0..sinks-1 stay visible to every query "
+                                                                      "(keep, or an integer)")
+    group.add_argument("--layer_pattern", type=layer_pattern_flag, default=KEEP,
+                       help="which layers are windowed, repeated over the layers: L = local (windowed), G = global, "
+                            "e.g. LLLG; none = every layer windowed; keep")
+
+
+def window_overrides(args):
+    """The window flags that were given (not 'keep'), as keyword arguments of convert.load_model."""
+    return {k: getattr(args, k) for k in ("window", "sinks", "layer_pattern") if getattr(args, k) != KEEP}
+
+
+def read_run_config(path):
+    """A checkpoint's run_config.json (the flags of the run that wrote it), or {} for anything else."""
+    f = os.path.join(str(path), "run_config.json")
+    if not os.path.isfile(f):
+        return {}
+    try:
+        with open(f) as fh:
+            saved = json.load(fh)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{f}: not a readable run config ({type(e).__name__}: {e})") from None
+    return saved if isinstance(saved, dict) else {}
+
+
+def init_profile(init):
+    """Which defaults a run from `init` gets: 'toy' for the byte-level demo trained from scratch (and checkpoints
+    made from it), 'pretrained' for hf:/gguf: models and checkpoints made from one. Saved in run_config.json."""
+    if init == "scratch":
+        return "toy"
+    if str(init).startswith(("hf:", "gguf:")) or str(init).endswith(".gguf"):
+        return "pretrained"
+    if not os.path.isdir(str(init)):
+        return "toy"  # the demo's default --init=out/sft before sft.py has run; loading it fails with one line
+    saved = read_run_config(init)
+    if saved.get("profile") in ("toy", "pretrained"):
+        return saved["profile"]
+    return "toy" if saved.get("init") == "scratch" else "pretrained"
+
+
+def apply_profile(args, profiles):
+    """Fill every flag left at None from the profile of args.init: {profile: {flag: default}}. -> the profile."""
+    profile = init_profile(args.init)
+    for key, value in profiles[profile].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    args.profile = profile
+    return profile
+
+
+def profile_help(profiles, key):
+    return " | ".join(f"{name}: {values[key]}" for name, values in profiles.items())
+
+
+BIG = 10**9  # a bound for counts that only stops nonsense (a step count nobody runs, a batch nobody fits)
+
+
+def check_ranges(args, ranges):
+    """Every numeric flag in its range, checked at start: {name: (low, high)} inclusive, or (low, high, "open") for
+    low < x <= high. NaN never passes (every comparison with it is False); None (a flag left unset) is skipped."""
+    for name, (low, high, *kind) in ranges.items():
+        x = getattr(args, name)
+        if x is None:
+            continue
+        ok = (low < x if kind else low <= x) and x <= high
+        if not ok:
+            span = f"{'(' if kind else '['}{low}, {high}]"
+            raise ValueError(f"--{name}={x} is out of range: it must be in {span}")
 
 
 def echo_config(config, title="config"):

@@ -80,14 +80,19 @@ def evaluate(model, tok, dataset, limit=None, batch_size=32, max_new_tokens=256,
     for start in tqdm(batches, desc="eval", disable=not progress, leave=False):
         batch = examples[start:start + batch_size]
         prompts = [dataset.render_prompt(tok, ex) for ex in batch]  # list of (L_b,) id lists
-        max_len = max(len(p) for p in prompts) + max_new_tokens
+        longest = max(len(p) for p in prompts)
+        if longest >= model.config.block_size:
+            raise ValueError(f"a prompt of {longest} tokens does not fit the model's context of "
+                             f"{model.config.block_size} positions")
+        new_tokens = min(max_new_tokens, model.config.block_size - longest)  # answers end at the context's end
+        max_len = longest + new_tokens
         t0 = time.perf_counter()
-        greedy = model.generate(prompts, max_new_tokens, temperature=0.0, eos_ids=tok.eos_ids)
+        greedy = model.generate(prompts, new_tokens, temperature=0.0, eos_ids=tok.eos_ids)
         sampled = []
         if samples > 1:
             gens = [torch.Generator(device=device).manual_seed(seed * 1_000_003 + (start + i) * 1009 + s)
                     for i in range(len(batch)) for s in range(samples)]
-            sampled = model.generate(prompts, max_new_tokens, temperature=temperature, num_samples=samples,
+            sampled = model.generate(prompts, new_tokens, temperature=temperature, num_samples=samples,
                                      eos_ids=tok.eos_ids, generator=gens)
         gen_time += time.perf_counter() - t0
         cache_dtype = compute_dtype(model.embed.weight)  # what generate allocates its cache in
@@ -176,6 +181,10 @@ def main(argv=None):
     inits = args.init or ["out/sft"]
     common.echo_config(vars(args) | {"init": inits})
     try:
+        common.check_ranges(args, {"limit": (0, common.BIG), "batch_size": (1, 2**16), "max_new_tokens": (1, 2**20),
+                                   "samples": (1, 2**12), "temperature": (0, 100), "seed": (0, 2**32 - 1)})
+        if args.samples > 1 and args.temperature == 0:
+            raise ValueError("--samples > 1 needs --temperature > 0 (greedy samples would all be the same)")
         import convert
         import data
         dataset = data.load_dataset(args.data, split=args.split)

@@ -492,8 +492,8 @@ class GPT(nn.Module):
         produced), "logprobs": log-prob of each sampled token under softmax(logits / T) (softmax(logits) when T = 0),
         "finished": True if it ended with EOS}.
         """
-        self._check_generate_args(max_new_tokens, temperature, num_samples)
         prompts = _as_lists(prompts)
+        self._check_generate_args(prompts, max_new_tokens, temperature, num_samples)
         device = self.embed.weight.device
         eos = torch.tensor(sorted(set(eos_ids or [])), device=device, dtype=torch.long)
         lengths = torch.tensor([len(p) for p in prompts], device=device)
@@ -535,8 +535,8 @@ class GPT(nn.Module):
     def generate_naive(self, prompts, max_new_tokens, temperature=1.0, top_k=None, top_p=None, num_samples=1,
                        eos_ids=None, generator=None):
         """The reference: one row at a time, the full forward recomputed for every new token. Same contract."""
-        self._check_generate_args(max_new_tokens, temperature, num_samples)
         prompts = _as_lists(prompts)
+        self._check_generate_args(prompts, max_new_tokens, temperature, num_samples)
         device = self.embed.weight.device
         eos = set(eos_ids or [])
         out = []
@@ -557,9 +557,13 @@ class GPT(nn.Module):
                 out.append(res)
         return out
 
-    def _check_generate_args(self, max_new_tokens, temperature, num_samples):
-        if max_new_tokens < 1 or num_samples < 1 or temperature < 0:
-            raise ValueError("generate needs max_new_tokens >= 1, num_samples >= 1 and temperature >= 0")
+    def _check_generate_args(self, prompts, max_new_tokens, temperature, num_samples):
+        if not (max_new_tokens >= 1 and num_samples >= 1 and 0 <= temperature < float("inf")):
+            raise ValueError("generate needs max_new_tokens >= 1, num_samples >= 1 and a finite temperature >= 0")
+        longest = max(len(p) for p in prompts)
+        if longest + max_new_tokens > self.config.block_size:
+            raise ValueError(f"a prompt of {longest} tokens + {max_new_tokens} new ones is longer than the model's "
+                             f"context of {self.config.block_size} positions")
 
 
 def _as_lists(prompts):

@@ -3,7 +3,8 @@ GRPO from scratch: the policy-adaptation stage of SWARR. The windowed model samp
 window, verify.py rewards the final answers, and a group-relative policy gradient teaches it the trajectories
 that work under the window.
 
-    python rl.py                        # CPU demo: continues from sft.py's out/sft (60 steps, 16 prompts x 8 samples)
+    python rl.py                        # continues from sft.py's out/sft with its data, prompt format and window
+                                        # (the CPU demo: 60 steps, 16 prompts x 8 samples)
     python rl.py --init=out/sft --steps=100 --eval_every=20 --kl_coef=0.01     # + a k3 KL penalty to the SFT model
     python rl.py --resume=true --steps=80                                      # continue out/rl exactly
     # one GPU: Qwen2.5-0.5B-Instruct with window 256 on GSM8K (after sft.py --init=hf:... --window=256 --data=gsm8k)
@@ -12,6 +13,10 @@ that work under the window.
     # the same on 8 GPUs (every rank samples its own 32/8 = 4 prompts; groups never straddle ranks)
     torchrun --nproc_per_node=8 rl.py --init=out/sft --data=gsm8k --steps=200 --prompts_per_step=32 \\
         --max_new_tokens=512 --micro_batch_size=16 --lr=2e-6 --eval_every=25
+
+Defaults follow the init (PROFILES below): --data is the data the init checkpoint was trained on (its
+run_config.json), the window is the checkpoint's own (--window=keep); the toy demo gets lr 1e-4 and 160 new tokens,
+a pretrained model lr 2e-6 and 384 new tokens. Flags given on the command line win.
 
 One step, in the order of the code below:
   1. take --prompts_per_step prompts from the train split (a seeded, resumable data cursor); generate --group_size
@@ -62,7 +67,6 @@ Simplifications, stated openly:
   - Zero-variance groups are dropped, not resampled (DAPO refills the batch with new prompts; we log the share).
 """
 
-import json
 import math
 import os
 import time
@@ -294,25 +298,46 @@ def prompt_indices(cursor, count, n, seed):
 # Flags
 
 
+# Defaults that follow the init (common.init_profile: the toy demo, or a pretrained model). lr: 1e-4 for the tiny
+# from-scratch demo (3e-4 collapsed; at 5e-5 its greedy answers were still in the reference style after 40 steps);
+# 2e-6 for pretrained models (DeepSeekMath used 1e-6 for 7B; 1e-6..5e-6 is the usual range).
+PROFILES = {
+    "toy": dict(data="synthetic", lr=1e-4, max_new_tokens=160, micro_batch_size=64, steps=60, eval_limit=200,
+                eval_batch_size=100),
+    "pretrained": dict(data="gsm8k", lr=2e-6, max_new_tokens=384, micro_batch_size=16, steps=100, eval_limit=100,
+                       eval_batch_size=50),
+}
+
+
+def finish_args(cfg):
+    """Defaults that depend on --init: the data (and so the prompt format) the init was trained on, from its
+    run_config.json, then the profile's defaults for every flag still unset."""
+    if cfg.data is None:
+        cfg.data = common.read_run_config(cfg.init).get("data")
+    common.apply_profile(cfg, PROFILES)
+
+
 def get_parser():
-    p = common.OneLineErrorParser(description="GRPO on a (windowed) model: see the module docstring.")
+    p = common.OneLineErrorParser(description="GRPO on a (windowed) model: see the module docstring.",
+                                  finish=finish_args)
     g = p.add_argument_group("model")
     g.add_argument("--init", default="out/sft", help="checkpoint dir (from sft.py), hf:ORG/NAME, hf:/dir or gguf:/file")
-    g.add_argument("--window", default="keep", help="keep (the checkpoint's), none (full attention) or W")
-    g.add_argument("--sinks", default="keep", help="keep or an integer")
-    g.add_argument("--layer_pattern", default="keep", help="keep, none or e.g. LLLG")
+    common.add_window_flags(g, "the init checkpoint's own (what sft.py trained under)")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     g.add_argument("--dtype", default="auto", help="autocast (compute) dtype, weights and optimizer stay fp32: auto "
                    "(bf16 on GPUs and, for 20M+ parameter models, on CPUs with native bf16; else fp32) | float32 | "
                    "bfloat16")
     g.add_argument("--grad_checkpointing", type=common.str2bool, default=False, help="recompute blocks in backward")
     g = p.add_argument_group("data and sampling")
-    g.add_argument("--data", default="synthetic", help="synthetic[:task][?knobs] | gsm8k | math | jsonl:/path. "
-                   "Plain 'synthetic' takes the knobs sft.py used, from the init checkpoint's run_config.json")
+    g.add_argument("--data", default=None, help="synthetic[:task][?knobs] | gsm8k | math | jsonl:/path/{split}.jsonl. "
+                   "Default: the data (and so the prompt format) the init checkpoint was trained on, from its "
+                   "run_config.json; else " + common.profile_help(PROFILES, "data") + ". Plain 'synthetic' takes "
+                   "the knobs sft.py used")
     g.add_argument("--prompts_per_step", type=int, default=16, help="prompts per step, all ranks together")
     g.add_argument("--group_size", type=int, default=8, help="G: completions per prompt")
-    g.add_argument("--max_new_tokens", type=int, default=160, help="generation budget per completion "
-                   "(the synthetic local-style trace is ~140 tokens)")
+    g.add_argument("--max_new_tokens", type=int, default=None, help="generation budget per completion (the "
+                   "synthetic local-style trace is ~140 tokens). Default: " + common.profile_help(PROFILES,
+                                                                                                   "max_new_tokens"))
     g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; scoring uses the same")
     g = p.add_argument_group("reward and advantage")
     g.add_argument("--format_reward", type=float, default=0.0, help="coefficient of verify.format_reward (0 = off)")
@@ -329,39 +354,44 @@ def get_parser():
     g.add_argument("--clip_high", type=float, default=0.28, help="PPO clip: rho <= 1 + clip_high (DAPO's clip-higher)")
     g.add_argument("--inner_epochs", type=int, default=1, help="updates per batch of samples (1: on-policy)")
     g.add_argument("--kl_coef", type=float, default=0.0, help="k3 KL to the frozen --init model (0: none loaded)")
-    g.add_argument("--lr", type=float, default=1e-4, help="AdamW LR (1e-4 for the tiny CPU demo; 1e-6..5e-6 for "
-                   "pretrained models)")
+    g.add_argument("--lr", type=float, default=None, help="AdamW LR. Default: " + common.profile_help(PROFILES, "lr"))
     g.add_argument("--warmup", type=int, default=0, help="linear LR warmup steps")
     g.add_argument("--weight_decay", type=float, default=0.0, help="AdamW weight decay")
     g.add_argument("--grad_clip", type=float, default=1.0, help="max gradient norm (0 = no clipping)")
-    g.add_argument("--micro_batch_size", type=int, default=64, help="rows per forward/backward")
+    g.add_argument("--micro_batch_size", type=int, default=None, help="rows per forward/backward. Default: "
+                   + common.profile_help(PROFILES, "micro_batch_size"))
     g = p.add_argument_group("run")
-    g.add_argument("--steps", type=int, default=60, help="total GRPO steps (a resumed run counts from 0 too)")
+    g.add_argument("--steps", type=int, default=None, help="total GRPO steps (a resumed run counts from 0 too). "
+                   "Default: " + common.profile_help(PROFILES, "steps"))
     g.add_argument("--seed", type=int, default=0, help="data order and sampling seed")
     g.add_argument("--out_dir", default="out/rl", help="checkpoint, metrics.jsonl, samples.jsonl")
     g.add_argument("--save_every", type=int, default=0, help="checkpoint every N steps (0: only at the end)")
     g.add_argument("--resume", type=common.str2bool, default=False, help="continue from the checkpoint in --out_dir")
     g.add_argument("--eval_every", type=int, default=20, help="greedy held-out accuracy every N steps, at step 0 and "
                    "at the end (0 = never)")
-    g.add_argument("--eval_limit", type=int, default=200, help="size of the fixed held-out set")
-    g.add_argument("--eval_batch_size", type=int, default=100, help="prompts per eval generate call")
+    g.add_argument("--eval_limit", type=int, default=None, help="size of the fixed held-out set. Default: "
+                   + common.profile_help(PROFILES, "eval_limit"))
+    g.add_argument("--eval_batch_size", type=int, default=None, help="prompts per eval generate call. Default: "
+                   + common.profile_help(PROFILES, "eval_batch_size"))
     g.add_argument("--sample_every", type=int, default=10, help="print a few completions every N steps (0 = never)")
     return p
 
 
+RANGES = {"prompts_per_step": (1, 2**20), "max_new_tokens": (1, 2**20), "temperature": (0, 100, "open"),
+          "format_reward": (0, 100), "overlong_buffer": (0, 2**20), "clip_low": (0, 0.999), "clip_high": (0, 100),
+          "inner_epochs": (1, 1000), "kl_coef": (0, 1000), "lr": (0, 1, "open"), "warmup": (0, common.BIG),
+          "weight_decay": (0, 10), "grad_clip": (0, 1e6), "micro_batch_size": (1, 2**20), "steps": (1, common.BIG),
+          "seed": (0, 2**32 - 1), "save_every": (0, common.BIG), "eval_every": (0, common.BIG),
+          "eval_limit": (0, common.BIG), "eval_batch_size": (1, 2**20), "sample_every": (0, common.BIG)}
+
+
 def check_config(cfg, world):
-    for name in ("prompts_per_step", "group_size", "max_new_tokens", "inner_epochs", "micro_batch_size", "steps"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"--{name} must be >= 1, got {getattr(cfg, name)}")
     if cfg.group_size < 2:
         raise ValueError("--group_size must be >= 2: the group mean is the baseline")
-    if cfg.temperature <= 0:
-        raise ValueError(f"--temperature must be > 0 for RL sampling, got {cfg.temperature}")
+    common.check_ranges(cfg, RANGES | {"group_size": (2, 2**16)})
     if cfg.prompts_per_step % world:
         raise ValueError(f"--prompts_per_step={cfg.prompts_per_step} must be a multiple of the {world} ranks "
                          f"(each rank takes whole groups)")
-    if not 0 <= cfg.clip_low < 1 or cfg.clip_high < 0:
-        raise ValueError("need 0 <= --clip_low < 1 and --clip_high >= 0")
     if cfg.overlong_buffer < 0 or cfg.overlong_buffer > cfg.max_new_tokens:
         raise ValueError(f"--overlong_buffer must be in 0..--max_new_tokens, got {cfg.overlong_buffer}")
 
@@ -595,23 +625,6 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
 # Entry point: resolve flags, load the policy (and the reference), the data, then train
 
 
-def window_overrides(cfg):
-    """--window/--sinks/--layer_pattern: 'keep' leaves the checkpoint's setting, 'none' removes it."""
-    out = {}
-    for key in ("window", "sinks", "layer_pattern"):
-        value = str(getattr(cfg, key))
-        if value.lower() == "keep":
-            continue
-        if key == "layer_pattern":
-            out[key] = None if value.lower() in ("none", "") else value
-        else:
-            try:
-                out[key] = common.optional_int(value) if key == "window" else int(value)
-            except ValueError:
-                raise ValueError(f"--{key} must be keep, none or an integer, got {value!r}") from None
-    return out
-
-
 def resolve_data_name(name, init_config):
     """Plain --data=synthetic means 'the synthetic task SFT trained on': its knobs (digits, steps, ...) come from the
     init checkpoint's run_config.json, so RL's prompts are drawn from the same distribution."""
@@ -622,27 +635,20 @@ def resolve_data_name(name, init_config):
     return sft_data if base(sft_data) == base(name) else name
 
 
-def read_run_config(path):
-    f = os.path.join(path, "run_config.json")
-    if os.path.isdir(path) and os.path.isfile(f):
-        with open(f) as fh:
-            return json.load(fh)
-    return {}
-
-
 def load_policy(cfg, device):
     """-> (model fp32 on device, tokenizer, train_state or None). From --out_dir with --resume, else from --init."""
     import convert
 
     if cfg.resume:
         model, tok, _, train_state = convert.load_checkpoint(cfg.out_dir, device=device, dtype="float32",
-                                                             state_keys=("step", "cursor", "optimizer", "rng"))
+                                                             state_keys=("step", "cursor", "optimizer", "rng"),
+                                                             **common.window_overrides(cfg))
         if not train_state:
             raise ValueError(f"--resume: {cfg.out_dir} has no training state (optimizer, step) to continue from")
         return model, tok, train_state
     if not cfg.init.startswith(("hf:", "gguf:")) and not os.path.isdir(cfg.init):
         raise FileNotFoundError(f"no checkpoint at {cfg.init}: run python sft.py first or pass --init=...")
-    model, tok = convert.load_model(cfg.init, device=device, dtype="float32", **window_overrides(cfg))
+    model, tok = convert.load_model(cfg.init, device=device, dtype="float32", **common.window_overrides(cfg))
     return model, tok, None
 
 
@@ -654,7 +660,7 @@ def parse_args(argv):
     if cfg.resume:
         import convert
         convert.find_checkpoint(cfg.out_dir)  # a save killed mid-swap left it beside out_dir: put it back
-        saved = read_run_config(cfg.out_dir)
+        saved = common.read_run_config(cfg.out_dir)
         if not os.path.isfile(os.path.join(cfg.out_dir, "train_state.pt")):
             raise FileNotFoundError(f"--resume: no rl.py checkpoint with a train state in {cfg.out_dir}; drop "
                                     f"--resume to start fresh")
@@ -672,7 +678,7 @@ def main(argv=None):
         if common.autocast_dtype(cfg.dtype, device, num_params=0) == torch.float16:  # checks the name early
             raise ValueError("--dtype=float16 would need loss scaling, which rl.py leaves out; use bfloat16")
         common.seed_everything(cfg.seed)
-        init_config = read_run_config(cfg.init)
+        init_config = common.read_run_config(cfg.init)
         cfg.data = resolve_data_name(cfg.data, init_config)
         common.echo_config(vars(cfg), "rl config")
         check_config(cfg, world)
@@ -681,7 +687,7 @@ def main(argv=None):
         ref_model = None
         if cfg.kl_coef:
             ref_model, _ = __import__("convert").load_model(cfg.init, device=device, dtype="float32",
-                                                            **window_overrides(cfg))
+                                                            **common.window_overrides(cfg))
             ref_model.eval().requires_grad_(False)
         train_set = data.load_dataset(cfg.data, "train", seed=cfg.seed)
         eval_set = data.load_dataset(cfg.data, "test", seed=cfg.seed) if cfg.eval_every else None

@@ -2,15 +2,21 @@
 Stage 1 of SWARR: put a model under a sliding window and fine-tune it on worked math solutions (SFT).
 
     OMP_NUM_THREADS=1 python sft.py     # CPU demo: a 2-layer 0.56M-parameter model from scratch under window 18
-                                        # on the synthetic lagged task, 1000 steps -> out/sft (about 4 min)
+                                        # on the synthetic lagged task, 1000 steps -> out/sft (about 3 min)
     python sft.py --init=scratch --window=none --out_dir=out/sa          # the toy's full-attention model ...
     python sft.py --init=out/sa --window=18 --lr=5e-4 --steps=200 --out_dir=out/swa   # ... under window 18, tuned
-    python sft.py --init=gguf:/path/SmolLM2-135M-Instruct.Q4_1.gguf --window=64 --data=synthetic:arith \\
-        --max_len=256 --batch_size=4 --lr=3e-5 --warmup=5 --steps=50 --eval_every=25 --eval_limit=16   # CPU, real model
-    python sft.py --init=hf:Qwen/Qwen2.5-0.5B-Instruct --window=256 --data=gsm8k --max_len=512 --batch_size=16 \\
-        --grad_accum=4 --lr=1e-5 --warmup=20 --epochs=2 --eval_every=100 --eval_limit=64 --out_dir=out/qwen_sft  # GPU
+    python sft.py --init=hf:Qwen/Qwen2.5-0.5B-Instruct   # a pretrained model: the real recipe's defaults (below)
+    python sft.py --init=gguf:/path/SmolLM2-135M-Instruct.Q4_1.gguf \
+        --data=jsonl:../shared/data/gsm8k/{split}.jsonl --steps=20 --eval_every=10 --eval_limit=16   # CPU, offline
     torchrun --standalone --nproc_per_node=8 sft.py ...(the same flags)   # DDP: 8x the global batch
     python sft.py --resume=true --out_dir=out/sft   # continue exactly where the last checkpoint left off
+
+Defaults follow the init (common.init_profile; printed at start and saved in run_config.json as "profile"):
+  toy         --init=scratch, or a checkpoint trained from scratch: window 18, synthetic data, lr 3e-3, max_len 256,
+              batch 32, 1000 steps
+  pretrained  hf:, gguf:, or a checkpoint made from one: window 256 with 4 sinks (an init that has a window keeps it),
+              GSM8K, lr 1e-5, max_len 512, batch 8 x 4 accumulation, 200 steps (PROFILES below says why)
+Every flag given on the command line wins; --window=none keeps full attention.
 
 The file reads in the order things happen: config, data, model, loop (with eval and save).
 
@@ -83,24 +89,23 @@ BUCKET = 16  # global batches sorted by length together: less padding, still a f
 # Config
 
 
-def positive_int_or_none(v):
-    if str(v).lower() in ("none", "null", ""):
-        return None
-    try:
-        w = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {v!r}") from None
-    if w < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (or 'none' for full attention), got {w}")
-    return w
-
-
-def str_or_none(v):
-    return None if str(v).lower() in ("none", "null", "") else v
+# Defaults that follow the init (common.init_profile): the toy demo from scratch, or the real recipe for a pretrained
+# model. A pretrained model gets window 256 + 4 sinks: GSM8K prompts are ~100 tokens and solutions ~100-250, so
+# W=256 keeps most of a solution in view in every layer while the KV cache stops growing; the 4 sinks keep the first
+# tokens, on which pretrained models park attention (StreamingLLM: a pure window breaks them, 4 sinks repair it).
+# lr 1e-5 is a usual full fine-tuning rate for 0.1-1B models (3e-3, right for the toy, wrecks them).
+PROFILES = {
+    "toy": dict(data="synthetic", lr=3e-3, max_len=256, batch_size=32, grad_accum=1, warmup=30, steps=1000,
+                eval_every=200, eval_limit=32, save_every=200),
+    "pretrained": dict(data="gsm8k", lr=1e-5, max_len=512, batch_size=8, grad_accum=4, warmup=20, steps=200,
+                       eval_every=50, eval_limit=64, save_every=50),
+}
+WINDOWS = {"toy": dict(window=18, sinks=0), "pretrained": dict(window=256, sinks=4)}  # for an init without one
 
 
 def get_parser():
-    p = common.OneLineErrorParser(description="SFT under a sliding window (stage 1 of SWARR); see the docstring.")
+    p = common.OneLineErrorParser(description="SFT under a sliding window (stage 1 of SWARR); see the docstring.",
+                                  finish=lambda args: common.apply_profile(args, PROFILES))
     g = p.add_argument_group("model")
     g.add_argument("--init", default="scratch",
                    help="scratch (a new model with the size flags and the byte-level tokenizer) | hf:ORG/NAME | "
@@ -109,38 +114,41 @@ def get_parser():
     g.add_argument("--n_head", type=int, default=4, help="scratch only: attention heads")
     g.add_argument("--n_embd", type=int, default=128, help="scratch only: model width")
     g.add_argument("--block_size", type=int, default=256, help="scratch only: context length (max positions)")
-    g.add_argument("--window", type=positive_int_or_none, default=18,
-                   help="attention window W applied to the model (the SA -> SWA conversion): query i sees keys "
-                        "i-W+1..i; none = full attention. The default suits the toy task; real models: e.g. 256")
-    g.add_argument("--sinks", type=int, default=0, help="keys 0..sinks-1 stay visible to every query")
-    g.add_argument("--layer_pattern", type=str_or_none, default=None,
-                   help="windowed (L) and global (G) layers, repeated: e.g. LLLG; none = every layer windowed")
+    common.add_window_flags(g, "the init checkpoint's own window if it has one, else the profile's (toy: W=18; "
+                               "pretrained: W=256 with 4 sinks)")
     g.add_argument("--attn_backend", default="auto", choices=BACKENDS,
                    help="attention implementation (auto: on CPU chunked once T > 2*(128+W), else dense; triton/flex on CUDA)")
     g = p.add_argument_group("data")
-    g.add_argument("--data", default="synthetic",
-                   help="synthetic | synthetic:arith | gsm8k | math | jsonl:/path/file.jsonl; knobs after '?', "
-                        "e.g. 'synthetic:lagged?n_digits=8&size=5000' (see data.py)")
+    g.add_argument("--data", default=None,
+                   help="synthetic | synthetic:arith | gsm8k | math | jsonl:/path/{split}.jsonl (GSM8K, MATH or "
+                        "question/answer rows); knobs after '?', e.g. 'synthetic:lagged?n_digits=8&size=5000' "
+                        "(see data.py). Default: " + common.profile_help(PROFILES, "data"))
     g.add_argument("--local_frac", type=float, default=0.2,
                    help="synthetic only: share of window-friendly 'local' solutions in the SFT mix")
-    g.add_argument("--max_len", type=int, default=256, help="longest example in tokens (longer ones are dropped)")
+    g.add_argument("--max_len", type=int, default=None, help="longest example in tokens (longer ones are dropped). "
+                   "Default: " + common.profile_help(PROFILES, "max_len"))
     g = p.add_argument_group("optimization")
-    g.add_argument("--batch_size", type=int, default=32, help="examples per micro-batch per process")
-    g.add_argument("--grad_accum", type=int, default=1, help="micro-batches per optimizer step")
-    g.add_argument("--lr", type=float, default=3e-3,
-                   help="peak learning rate (scratch toy: 1e-3..3e-3; fine-tuning real models: ~1e-5)")
-    g.add_argument("--warmup", type=int, default=30, help="linear warmup steps, then cosine decay to 0")
-    g.add_argument("--steps", type=int, default=1000, help="optimizer steps (ignored when --epochs is set)")
+    g.add_argument("--batch_size", type=int, default=None, help="examples per micro-batch per process. Default: "
+                   + common.profile_help(PROFILES, "batch_size"))
+    g.add_argument("--grad_accum", type=int, default=None, help="micro-batches per optimizer step. Default: "
+                   + common.profile_help(PROFILES, "grad_accum"))
+    g.add_argument("--lr", type=float, default=None, help="peak learning rate. Default: "
+                   + common.profile_help(PROFILES, "lr"))
+    g.add_argument("--warmup", type=int, default=None, help="linear warmup steps, then cosine decay to 0. Default: "
+                   + common.profile_help(PROFILES, "warmup"))
+    g.add_argument("--steps", type=int, default=None, help="optimizer steps (ignored when --epochs is set). "
+                   "Default: " + common.profile_help(PROFILES, "steps"))
     g.add_argument("--epochs", type=int, default=None, help="train for this many passes over the data instead")
     g.add_argument("--weight_decay", type=float, default=0.1, help="AdamW weight decay on weight matrices")
     g.add_argument("--grad_clip", type=float, default=1.0, help="clip the global gradient norm (0 = off)")
     g = p.add_argument_group("eval and checkpoints")
-    g.add_argument("--eval_every", type=int, default=200, help="evaluate every N steps, at step 0 and at the end "
-                                                               "(0 = never)")
+    g.add_argument("--eval_every", type=int, default=None, help="evaluate every N steps, at step 0 and at the end "
+                   "(0 = never). Default: " + common.profile_help(PROFILES, "eval_every"))
     g.add_argument("--eval_examples", type=int, default=128, help="held-out examples for the eval loss")
-    g.add_argument("--eval_limit", type=int, default=32, help="held-out problems for greedy accuracy (0 = off)")
-    g.add_argument("--save_every", type=int, default=200, help="checkpoint every N steps and at the end "
-                                                               "(0 = only at the end)")
+    g.add_argument("--eval_limit", type=int, default=None, help="held-out problems for greedy accuracy (0 = off). "
+                   "Default: " + common.profile_help(PROFILES, "eval_limit"))
+    g.add_argument("--save_every", type=int, default=None, help="checkpoint every N steps and at the end "
+                   "(0 = only at the end). Default: " + common.profile_help(PROFILES, "save_every"))
     g.add_argument("--out_dir", default="out/sft", help="checkpoint and metrics.jsonl directory")
     g.add_argument("--resume", default="false",
                    help="true: continue the run in --out_dir from its checkpoint; or a checkpoint dir to continue "
@@ -182,24 +190,16 @@ def parse_args(argv):
     return args
 
 
+RANGES = {"n_layer": (1, 1024), "n_head": (1, 1024), "n_embd": (1, 65536), "block_size": (2, 2**20),
+          "batch_size": (1, 2**16), "grad_accum": (1, 2**16), "steps": (1, common.BIG), "epochs": (1, 10**6),
+          "lr": (0, 1, "open"), "warmup": (0, common.BIG), "weight_decay": (0, 10), "grad_clip": (0, 1e6),
+          "eval_every": (0, common.BIG), "eval_examples": (0, common.BIG), "eval_limit": (0, common.BIG),
+          "save_every": (0, common.BIG), "max_len": (2, 2**20), "local_frac": (0, 1), "seed": (0, 2**32 - 1)}
+
+
 def check_args(args):
-    positive = ("n_layer", "n_head", "n_embd", "block_size", "batch_size", "grad_accum", "steps")
-    for name in positive:
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name} must be >= 1, got {getattr(args, name)}")
-    for name in ("sinks", "warmup", "weight_decay", "grad_clip", "eval_every", "eval_examples", "eval_limit",
-                 "save_every"):
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name} must be >= 0, got {getattr(args, name)}")
-    if args.epochs is not None and args.epochs < 1:
-        raise ValueError(f"--epochs must be >= 1 (or none to use --steps), got {args.epochs}")
-    if not args.lr > 0:
-        raise ValueError(f"--lr must be > 0, got {args.lr}")
-    if args.max_len < 2:
-        raise ValueError(f"--max_len must be >= 2 (an input and a target), got {args.max_len}")
-    if not 0.0 <= args.local_frac <= 1.0:
-        raise ValueError(f"--local_frac must be in [0, 1], got {args.local_frac}")
-    if args.init == "scratch" and args.window is not None and args.window > args.block_size:
+    common.check_ranges(args, RANGES)
+    if args.init == "scratch" and isinstance(args.window, int) and args.window > args.block_size:
         raise ValueError(f"--window={args.window} is longer than --block_size={args.block_size}")
 
 
@@ -241,23 +241,36 @@ def epoch_batches(lengths, global_batch, seed, epoch):
 def build_model(args, device):
     """-> (model in float32 on device, tokenizer, train_state or None) with the window settings of the flags.
 
-    A resumed run rebuilds its model from the checkpoint it continues; the flags default to that run's own."""
-    window = dict(window=args.window, sinks=args.sinks, layer_pattern=args.layer_pattern,
-                  attn_backend=args.attn_backend)
+    --window=keep (the default) keeps the init's own window; an init without one (scratch, a full-attention model)
+    gets the profile's window and sinks: that is the SA -> SWA conversion. The settings used are written back into
+    args, so run_config.json records them. A resumed run rebuilds its model from the checkpoint it continues."""
+    profile = WINDOWS[args.profile]
+    given = common.window_overrides(args)
     ckpt = resume_dir(args)
     if ckpt is not None:
         model, tok, _, train_state = convert.load_checkpoint(
-            ckpt, device=device, dtype="float32", **window,
+            ckpt, device=device, dtype="float32", attn_backend=args.attn_backend, **given,
             state_keys=("step", "epoch", "cursor", "global_batch", "optimizer", "rng"))
-        return model, tok, train_state
-    if args.init == "scratch":
+    elif args.init == "scratch":
         from tokenizer import Tokenizer
-        tok = Tokenizer.byte_level()
+        tok, train_state = Tokenizer.byte_level(), None
         config = GPTConfig(vocab_size=tok.vocab_size, n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
-                           block_size=args.block_size, **window)
-        return GPT(config).to(device), tok, None
-    model, tok = convert.load_model(args.init, device=device, dtype="float32", **window)
-    return model, tok, None
+                           block_size=args.block_size, attn_backend=args.attn_backend, **given)
+        model = GPT(config).to(device)
+    else:
+        model, tok = convert.load_model(args.init, device=device, dtype="float32", attn_backend=args.attn_backend,
+                                        **given)
+        train_state = None
+    cfg = model.config
+    if args.window == common.KEEP and cfg.window is None:  # nothing to keep: convert with the profile's window
+        sinks = profile["sinks"] if args.sinks == common.KEEP else args.sinks
+        pattern = None if args.layer_pattern == common.KEEP else args.layer_pattern
+        model.configure_window(min(profile["window"], cfg.block_size), sinks, pattern)
+    elif args.window == common.KEEP:  # keep the init's window, but apply the sinks/pattern that were given
+        model.configure_window(cfg.window, cfg.sinks if args.sinks == common.KEEP else args.sinks,
+                               cfg.layer_pattern if args.layer_pattern == common.KEEP else args.layer_pattern)
+    args.window, args.sinks, args.layer_pattern = cfg.window, cfg.sinks, cfg.layer_pattern
+    return model, tok, train_state
 
 
 def make_optimizer(model, args, device):

@@ -117,3 +117,20 @@ def test_cli_bad_override_is_one_line(tmp_path, capsys):
         evaluation.main(["--init=somewhere@colour=red", "--data=synthetic", "--limit=1"])
     err = capsys.readouterr().err
     assert "bad override" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flag", ["--batch_size=-1", "--batch_size=0", "--limit=-1", "--samples=0",
+                                  "--max_new_tokens=1000000000", "--temperature=nan"])
+def test_out_of_range_flags_are_one_line_errors(tmp_path, capsys, flag):
+    with pytest.raises(SystemExit) as e:
+        evaluation.main([f"--init={tmp_path}/none", f"--out_dir={tmp_path}/out", flag])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and flag.split("=")[0] in err, err
+
+
+def test_generation_past_the_context_is_a_clear_error():
+    model = GPT(GPTConfig(vocab_size=257, n_layer=1, n_head=2, n_embd=32, block_size=16))
+    with pytest.raises(ValueError, match="longer than the model's context of 16"):
+        model.generate([[1] * 10], 7)
+    assert len(model.generate([[1] * 10], 6, temperature=0.0)[0]["tokens"]) == 6

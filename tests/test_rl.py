@@ -401,3 +401,38 @@ def test_two_ranks_equal_one_process(tmp_path, tiny_checkpoint):
     assert not torch.equal(a["embed.weight"], weights(tiny_checkpoint)["embed.weight"])
     logs = [[json.loads(line) for line in open(tmp_path / d / "metrics.jsonl")] for d in ("ddp", "single")]
     assert [r["reward"] for r in logs[0]] == [r["reward"] for r in logs[1]]
+
+
+def test_resume_honours_window_flags(tmp_path, tiny_checkpoint):
+    """--resume used to load the checkpoint without the window overrides: --window on a resumed run was ignored."""
+    import convert
+    a = run_rl(tmp_path, tiny_checkpoint, "a", "--steps=1", "--eval_every=0")
+    assert convert.load_model(a, device="cpu")[0].config.window == 8  # the init's own (keep)
+    rl.main([f"--out_dir={a}", "--resume=true", "--steps=2", "--window=5", "--sinks=2"])
+    cfg = convert.load_model(a, device="cpu")[0].config
+    assert (cfg.window, cfg.sinks) == (5, 2)
+
+
+def test_defaults_follow_the_init(tmp_path, tiny_checkpoint):
+    """No --data: the data (and so the prompt format) the init was trained on; lr etc. from the init's profile."""
+    cfg = rl.get_parser().parse_args([f"--init={tiny_checkpoint}"])
+    assert cfg.data == "synthetic:lagged?n_digits=4&n_steps=2&size=200"
+    assert cfg.profile == "pretrained" and cfg.lr == 2e-6  # a checkpoint not made from scratch here
+    toy = tmp_path / "toy"
+    toy.mkdir()
+    (toy / "run_config.json").write_text(json.dumps({"init": "scratch", "data": "synthetic", "profile": "toy"}))
+    cfg = rl.get_parser().parse_args([f"--init={toy}"])
+    assert (cfg.profile, cfg.lr, cfg.data, cfg.max_new_tokens) == ("toy", 1e-4, "synthetic", 160)
+    cfg = rl.get_parser().parse_args(["--init=gguf:/x.gguf", "--lr=3e-6"])
+    assert (cfg.profile, cfg.lr, cfg.data, cfg.max_new_tokens) == ("pretrained", 3e-6, "gsm8k", 384)
+
+
+@pytest.mark.parametrize("flag", ["--warmup=-1", "--kl_coef=-1", "--grad_clip=nan", "--clip_high=nan",
+                                  "--save_every=-1", "--eval_every=-1", "--temperature=nan", "--temperature=0",
+                                  "--lr=0", "--group_size=1", "--clip_low=1"])
+def test_out_of_range_flags_are_one_line_errors(tmp_path, tiny_checkpoint, capsys, flag):
+    with pytest.raises(SystemExit) as e:
+        rl.main([f"--init={tiny_checkpoint}", f"--out_dir={tmp_path}/out", flag])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and flag.split("=")[0] in err, err

@@ -177,7 +177,12 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, ca
 
 @pytest.mark.parametrize("flag, message", [
     ("--window=0", "--window: must be a positive integer"),
-    ("--batch_size=0", "--batch_size must be >= 1"),
+    ("--batch_size=0", "--batch_size=0 is out of range"),
+    ("--lr=nan", "--lr=nan is out of range"),
+    ("--warmup=-1", "--warmup=-1 is out of range"),
+    ("--grad_clip=inf", "--grad_clip=inf is out of range"),
+    ("--sinks=-2", "--sinks: must be >= 0"),
+    ("--layer_pattern=LX", "--layer_pattern: expected keep, none or a string of L"),
     ("--attn_backend=magic", "--attn_backend: invalid choice"),
     ("--init=no/such/dir", "is not a directory"),
     ("--data=no_such_set", "unknown dataset"),
@@ -222,3 +227,28 @@ def test_smollm2_gguf_under_window_64_learns(tmp_path):
     assert all(math.isfinite(v) for v in losses.values())
     assert losses[3] < 0.8 * losses[1], losses
     assert json.load(open(tmp_path / "config.json"))["model"]["window"] == 64
+
+
+def test_defaults_follow_the_init(tmp_path):
+    """From scratch: the toy's defaults. From a pretrained model: the real recipe's (window 256 + 4 sinks, lr 1e-5,
+    GSM8K, max_len 512), printed and saved; a window the init already has is kept unless --window is given."""
+    import sys
+    sys.path.insert(0, str(ROOT / "tests"))
+    from helpers import make_hf_dir
+    toy = sft.parse_args([])
+    assert (toy.profile, toy.lr, toy.data, toy.max_len, toy.window) == ("toy", 3e-3, "synthetic", 256, "keep")
+    hf_dir, _ = make_hf_dir(tmp_path / "hf", "llama", max_position_embeddings=1024)
+    args = sft.parse_args([f"--init=hf:{hf_dir}"])
+    assert (args.profile, args.lr, args.data, args.max_len, args.batch_size) == ("pretrained", 1e-5, "gsm8k", 512, 8)
+    model, _, _ = sft.build_model(args, "cpu")
+    assert (model.config.window, model.config.sinks) == (256, 4) == (args.window, args.sinks)
+    args = sft.parse_args([f"--init=hf:{hf_dir}", "--window=none"])
+    assert sft.build_model(args, "cpu")[0].config.window is None
+    scratch = sft.parse_args(["--n_layer=1", "--n_embd=32", "--n_head=2"])
+    assert sft.build_model(scratch, "cpu")[0].config.window == 18
+    # a toy checkpoint keeps the toy profile and its own window
+    sft.main(TINY + ["--steps=1", f"--out_dir={tmp_path / 'toy'}"])
+    saved = json.loads((tmp_path / "toy" / "run_config.json").read_text())
+    assert saved["profile"] == "toy" and saved["window"] == 8
+    again = sft.parse_args([f"--init={tmp_path / 'toy'}"])
+    assert again.profile == "toy" and sft.build_model(again, "cpu")[0].config.window == 8

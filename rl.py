@@ -7,6 +7,7 @@ that work under the window.
                                         # (the CPU demo: 60 steps, 16 prompts x 8 samples)
     python rl.py --init=out/sft --steps=100 --eval_every=20 --kl_coef=0.01     # + a k3 KL penalty to the SFT model
     python rl.py --resume=true --steps=80                                      # continue out/rl exactly
+    python rl.py --init=out/sft --teacher=out/sa --out_dir=out/distill  # control: on-policy distillation, no reward
     # one GPU: Qwen2.5-0.5B-Instruct with window 256 on GSM8K (after sft.py --init=hf:... --window=256 --data=gsm8k)
     python rl.py --init=out/sft --data=gsm8k --steps=200 --prompts_per_step=32 --group_size=8 \\
         --max_new_tokens=512 --micro_batch_size=16 --lr=2e-6 --eval_every=25 --eval_limit=500 --save_every=50
@@ -65,6 +66,20 @@ Simplifications, stated openly:
     were still in the reference style after 40 steps, at 1e-4 they switch to the local style by step 40). For real
     pretrained models use 1e-6 .. 5e-6 (DeepSeekMath used 1e-6 for 7B); the GPU command above uses 2e-6.
   - Zero-variance groups are dropped, not resampled (DAPO refills the batch with new prompts; we log the share).
+
+On-policy distillation (--teacher=CKPT), the control arm: does RL help because it optimizes the windowed model's own
+success, or would imitating the full-attention model on the student's own samples do as well? The student samples
+exactly as above; the teacher (loaded frozen, always at FULL attention, whatever window its checkpoint has) scores the
+same tokens, and the group advantage of step 3 is replaced by a per-token one,
+    A_t = log p_teacher(y_t | prefix) - log p_student(y_t | prefix)    (detached, both under softmax(logits / T)),
+so with rho = 1 the gradient is -sum_t A_t grad log p_student(y_t) / normalizer: the per-token reverse KL(student ||
+teacher) along the sampled path (GKD; Thinking Machines' "on-policy distillation"). Everything else (clipping,
+--loss_agg, the normalizer, micro-batches, logging) is the GRPO machinery above. The reward is still computed and
+logged for monitoring but does not enter the loss; no row is skipped for a zero advantage; teacher_kl logs the
+per-token estimate mean(log p_student - log p_teacher). Simplification: the advantage is each token's own log-ratio
+(no sum over the later tokens, i.e. discount 0, as in the Thinking Machines recipe), so a token is judged only by how
+much the teacher likes it, not by where it leads; the student's log-prob in A_t is the training forward's from the
+first update (as the ratio's denominator is), and the teacher must share the student's tokenizer.
 """
 
 import math
@@ -120,6 +135,14 @@ def overlong_penalty(lengths, max_new_tokens, buffer):
     return -(over.clamp(min=0) / buffer).clamp(max=1.0)
 
 
+def distill_advantages(teacher_logp, student_logp, mask):
+    """--teacher: the per-token advantage (B, L) = log p_teacher - log p_student of each sampled token, detached, 0
+    off the mask. Its mean over the student's own samples estimates minus the reverse KL(student || teacher) per token,
+    and -A_t grad log p_student(y_t) is that KL's per-token gradient: push up the tokens the teacher likes more than the
+    student does, push down the others. Zero (so no gradient) wherever the two models agree."""
+    return (teacher_logp - student_logp).detach() * mask
+
+
 def normalizer_terms(lengths, loss_agg, max_new_tokens):
     """lengths (N,) of the completions in the update -> this rank's share of the step's loss normalizer, a sum
     over sequences so that summing it over ranks gives the whole step's: tokens | sequences | sequences x budget."""
@@ -138,7 +161,8 @@ def grpo_loss(logp, old_logp, ref_logp, adv, mask, normalizer, loss_agg="token",
 
     logp (B, L): log-probs of the completion tokens under the policy being trained (with grad);
     old_logp (B, L): the same tokens' log-probs at sampling time; ref_logp (B, L) under the frozen reference, or
-    None when kl_coef == 0; adv (B,): one advantage per completion; mask (B, L): 1 on completion tokens;
+    None when kl_coef == 0; adv (B,): one advantage per completion (GRPO), or (B, L): one per token (--teacher);
+    mask (B, L): 1 on completion tokens;
     normalizer: fixed for the whole step (sum of normalizer_terms over every micro-batch and rank).
     -> (loss scalar, stats: sums over this micro-batch's tokens, to be added up and divided by stats["tokens"]).
 
@@ -147,7 +171,7 @@ def grpo_loss(logp, old_logp, ref_logp, adv, mask, normalizer, loss_agg="token",
       sequence:          loss = sum_{i,t} mask * per_token / |o_i| / normalizer
     """
     ratio = torch.exp(logp - old_logp)  # (B, L)
-    A = adv[:, None]  # (B, 1)
+    A = adv[:, None] if adv.dim() == 1 else adv  # (B, 1) broadcast over the tokens, or (B, L) already per token
     surrogate = torch.minimum(ratio * A, ratio.clamp(1 - clip_low, 1 + clip_high) * A)  # (B, L)
     per_token = -surrogate
     if kl_coef:
@@ -218,7 +242,8 @@ def completion_logprobs(model, idx, pos, tokens, mask, temperature):
     return logp
 
 
-def accumulate_gradients(model, rows, normalizer, cfg, pad_id, ref_model=None, amp_dtype=torch.float32):
+def accumulate_gradients(model, rows, normalizer, cfg, pad_id, ref_model=None, amp_dtype=torch.float32,
+                         teacher=None):
     """Forward and backward over micro-batches of at most cfg.micro_batch_size rows, longest first (similar lengths
     share a micro-batch, so little padding, and the peak memory comes first). The gradients add up to the step
     loss's because every micro-batch divides by the same step-wide normalizer. -> stats summed over micro-batches.
@@ -226,7 +251,11 @@ def accumulate_gradients(model, rows, normalizer, cfg, pad_id, ref_model=None, a
     The ratio's denominator (old log-probs) is the training forward's own, taken in the first update of these rows
     and kept in each row as "old_logp" for the later --inner_epochs (TRL's way): the sampler's log-probs differ from
     it by float rounding (bf16 cached decode vs a training forward, another kernel), and that gap must not count as
-    a policy change. stats["logp_diff"] is the sampler-vs-trainer gap, |log p_train - log p_sampler| summed."""
+    a policy change. stats["logp_diff"] is the sampler-vs-trainer gap, |log p_train - log p_sampler| summed.
+
+    With a teacher (--teacher) the rows' "adv" is not used: each token's advantage is distill_advantages(the teacher's
+    log-probs of the same tokens, these old log-probs), so it too stays fixed over the --inner_epochs, and
+    stats["teacher_kl"] sums log p_student - log p_teacher over the tokens."""
     device = next(model.parameters()).device
     order = sorted(rows, key=lambda r: len(r["prompt"]) + len(r["tokens"]), reverse=True)
     total = {"loss": torch.zeros((), device=device)}
@@ -239,6 +268,9 @@ def accumulate_gradients(model, rows, normalizer, cfg, pad_id, ref_model=None, a
             if cfg.kl_coef:
                 with torch.no_grad():
                     ref_logp = completion_logprobs(ref_model, idx, pos, tokens, mask, cfg.temperature)
+            if teacher is not None:
+                with torch.no_grad():
+                    teacher_logp = completion_logprobs(teacher, idx, pos, tokens, mask, cfg.temperature)
         if "old_logp" not in chunk[0]:  # the first update of these rows: ratio exactly 1
             old_logp = logp.detach()
             for b, r in enumerate(chunk):
@@ -247,9 +279,13 @@ def accumulate_gradients(model, rows, normalizer, cfg, pad_id, ref_model=None, a
             old_logp = torch.zeros_like(logp)
             for b, r in enumerate(chunk):
                 old_logp[b, :len(r["tokens"])] = r["old_logp"]
+        if teacher is not None:
+            adv = distill_advantages(teacher_logp, old_logp, mask)  # (B, L) in place of the rows' (B,)
         loss, stats = grpo_loss(logp, old_logp, ref_logp, adv, mask, normalizer, cfg.loss_agg, cfg.clip_low,
                                 cfg.clip_high, cfg.kl_coef)
         stats["logp_diff"] = ((logp.detach() - sampler_logp).abs() * mask).sum()
+        if teacher is not None:
+            stats["teacher_kl"] = -adv.sum()
         loss.backward()
         total["loss"] += loss.detach()
         for k, v in stats.items():
@@ -347,6 +383,9 @@ def get_parser():
                    "(DeepSeekMath), the batch std (Lite PPO) or nothing (Dr. GRPO)")
     g.add_argument("--filter_groups", type=common.str2bool, default=False, help="drop zero-variance groups")
     g.add_argument("--mask_truncated", type=common.str2bool, default=False, help="drop completions without EOS")
+    g.add_argument("--teacher", default=None, help="on-policy distillation instead of GRPO: the teacher's checkpoint "
+                   "dir | hf: | gguf:, run frozen at FULL attention (it must share the student's tokenizer); the "
+                   "advantage becomes log p_teacher - log p_student per token and the reward is only logged")
     g = p.add_argument_group("loss and optimizer")
     g.add_argument("--loss_agg", default="token", choices=LOSS_AGGS, help="token (DAPO) | sequence (GRPO) | "
                    "constant (Dr. GRPO)")
@@ -386,9 +425,11 @@ RANGES = {"prompts_per_step": (1, 2**20), "max_new_tokens": (1, 2**20), "tempera
 
 
 def check_config(cfg, world):
-    if cfg.group_size < 2:
+    if cfg.group_size < 2 and not cfg.teacher:
         raise ValueError("--group_size must be >= 2: the group mean is the baseline")
-    common.check_ranges(cfg, RANGES | {"group_size": (2, 2**16)})
+    common.check_ranges(cfg, RANGES | {"group_size": (1 if cfg.teacher else 2, 2**16)})
+    if cfg.teacher and cfg.filter_groups:
+        raise ValueError("--filter_groups drops groups by their rewards, which do not enter the loss with --teacher")
     if cfg.prompts_per_step % world:
         raise ValueError(f"--prompts_per_step={cfg.prompts_per_step} must be a multiple of the {world} ranks "
                          f"(each rank takes whole groups)")
@@ -400,9 +441,10 @@ def check_config(cfg, world):
 # The training loop
 
 
-def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None, ref_model=None):
+def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None, ref_model=None, teacher=None):
     """GRPO for cfg.steps steps. state: a checkpoint's train_state to resume from. reward_fn(text, gold) -> 0/1
-    (default verify.reward). Returns the list of per-step metric dicts (rank 0's view, identical on every rank)."""
+    (default verify.reward). teacher: a frozen model for on-policy distillation (--teacher, see load_teacher).
+    Returns the list of per-step metric dicts (rank 0's view, identical on every rank)."""
     if reward_fn is None or cfg.format_reward:
         import verify
         reward_fn = reward_fn or verify.reward
@@ -482,9 +524,10 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
         cursor += P
         examples = [train_set.examples[i] for i in indices]
         prompts = [train_set.render_prompt(tok, ex) for ex in examples]  # P_local lists of ids
-        if max(map(len, prompts)) + cfg.max_new_tokens > model.config.block_size:
+        context = min(m.config.block_size for m in (model, teacher) if m is not None)
+        if max(map(len, prompts)) + cfg.max_new_tokens > context:
             raise ValueError(f"a prompt of {max(map(len, prompts))} tokens + --max_new_tokens={cfg.max_new_tokens} "
-                             f"exceeds the model's context of {model.config.block_size}; lower --max_new_tokens")
+                             f"exceeds the model's context of {context}; lower --max_new_tokens")
         generators = [torch.Generator(device=device).manual_seed(row_seed(cfg.seed, step, rank * P_local + i, j))
                       for i in range(P_local) for j in range(G)]
         model.eval()
@@ -510,7 +553,8 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
         everyone = gather_rows(per_row.to(device)).cpu()  # (P * G, 6): all ranks, prompt-major
         all_reward, all_correct, all_len, all_finished, all_local, all_neg_logp = everyone.unbind(1)
 
-        # ---- 3. advantages per group, over the whole step's groups
+        # ---- 3. advantages per group, over the whole step's groups (with --teacher they are only logged: the
+        # advantage is per token, from the teacher, inside accumulate_gradients)
         rewards = all_reward.view(P, G)
         adv = group_advantages(rewards, cfg.scale_rewards)  # (P, G)
         zero_var = (rewards.amax(1) == rewards.amin(1))  # (P,)
@@ -528,9 +572,10 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
         normalizer = float(normalizer)
         # A row with zero advantage adds exactly nothing to the loss or its gradient unless there is a KL term, so
         # it is counted in the normalizer above but not run through the model (a free saving: early in RL most
-        # groups are all wrong, later many are all right).
+        # groups are all wrong, later many are all right). With a teacher every row has its own per-token signal.
         rows = [{"prompt": prompts[n // G], "tokens": outs[n]["tokens"], "logprobs": outs[n]["logprobs"],
-                 "adv": float(my_adv[n])} for n in range(len(outs)) if keep[n] and (my_adv[n] != 0 or cfg.kl_coef)]
+                 "adv": float(my_adv[n])} for n in range(len(outs))
+                if keep[n] and (my_adv[n] != 0 or cfg.kl_coef or teacher is not None)]
 
         # ---- 6. the update(s)
         model.train()
@@ -541,10 +586,10 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
         grad_norm, loss_value, epoch_stats = float("nan"), float("nan"), []
         for epoch in range(cfg.inner_epochs if normalizer > 0 else 0):
             optimizer.zero_grad(set_to_none=True)
-            stats = (accumulate_gradients(model, rows, normalizer, cfg, tok.pad_id, ref_model, amp_dtype) if rows
-                     else {"loss": torch.zeros((), device=device)})
+            stats = (accumulate_gradients(model, rows, normalizer, cfg, tok.pad_id, ref_model, amp_dtype, teacher)
+                     if rows else {"loss": torch.zeros((), device=device)})
             sync_gradients(model)
-            keys = ["loss", "tokens", "clipped", "logp_diff", "kl"]
+            keys = ["loss", "tokens", "clipped", "logp_diff", "kl", "teacher_kl"]
             reduced = common.all_reduce_sum(torch.stack([torch.as_tensor(stats.get(k, 0.0), device=device,
                                                                          dtype=torch.float32) for k in keys]))
             epoch_stats.append(dict(zip(keys, reduced.tolist())))
@@ -589,6 +634,9 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
              "peak_mem_mb": common.peak_memory_mb(device)}
         if cfg.kl_coef:
             m["kl"] = sum(s["kl"] for s in epoch_stats) / seen_tokens
+        if teacher is not None:  # per token, on the fresh samples (later epochs repeat the same fixed advantages)
+            m["teacher_kl"] = epoch_stats[0]["teacher_kl"] / epoch_stats[0]["tokens"] \
+                if epoch_stats and epoch_stats[0]["tokens"] else None
         if cfg.inner_epochs > 1:
             m["clip_frac"] = clip_tokens / seen_tokens
         if style_of is not None:
@@ -652,6 +700,20 @@ def load_policy(cfg, device):
     return model, tok, None
 
 
+def load_teacher(init, device, student):
+    """--teacher: the frozen teacher of on-policy distillation, fp32 on device, always at FULL attention
+    (window=None, whatever its checkpoint says): the control asks what imitating the SA model gives."""
+    import convert
+
+    if not init.startswith(("hf:", "gguf:")) and not os.path.isdir(init):
+        raise FileNotFoundError(f"--teacher: no checkpoint at {init}")
+    teacher, _ = convert.load_model(init, window=None, device=device, dtype="float32")
+    if teacher.config.vocab_size != student.config.vocab_size:
+        raise ValueError(f"--teacher: vocabulary of {teacher.config.vocab_size} tokens, the student's has "
+                         f"{student.config.vocab_size}; the teacher must share the student's tokenizer")
+    return teacher.eval().requires_grad_(False)
+
+
 def parse_args(argv):
     """Flags; with --resume the run config saved in --out_dir supplies the defaults (flags given still win), so the
     same command, or one with a larger --steps, continues the run."""
@@ -689,12 +751,14 @@ def main(argv=None):
             ref_model, _ = __import__("convert").load_model(cfg.init, device=device, dtype="float32",
                                                             **common.window_overrides(cfg))
             ref_model.eval().requires_grad_(False)
+        teacher = load_teacher(cfg.teacher, device, model) if cfg.teacher else None
         train_set = data.load_dataset(cfg.data, "train", seed=cfg.seed)
         eval_set = data.load_dataset(cfg.data, "test", seed=cfg.seed) if cfg.eval_every else None
         w = model.config
         common.print0(f"policy: {model.num_params() / 1e6:.2f}M parameters, window={w.window} sinks={w.sinks} "
                       f"layer_pattern={w.layer_pattern}; {len(train_set)} train prompts; {world} rank(s) on {device}")
-        history = train(cfg, model, tok, train_set, eval_set, state=train_state, ref_model=ref_model)
+        history = train(cfg, model, tok, train_set, eval_set, state=train_state, ref_model=ref_model,
+                        teacher=teacher)
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         common.die(str(e), code=2)
     if history:
@@ -702,7 +766,10 @@ def main(argv=None):
         common.print0(f"done: {len(history)} steps, reward {first['reward']:.3f} -> {last['reward']:.3f}, "
                       f"sampled accuracy {first['accuracy']:.3f} -> {last['accuracy']:.3f}"
                       + (f", local share {first['local_share']:.2f} -> {last['local_share']:.2f}"
-                         if "local_share" in last else "") + f"; checkpoint in {cfg.out_dir}")
+                         if "local_share" in last else "")
+                      + (f", teacher_kl {first['teacher_kl']:.3f} -> {last['teacher_kl']:.3f}"
+                         if last.get("teacher_kl") is not None and first.get("teacher_kl") is not None else "")
+                      + f"; checkpoint in {cfg.out_dir}")
     common.cleanup_distributed()
     return history
 

@@ -1,6 +1,6 @@
 """
 Combine the per-seed eval tables of runs/swarr_cpu.sh into one: accuracy and local-style share per stage, per seed
-and as a mean.
+and as a mean, then the local share per seed in a second table.
 
   python runs/summarize.py out/swarr --seeds="0 1 2"
 """
@@ -9,7 +9,7 @@ import json
 import os
 
 STAGES = [("sa", "sa (full attention)"), ("sa@window", "sa + window, no training"),
-          ("swa_sft", "swa_sft"), ("swa_rl", "swa_rl")]
+          ("swa_sft", "swa_sft"), ("swa_rl", "swa_rl"), ("swa_distill", "swa_distill (on-policy distillation)")]
 
 
 def stage_of(model_label):
@@ -40,6 +40,11 @@ def main():
             a, l_ = acc[key], local[key]
             cells = " | ".join(f"{x:.3f}" for x in a)
             lines.append(f"| {name} | {cells} | {sum(a) / len(a):.3f} | {sum(l_) / len(l_):.2f} |")
+    lines += ["", "Local share (greedy responses in the local style) per seed:", "",
+              "| stage | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|" + "---|" * (len(seeds) + 1)]
+    for key, name in STAGES:
+        if key in local:
+            lines.append(f"| {name} | " + " | ".join(f"{x:.2f}" for x in local[key]) + " |")
     print("\n".join(lines))
 
 

@@ -4,8 +4,10 @@
 #            reference-style traces, as real SFT data is), standing in for the pretrained SA model
 #   swa_sft  sa converted to window W and fine-tuned on the same mix (stage 1 of the recipe)
 #   swa_rl   swa_sft after GRPO under the window (stage 2), rewarded only on the final answer
-# then eval.py on held-out problems: sa, sa with the window and no training, swa_sft, swa_rl, with the share of
-# responses in the window-friendly local style; and a plot of reward / local share / accuracy over RL steps.
+#   swa_distill  the control: swa_sft after on-policy distillation from sa (rl.py --teacher: the same samples,
+#            steps and lr as swa_rl, but the advantage is log p_sa - log p_student per token, sa at full attention)
+# then eval.py on held-out problems: sa, sa with the window and no training, swa_sft, swa_rl, swa_distill, with the
+# share of responses in the window-friendly local style; and a plot of reward / local share / accuracy over steps.
 #
 #   bash runs/swarr_cpu.sh                  # 3 seeds (16 min on an idle 2-core machine)
 #   SEEDS=0 bash runs/swarr_cpu.sh          # one seed
@@ -21,6 +23,7 @@ SA_STEPS=${SA_STEPS:-1200}
 SFT_STEPS=${SFT_STEPS:-400}
 RL_STEPS=${RL_STEPS:-60}
 RL_LR=${RL_LR:-1e-4}
+DISTILL_LR=${DISTILL_LR:-$RL_LR}
 PARALLEL=${PARALLEL:-1}    # seeds run side by side, one thread each (tiny models use one core well, two poorly)
 COMMON="--device=cpu --data=$DATA"
 start=$SECONDS
@@ -37,9 +40,13 @@ run_seed() {
   python rl.py $COMMON --init=$D/swa_sft --steps=$RL_STEPS --prompts_per_step=16 --group_size=8 --lr=$RL_LR \
     --temperature=1.0 --scale_rewards=none --max_new_tokens=200 --eval_every=10 --eval_limit=200 \
     --seed=$s --out_dir=$D/swa_rl
+  echo "=== seed $s: swa_distill (on-policy distillation from sa, under the window) ==="
+  python rl.py $COMMON --init=$D/swa_sft --teacher=$D/sa --steps=$RL_STEPS --prompts_per_step=16 --group_size=8 \
+    --lr=$DISTILL_LR --temperature=1.0 --max_new_tokens=200 --eval_every=10 --eval_limit=200 \
+    --seed=$s --out_dir=$D/swa_distill
   echo "=== seed $s: eval ==="
   python eval.py $COMMON --init=$D/sa --init=$D/sa@window=$W --init=$D/swa_sft --init=$D/swa_rl \
-    --limit=500 --max_new_tokens=200 --out_dir=$D/eval
+    --init=$D/swa_distill --limit=500 --max_new_tokens=200 --out_dir=$D/eval
 }
 mkdir -p $OUT
 if [ "$PARALLEL" = 1 ]; then
@@ -51,5 +58,6 @@ else
   for s in $SEEDS; do run_seed $s 2>&1 | tee $OUT/seed$s.log; done
 fi
 python runs/summarize.py $OUT --seeds="$SEEDS" | tee $OUT/summary.md
-python runs/plot.py $(for s in $SEEDS; do echo $OUT/seed$s/swa_rl/metrics.jsonl; done) --out=$OUT/swarr_rl.png
+python runs/plot.py $(for s in $SEEDS; do echo $OUT/seed$s/swa_rl/metrics.jsonl; done) \
+  $(for s in $SEEDS; do echo $OUT/seed$s/swa_distill/metrics.jsonl; done) --out=$OUT/swarr_rl.png
 echo "experiment took $((SECONDS - start)) s"

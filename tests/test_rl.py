@@ -436,3 +436,141 @@ def test_out_of_range_flags_are_one_line_errors(tmp_path, tiny_checkpoint, capsy
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and flag.split("=")[0] in err, err
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# On-policy distillation (--teacher): the per-token advantage, its gradient, the teacher at full attention, the script
+
+
+def logprobs_by_hand(model, rows, temperature):
+    """log p(completion token j | prompt + completion[:j]) under softmax(logits / T), row by row from the model's
+    plain full-logits forward: (B, L), 0 past each completion. Independent of rl.collate/completion_logprobs."""
+    L = max(len(r["tokens"]) for r in rows)
+    out = torch.zeros(len(rows), L)
+    for b, r in enumerate(rows):
+        seq = torch.tensor([r["prompt"] + r["tokens"][:-1]])
+        logits, _ = model(seq)  # (1, T, V)
+        logp = torch.log_softmax(logits[0] / temperature, dim=-1)
+        start = len(r["prompt"]) - 1
+        for j, t in enumerate(r["tokens"]):
+            out[b, j] = logp[start + j, t]
+    return out
+
+
+def nll_logprobs(model, rows):
+    """The same at T=1 from model(idx, targets, loss_reduction="none"), padding every row to the same length."""
+    L = max(len(r["tokens"]) for r in rows)
+    out = torch.zeros(len(rows), L)
+    for b, r in enumerate(rows):
+        seq = r["prompt"] + r["tokens"]
+        idx = torch.tensor([seq[:-1]])
+        targets = torch.full_like(idx, -1)
+        targets[0, len(r["prompt"]) - 1:] = torch.tensor(r["tokens"])
+        _, nll = model(idx, targets, loss_reduction="none")
+        out[b, :len(r["tokens"])] = -nll[0, len(r["prompt"]) - 1:]
+    return out
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_distill_advantage_is_teacher_minus_student_by_hand(temperature):
+    student, teacher = tiny_model(window=4, n_layer=2), tiny_model(n_layer=2, seed=1)
+    rows = make_rows(6)
+    idx, pos, tokens, _, mask, _ = rl.collate(rows, 256, "cpu")
+    student_logp = rl.completion_logprobs(student, idx, pos, tokens, mask, temperature)  # with grad, as in training
+    with torch.no_grad():
+        teacher_logp = rl.completion_logprobs(teacher, idx, pos, tokens, mask, temperature)
+    adv = rl.distill_advantages(teacher_logp, student_logp, mask)
+    assert not adv.requires_grad
+    with torch.no_grad():
+        if temperature == 1.0:
+            want = (nll_logprobs(teacher, rows) - nll_logprobs(student, rows)) * mask
+        else:
+            want = (logprobs_by_hand(teacher, rows, temperature) - logprobs_by_hand(student, rows, temperature)) * mask
+    assert torch.allclose(adv, want, atol=1e-5)
+    assert (adv[mask == 0] == 0).all() and (adv[mask == 1] != 0).all()
+
+
+def test_distill_with_the_student_as_teacher_is_exactly_zero():
+    student = tiny_model(window=4, n_layer=2)
+    rows = make_rows(6)  # their random group "adv" must be ignored: the teacher decides
+    student.zero_grad()
+    stats = rl.accumulate_gradients(student, rows, 30.0, cfg_for("--micro_batch_size=4"), pad_id=256,
+                                    teacher=copy.deepcopy(student))
+    assert stats["teacher_kl"].item() == 0 and stats["loss"].item() == 0
+    assert all(torch.equal(g, torch.zeros_like(g)) for g in grads_of(student))
+    idx, pos, tokens, _, mask, _ = rl.collate(rows, 256, "cpu")
+    logp = rl.completion_logprobs(student, idx, pos, tokens, mask, 1.0)
+    assert torch.equal(rl.distill_advantages(logp, logp, mask), torch.zeros_like(mask))
+
+
+@pytest.mark.parametrize("agg", rl.LOSS_AGGS)
+def test_distill_gradient_is_reverse_kl_policy_gradient_by_hand(agg):
+    """accumulate_gradients with a teacher == autograd of -sum_t A_t log p_student(y_t) / normalizer (per sequence
+    token mean first for "sequence"), A_t = log p_teacher - log p_student detached, written here from plain forwards."""
+    temperature = 0.7
+    student, teacher = tiny_model(window=4, n_layer=2), tiny_model(n_layer=2, seed=1)
+    rows = make_rows(8)
+    lengths = torch.tensor([len(r["tokens"]) for r in rows])
+    normalizer = rl.normalizer_terms(lengths, agg, 16)
+    mask = rl.completion_mask(lengths, int(lengths.max()))
+    student.zero_grad()
+    lp_s = logprobs_by_hand(student, rows, temperature)  # (B, L) with grad
+    with torch.no_grad():
+        lp_t = logprobs_by_hand(teacher, rows, temperature)
+    A = (lp_t - lp_s).detach() * mask
+    weight = mask / lengths[:, None] if agg == "sequence" else mask
+    hand_loss = -(A * lp_s * weight).sum() / normalizer
+    hand_loss.backward()
+    want = grads_of(student)
+
+    student.zero_grad()
+    cfg = cfg_for(f"--loss_agg={agg}", f"--temperature={temperature}", "--micro_batch_size=3")
+    stats = rl.accumulate_gradients(student, rows, normalizer, cfg, pad_id=256, teacher=teacher)
+    for a, b in zip(grads_of(student), want):
+        assert torch.allclose(a, b, atol=1e-6)
+    assert any(g.abs().sum() > 0 for g in want)
+    # on-policy (ratio 1): the loss value is -sum A weight / normalizer, teacher_kl sums -A over the tokens
+    assert stats["loss"].item() == pytest.approx(float(-(A * weight).sum() / normalizer), rel=1e-5)
+    assert stats["teacher_kl"].item() == pytest.approx(float(-A.sum()), rel=1e-5)
+
+
+def test_teacher_runs_at_full_attention_whatever_its_checkpoint_window(tiny_checkpoint):
+    import convert
+
+    teacher = rl.load_teacher(tiny_checkpoint, "cpu", tiny_model(window=8))
+    windowed, _ = convert.load_model(tiny_checkpoint, device="cpu", dtype="float32")
+    assert windowed.config.window == 8 and teacher.config.window is None
+    assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
+    full = tiny_model()  # the checkpoint's weights in a model built with full attention
+    full.load_state_dict(windowed.state_dict())
+    g = torch.Generator().manual_seed(3)
+    rows = [{"prompt": torch.randint(0, 256, (10,), generator=g).tolist(),
+             "tokens": torch.randint(0, 256, (20,), generator=g).tolist(), "logprobs": [0.0] * 20, "adv": 0.0}]
+    idx, pos, tokens, _, mask, _ = rl.collate(rows, 256, "cpu")
+    with torch.no_grad():
+        got = rl.completion_logprobs(teacher, idx, pos, tokens, mask, 1.0)
+        assert torch.allclose(got, nll_logprobs(full, rows), atol=1e-5)
+        assert not torch.allclose(got, rl.completion_logprobs(windowed, idx, pos, tokens, mask, 1.0), atol=1e-3)
+    with pytest.raises(ValueError, match="tokenizer"):
+        rl.load_teacher(tiny_checkpoint, "cpu", tiny_model(vocab=300))
+    with pytest.raises(FileNotFoundError, match="--teacher"):
+        rl.load_teacher(tiny_checkpoint + "_missing", "cpu", tiny_model())
+
+
+def test_script_distills_from_a_teacher(tmp_path, tiny_checkpoint, capsys):
+    """rl.main with --teacher: two steps, every sampled row trained (none skipped for a zero group advantage),
+    teacher_kl logged each step and, on-policy with token aggregation, equal to the loss (-sum A / tokens)."""
+    d = run_rl(tmp_path, tiny_checkpoint, "d", "--steps=2", f"--teacher={tiny_checkpoint}", "--eval_every=0")
+    steps = [json.loads(line) for line in open(os.path.join(d, "metrics.jsonl"))]
+    assert [r["step"] for r in steps] == [1, 2]
+    for r in steps:
+        assert math.isfinite(r["teacher_kl"]) and r["teacher_kl"] != 0  # windowed student vs full-attention teacher
+        assert r["rows_trained"] == r["rows_in_update"] == 4
+        assert r["loss"] == pytest.approx(r["teacher_kl"], rel=1e-4)
+        assert "reward" in r and "accuracy" in r  # still monitored
+    assert json.load(open(os.path.join(d, "run_config.json")))["teacher"] == tiny_checkpoint
+    assert not torch.equal(weights(d)["embed.weight"], weights(tiny_checkpoint)["embed.weight"])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        run_rl(tmp_path, tiny_checkpoint, "e", "--steps=1", f"--teacher={tiny_checkpoint}", "--filter_groups=true")
+    assert e.value.code == 2 and "--filter_groups" in capsys.readouterr().err

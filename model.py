@@ -20,8 +20,8 @@ Everything attention-related goes through one entry point, `attention(q, k, v, w
            (auto picks it on CPU once T > 2 * (128 + W); shorter sequences are faster dense)
   flex     torch FlexAttention with a sliding-window + sinks block mask (CUDA)
   triton   kernels/triton_swa.py, a FlashAttention-style kernel that visits only in-window key blocks
-Generation uses a KVCache: global layers keep every position, windowed layers a rolling buffer of sinks + W slots,
-so memory stays flat however long the reasoning trace grows.
+Generation uses a KVCache (its plan for one forward is a CacheStep): global layers keep every position, windowed
+layers a rolling buffer of sinks + W slots, so memory stays flat however long the reasoning trace grows.
 
 The dtype rule (one rule, everywhere; `compute_dtype` below):
   weights        float32 for training (or the dtype they were loaded in for inference)
@@ -165,21 +165,20 @@ def auto_backend(device, window, T, dtype):
 
 
 @lru_cache(maxsize=None)
+def _importable(module):
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        return False
+
+
 def _triton_available():
-    try:
-        import triton  # noqa: F401  (kernels/ needs it; it is optional)
-        return True
-    except ImportError:
-        return False
+    return _importable("triton")  # kernels/ needs it; it is optional
 
 
-@lru_cache(maxsize=None)
 def _flex_available():
-    try:
-        from torch.nn.attention.flex_attention import flex_attention  # noqa: F401
-        return True
-    except ImportError:
-        return False
+    return _importable("torch.nn.attention.flex_attention")
 
 
 def compute_dtype(weight):
@@ -313,7 +312,8 @@ class Attention(nn.Module):
             self.q_norm = RMSNorm(D, config.norm_eps)
             self.k_norm = RMSNorm(D, config.norm_eps)
 
-    def forward(self, x, rope, cache=None):
+    def forward(self, x, rope, step=None):
+        """step: the KVCache plan of this forward (generation), or None (training: attention over x itself)."""
         cfg = self.config
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, cfg.n_head, cfg.head_dim)
@@ -328,10 +328,10 @@ class Attention(nn.Module):
             k = k * cos + rotate_half(k) * sin
         q, k = q.to(v.dtype), k.to(v.dtype)  # one dtype for every backend (qk_norm and RoPE return float32)
         window = cfg.layer_window(self.layer_idx)
-        if cache is None:
+        if step is None:
             y = attention(q, k, v, window, cfg.sinks, cfg.attn_backend)
         else:
-            y = cache.attend(self.layer_idx, q, k, v)
+            y = step.attend(self.layer_idx, q, k, v)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, cfg.n_head * cfg.head_dim))
 
 
@@ -358,8 +358,8 @@ class Block(nn.Module):
         self.norm2 = make_norm(config, config.n_embd)
         self.mlp = MLP(config)
 
-    def forward(self, x, rope, cache=None):
-        x = x + self.attn(self.norm1(x), rope, cache)
+    def forward(self, x, rope, step=None):
+        x = x + self.attn(self.norm1(x), rope, step)
         return x + self.mlp(self.norm2(x))
 
 
@@ -437,13 +437,12 @@ class GPT(nn.Module):
             angles = positions.float()[..., None] * self.inv_freq.float()  # (B, T, D/2)
             emb = torch.cat([angles, angles], dim=-1)[:, None]  # (B, 1, T, D)
             rope = (emb.cos(), emb.sin())
-        if cache is not None:
-            cache.prepare(positions.expand(B, T))
+        step = cache.prepare(positions.expand(B, T)) if cache is not None else None  # CacheStep or None
         for block in self.blocks:
             if self.grad_checkpointing and self.training:
-                x = torch.utils.checkpoint.checkpoint(block, x, rope, cache, use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(block, x, rope, step, use_reentrant=False)
             else:
-                x = block(x, rope, cache)
+                x = block(x, rope, step)
         return self.norm_f(x)
 
     def forward(self, idx, targets=None, loss_reduction="mean", return_logits=True, positions=None, cache=None):
@@ -633,32 +632,32 @@ class KVCache:
         return sum(t.numel() * t.element_size() for t in self.k + self.v)
 
     def prepare(self, positions):
-        """Plan one forward's writes and masks, shared by all layers. positions (B, Tn) of the new tokens."""
+        """Plan one forward over the cache, shared by all layers: positions (B, Tn) of the new tokens -> CacheStep
+        (where each layer writes its new keys, and which slots each query sees)."""
         c0, Tn = self.length, positions.size(1)
         device = positions.device
-        self.c0, self.new_positions = c0, positions
         self.length = c0 + Tn
         self.pos_global[:, c0:c0 + Tn] = positions
         W = self.config.window
+        step = CacheStep(self, c0)
         if W is not None:
             if c0 > 0 and Tn > 1:
                 raise ValueError("the rolling cache takes one token at a time after the prefill")
             if Tn == 1:
                 # decode: a slice, so every layer writes its ring slot with a plain copy instead of an index_put
                 slot = self.sinks + c0 % W
-                self.ring_slots, self.ring_tail = slice(slot, slot + 1), 1
+                step.ring_slots, step.ring_tail = slice(slot, slot + 1), 1
             else:
-                self.ring_tail = min(Tn, W)  # older columns of a long prefill can never be seen again
-                self.ring_slots = self.sinks + torch.arange(c0 + Tn - self.ring_tail, c0 + Tn, device=device) % W
-            ring_pos = positions[:, -self.ring_tail:]
-            self.pos_window[:, self.ring_slots] = ring_pos.masked_fill(ring_pos < self.sinks, -1)  # sinks live apart
-            self.sink_rows = None
+                step.ring_tail = min(Tn, W)  # older columns of a long prefill can never be seen again
+                step.ring_slots = self.sinks + torch.arange(c0 + Tn - step.ring_tail, c0 + Tn, device=device) % W
+            ring_pos = positions[:, -step.ring_tail:]
+            self.pos_window[:, step.ring_slots] = ring_pos.masked_fill(ring_pos < self.sinks, -1)  # sinks live apart
             if self.sinks:
                 is_sink = (positions >= 0) & (positions < self.sinks)
                 if is_sink.any():
-                    self.sink_rows, self.sink_cols = is_sink.nonzero(as_tuple=True)
-                    self.sink_slots = positions[self.sink_rows, self.sink_cols]
-                    self.pos_window[self.sink_rows, self.sink_slots] = self.sink_slots
+                    rows, cols = is_sink.nonzero(as_tuple=True)
+                    step.sinks_at = (rows, cols, positions[rows, cols])  # row, column, sink slot (= position)
+                    self.pos_window[rows, step.sinks_at[2]] = step.sinks_at[2]
         q_pos = positions[:, None, :, None]  # (B, 1, Tn, 1)
         if c0 == 0:
             # prefill attends over its own keys: plain attention() unless left padding needs a per-row mask
@@ -668,13 +667,14 @@ class KVCache:
             # row, and a NaN reaches real tokens in the next layer through 0 * NaN. Each query also sees itself,
             # which changes nothing for real tokens (they always see themselves) and keeps pad rows finite.
             itself = torch.eye(Tn, dtype=torch.bool, device=device)
-            self.mask_global = window_mask(q_pos, k_pos, None, 0) | itself if padded else None
-            self.mask_window = window_mask(q_pos, k_pos, W, self.sinks) | itself if padded else None
+            step.mask_global = window_mask(q_pos, k_pos, None, 0) | itself if padded else None
+            step.mask_window = window_mask(q_pos, k_pos, W, self.sinks) | itself if padded else None
         else:
-            self.mask_global = self._decode_mask(window_mask(q_pos, self.pos_global[:, None, None, :c0 + Tn], None, 0))
+            step.mask_global = self._decode_mask(window_mask(q_pos, self.pos_global[:, None, None, :c0 + Tn], None, 0))
             if W is not None:
-                self.mask_window = self._decode_mask(window_mask(q_pos, self.pos_window[:, None, None, :], W,
+                step.mask_window = self._decode_mask(window_mask(q_pos, self.pos_window[:, None, None, :], W,
                                                                  self.sinks))
+        return step
 
     def _decode_mask(self, visible):
         """visible (B, 1, 1, S) bool -> None when every slot is visible (no padding, ring full: SDPA's fastest path),
@@ -682,32 +682,6 @@ class KVCache:
         if bool(visible.all()):
             return None
         return torch.zeros(visible.shape, device=visible.device, dtype=self.dtype).masked_fill(~visible, float("-inf"))
-
-    def attend(self, layer, q, k, v):
-        """Store this layer's new keys/values (B, Hkv, Tn, D), then attend q (B, Hq, Tn, D) -> (B, Hq, Tn, D)."""
-        w, c0, Tn = self.windows[layer], self.c0, q.size(2)
-        K, V = self.k[layer], self.v[layer]
-        if w is None:
-            K[:, :, c0:c0 + Tn], V[:, :, c0:c0 + Tn] = k, v
-        else:
-            tail = self.ring_tail
-            K[:, :, self.ring_slots], V[:, :, self.ring_slots] = k[:, :, -tail:], v[:, :, -tail:]
-            if self.sink_rows is not None:
-                K[self.sink_rows, :, self.sink_slots] = k[self.sink_rows, :, self.sink_cols]
-                V[self.sink_rows, :, self.sink_slots] = v[self.sink_rows, :, self.sink_cols]
-        mask = self.mask_global if w is None else self.mask_window
-        if c0 == 0:
-            if mask is None:
-                return attention(q, k, v, w, self.sinks, self.config.attn_backend)
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=q.size(1) != k.size(1))
-        if w is None:
-            K, V = K[:, :, :c0 + Tn], V[:, :, :c0 + Tn]
-        # decode (Tn = 1): the G query heads that share a kv head become G query rows of that head, so each cached
-        # key is read once and K/V are never expanded to Hq heads; the (B, 1, 1, S) mask broadcasts over the rows
-        B, Hq, _, D = q.shape
-        Hkv = K.size(1)
-        y = F.scaled_dot_product_attention(q.reshape(B, Hkv, Hq // Hkv, D), K, V, attn_mask=mask)
-        return y.view(B, Hq, 1, D)
 
     def _map_rows(self, fn):
         self.k = [fn(t) for t in self.k]
@@ -721,3 +695,44 @@ class KVCache:
     def repeat_interleave(self, n):
         """Copy every row n times: one prefilled prompt becomes the n samples of its group."""
         self._map_rows(lambda t: t.repeat_interleave(n, dim=0))
+
+
+@dataclass
+class CacheStep:
+    """One forward's plan over a KVCache, made by KVCache.prepare and used by every layer: the first new column c0;
+    for windowed layers the ring slots that the last ring_tail new keys go to and the sink keys (rows, columns,
+    slots); the masks of global and windowed layers (None: no mask needed)."""
+    cache: KVCache
+    c0: int
+    ring_slots: object = None  # a slice (decode) or a LongTensor of slots (prefill)
+    ring_tail: int = 0
+    sinks_at: tuple | None = None
+    mask_global: torch.Tensor | None = None
+    mask_window: torch.Tensor | None = None
+
+    def attend(self, layer, q, k, v):
+        """Store this layer's new keys/values (B, Hkv, Tn, D), then attend q (B, Hq, Tn, D) -> (B, Hq, Tn, D)."""
+        cache, c0, Tn = self.cache, self.c0, q.size(2)
+        w = cache.windows[layer]
+        K, V = cache.k[layer], cache.v[layer]
+        if w is None:
+            K[:, :, c0:c0 + Tn], V[:, :, c0:c0 + Tn] = k, v
+        else:
+            tail = self.ring_tail
+            K[:, :, self.ring_slots], V[:, :, self.ring_slots] = k[:, :, -tail:], v[:, :, -tail:]
+            if self.sinks_at is not None:
+                rows, cols, slots = self.sinks_at
+                K[rows, :, slots], V[rows, :, slots] = k[rows, :, cols], v[rows, :, cols]
+        mask = self.mask_global if w is None else self.mask_window
+        if c0 == 0:
+            if mask is None:
+                return attention(q, k, v, w, cache.sinks, cache.config.attn_backend)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=q.size(1) != k.size(1))
+        if w is None:
+            K, V = K[:, :, :c0 + Tn], V[:, :, :c0 + Tn]
+        # decode (Tn = 1): the G query heads that share a kv head become G query rows of that head, so each cached
+        # key is read once and K/V are never expanded to Hq heads; the (B, 1, 1, S) mask broadcasts over the rows
+        B, Hq, _, D = q.shape
+        Hkv = K.size(1)
+        y = F.scaled_dot_product_attention(q.reshape(B, Hkv, Hq // Hkv, D), K, V, attn_mask=mask)
+        return y.view(B, Hq, 1, D)

@@ -1,6 +1,7 @@
 """Shared test fixtures: tiny random transformers checkpoints of every supported family, and the SmolLM2 GGUF."""
 
 import importlib.util
+import math
 import os
 
 import torch
@@ -73,3 +74,18 @@ def make_hf_dir(path, family, seed=0, max_shard_size=None, **overrides):
 def random_ids(T, vocab=300, B=1, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, vocab, (B, T), generator=g)
+
+
+def reference_attention(q, k, v, window, sinks, scale=None):
+    """The one float64 reference for every attention path, O(T^2), sharing no code with model.py: query i sees key
+    j iff j <= i and (i - j < window or j < sinks); window None = causal. q (B, Hq, T, D), k/v (B, Hkv, T, D)."""
+    q, k, v = q.double(), k.double(), v.double()
+    T, group = q.size(2), q.size(1) // k.size(1)
+    k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # GQA by copying, the plain way
+    i, j = torch.arange(T, device=q.device)[:, None], torch.arange(T, device=q.device)[None, :]
+    allowed = j <= i
+    if window is not None:
+        allowed = allowed & ((i - j < window) | (j < sinks))
+    scale = 1 / math.sqrt(q.size(-1)) if scale is None else scale
+    scores = (q @ k.transpose(-1, -2)) * scale
+    return torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1) @ v

@@ -1,7 +1,7 @@
 """Every attention backend against an independent float64 reference, and the model forward across backends.
 
-The reference below builds its mask from explicit index comparisons and repeats k/v for GQA; it shares no code with
-model.py, so a wrong convention in `window_mask` would show up here.
+The reference (tests/helpers.py) builds its mask from explicit index comparisons and repeats k/v for GQA; it shares
+no code with model.py, so a wrong convention in `window_mask` would show up here.
 """
 import math
 import warnings
@@ -10,23 +10,11 @@ import pytest
 import torch
 
 import model
+from helpers import reference_attention
 from model import GPT, GPTConfig, attention, chunked_attention
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def reference_attention(q, k, v, window, sinks):
-    """float64, O(T^2): query i sees key j iff j <= i and (i - j < window or j < sinks)."""
-    q, k, v = q.double(), k.double(), v.double()
-    T, group = q.size(2), q.size(1) // k.size(1)
-    k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
-    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
-    allowed = j <= i
-    if window is not None:
-        allowed = allowed & ((i - j < window) | (j < sinks))
-    scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.size(-1))
-    return torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1) @ v
 
 
 def random_qkv(B, Hq, Hkv, T, D, dtype, seed=0):

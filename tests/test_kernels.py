@@ -8,27 +8,11 @@ import pytest
 import torch
 
 pytest.importorskip("triton")
+from helpers import reference_attention  # noqa: E402
 from kernels.triton_swa import windowed_attention  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 TOL = {torch.float32: 1e-5, torch.float16: 3e-3, torch.bfloat16: 2e-2}
-
-
-def reference_attention(q, k, v, window, sinks, scale=None):
-    """Dense float64 attention with the mask written out index by index. q (B,Hq,T,D), k/v (B,Hkv,T,D)."""
-    B, Hq, T, D = q.shape
-    group = Hq // k.shape[1]
-    q, k, v = q.double(), k.double(), v.double()
-    k = k.repeat_interleave(group, dim=1)  # (B, Hq, T, D)
-    v = v.repeat_interleave(group, dim=1)
-    i = torch.arange(T, device=q.device)[:, None]  # query positions
-    j = torch.arange(T, device=q.device)[None, :]  # key positions
-    in_window = (j <= i) if window is None else (j <= i) & (j >= i - window + 1)
-    allowed = in_window | ((j < sinks) & (j <= i))  # (T, T)
-    scale = D ** -0.5 if scale is None else scale
-    scores = (q @ k.transpose(-1, -2)) * scale
-    scores = scores.masked_fill(~allowed, float("-inf"))
-    return torch.softmax(scores, dim=-1) @ v
 
 
 def rel_err(out, ref):

@@ -38,7 +38,7 @@ Optimizer. AdamW (betas 0.9/0.95); weight decay only on weight matrices: norms, 
 tied to the LM head; an untied LM head is a matrix and is decayed) are not. Learning rate: linear warmup for
 --warmup steps, then cosine decay to 0 at the last step. Gradients clipped to --grad_clip (global norm). Weights and
 optimizer state are float32; the forward runs under bf16 autocast with --dtype=auto on GPUs, and on CPUs with native
-bf16 (avx512_bf16/amx_bf16) for models of 20M+ parameters (SmolLM2-135M trains 2.6x faster there); the tiny toy
+bf16 (avx512_bf16/amx_bf16) for models of 20M+ parameters (SmolLM2-135M trains 1.7x faster there); the tiny toy
 stays float32 (bf16 did not pay at its size). --dtype=float32|bfloat16 forces either (model.py states the rule).
 
 Eval, every --eval_every steps (and at step 0 and the end) on rank 0: the loss on the first --eval_examples

@@ -19,7 +19,9 @@ Two kinds of rows:
     so the label never comes from a grader.
   - real (source "smollm2-gsm8k"): SmolLM2-135M-Instruct's own GSM8K test responses, imported by --import_real.
     Where verify.py and Math-Verify agree their verdict is taken as the label; every disagreement is marked
-    "label": null on import, read by hand and labelled in the file (the note says why).
+    "label": null on import, read by hand and labelled in the file (the note says why). The 200 in the file (the
+    full-attention run of runs/gsm8k_smollm2_eval.sh, greedy, 320 tokens) had no disagreement; the 27 that are
+    labelled True or mention the gold number anywhere were read by hand as well ("read by hand" in the note).
 
 Math-Verify (pip install math-verify; test-only, it needs sympy) sees the gold as a grader would give it: a GSM8K
 gold is the text after "####" with thousands commas removed, a MATH gold is wrapped in $...$ (or passed as is if it

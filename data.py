@@ -115,6 +115,9 @@ class Dataset:
     skip_reasons: dict = field(default_factory=dict)  # reason -> how many rows were left out for it
     system: str | None = None
     instruction: str | None = None
+    # the toy tasks' trace style of a response ("local" | "reference" | None), which eval.py and rl.py report as the
+    # local share; None for real data, where the two styles do not exist
+    style_of: object = field(default=None, repr=False)
 
     def __len__(self):
         return len(self.examples)
@@ -363,7 +366,7 @@ def _load_synthetic(task_name, split, name, knobs):
         examples.append({"question": ex["question"], "answer": ex["answer"], "solution": ex["solutions"][style],
                          "style": style, "solutions": ex["solutions"]})
     return Dataset(name=name, examples=examples, system=knobs.get("system") or None,
-                   instruction=knobs.get("instruction", task.instruction) or None)
+                   instruction=knobs.get("instruction", task.instruction) or None, style_of=trace_style)
 
 
 # -----------------------------------------------------------------------------

@@ -68,12 +68,10 @@ def window_label(config):
 def evaluate(model, tok, dataset, limit=None, batch_size=32, max_new_tokens=256, temperature=0.0, samples=1,
              seed=0, progress=False):
     """Greedy pass@1 (plus pass@k / maj@k when samples > 1) -> (summary dict, per-example records)."""
-    import data  # imported here so that verify-only users of this module need no datasets package
-
     was_training = model.training
     model.eval()
     examples = dataset.examples[:limit] if limit else dataset.examples
-    style_of = getattr(data, "trace_style", None)
+    style_of = getattr(dataset, "style_of", None)  # the toy tasks' trace style; None for real data
     device = model.embed.weight.device
     records, n_tokens, gen_time, peak_kv = [], 0, 0.0, 0
     batches = range(0, len(examples), batch_size)

@@ -452,12 +452,7 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
     check_config(cfg, world)
     device = next(model.parameters()).device
     amp_dtype = common.autocast_dtype(cfg.dtype, device, sum(p.numel() for p in model.parameters()))
-    style_of = None
-    try:
-        import data
-        style_of = getattr(data, "trace_style", None)
-    except ImportError:
-        pass
+    style_of = getattr(train_set, "style_of", None)  # the toy tasks' trace style (local share); None for real data
     model.grad_checkpointing = cfg.grad_checkpointing
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -134,3 +134,18 @@ def test_generation_past_the_context_is_a_clear_error():
     with pytest.raises(ValueError, match="longer than the model's context of 16"):
         model.generate([[1] * 10], 7)
     assert len(model.generate([[1] * 10], 6, temperature=0.0)[0]["tokens"]) == 6
+
+
+def test_local_share_only_for_the_toy_tasks(tmp_path):
+    """The trace style belongs to the synthetic tasks: real data gets no local_share column (a GSM8K answer with
+    "1:" in it is no 'reference-style trace')."""
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"question": "Step 1: what is 2+2?", "answer": "4"}) + "\n")
+    real = data.load_dataset(f"jsonl:{rows}", "test")
+    toy = data.load_dataset("synthetic?size=4", "test")
+    model = GPT(GPTConfig(vocab_size=258, n_layer=1, n_head=2, n_embd=32, block_size=128))
+    tok = Tokenizer.byte_level()
+    assert real.style_of is None and toy.style_of is data.trace_style
+    assert "local_share" not in evaluation.evaluate(model, tok, real, max_new_tokens=8)[0]
+    summary, records = evaluation.evaluate(model, tok, toy, max_new_tokens=8)
+    assert all("style" in r for r in records)

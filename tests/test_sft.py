@@ -231,7 +231,7 @@ def test_smollm2_gguf_under_window_64_learns(tmp_path):
     tokens per example, so the window bites) lower its loss. The batch is the whole training set, so every step
     sees the same two problems."""
     sft.main(["--init=gguf:" + smollm2_gguf(), "--window=64", "--data=synthetic:arith?steps=2&size=2",
-              "--max_len=128", "--batch_size=2", "--steps=3", "--lr=1e-4", "--warmup=0", "--eval_every=0",
+              "--max_len=128", "--batch_size=2", "--grad_accum=1", "--steps=3", "--lr=1e-4", "--warmup=0", "--eval_every=0",
               "--eval_limit=0", "--device=cpu", f"--out_dir={tmp_path}"])
     losses = train_losses(tmp_path)
     assert all(math.isfinite(v) for v in losses.values())

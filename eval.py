@@ -17,13 +17,17 @@ Next to the table (--out_dir): one JSONL per model with every prompt, response, 
 `evaluate(...)` is importable: rl.py calls it for its periodic held-out evaluation.
 """
 
+import argparse
 import json
 import os
 import time
+
 import torch
 from tqdm import tqdm
 
 import common
+import convert
+import data
 import verify
 from model import compute_dtype
 
@@ -71,7 +75,7 @@ def evaluate(model, tok, dataset, limit=None, batch_size=32, max_new_tokens=256,
     was_training = model.training
     model.eval()
     examples = dataset.examples[:limit] if limit else dataset.examples
-    style_of = getattr(dataset, "style_of", None)  # the toy tasks' trace style; None for real data
+    styled = dataset.task is not None  # a synthetic task, whose solutions come in two styles (the local share)
     device = model.embed.weight.device
     records, n_tokens, gen_time, peak_kv = [], 0, 0.0, 0
     batches = range(0, len(examples), batch_size)
@@ -101,8 +105,8 @@ def evaluate(model, tok, dataset, limit=None, batch_size=32, max_new_tokens=256,
             rec = {"question": ex["question"], "gold": ex["answer"], "response": text,
                    "extracted": verify.extract_answer(text), "correct": verify.is_correct(text, ex["answer"]),
                    "n_tokens": len(out["tokens"]), "truncated": not out["finished"]}
-            if style_of is not None:
-                rec["style"] = style_of(text)
+            if styled:
+                rec["style"] = dataset.style_of(text)
             if samples > 1:
                 group = sampled[i * samples:(i + 1) * samples]
                 texts = [completion_text(tok, o) for o in group]
@@ -128,7 +132,7 @@ def evaluate(model, tok, dataset, limit=None, batch_size=32, max_new_tokens=256,
     if samples > 1:
         summary[f"pass@{samples}"] = sum(r["pass_at_k"] for r in records) / n
         summary[f"maj@{samples}"] = sum(r["maj_at_k"] for r in records) / n
-    if style_of is not None and records and any(r.get("style") for r in records):
+    if styled and records and any(r.get("style") for r in records):
         summary["local_share"] = sum(r.get("style") == "local" for r in records) / n
     return summary, records
 
@@ -138,13 +142,18 @@ def parse_init(spec):
     if "@" not in spec:
         return spec, {}
     path, _, opts = spec.rpartition("@")
+    parsers = {"window": common.window_flag, "sinks": common.sinks_flag, "layer_pattern": common.layer_pattern_flag,
+               "attn_backend": str}  # the same checks as the --window, --sinks and --layer_pattern flags
     overrides = {}
     for item in opts.split(","):
         key, sep, value = item.partition("=")
-        if not sep or key not in ("window", "sinks", "layer_pattern", "attn_backend"):
+        if not sep or key not in parsers:
             raise ValueError(f"bad override {item!r} in --init={spec}: use @window=W,sinks=S,layer_pattern=P")
-        overrides[key] = common.optional_int(value) if key in ("window", "sinks") else value
-    return path, overrides
+        try:
+            overrides[key] = parsers[key](value)
+        except argparse.ArgumentTypeError as e:
+            raise ValueError(f"bad override {item!r} in --init={spec}: {e}") from None
+    return path, {k: v for k, v in overrides.items() if v != common.KEEP}
 
 
 def result_file_name(spec):
@@ -168,7 +177,7 @@ def format_table(rows):
 
 def main(argv=None):
     p = common.OneLineErrorParser(description=__doc__.split("\n\n")[0],
-                                  formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--init", action="append", default=None,
                    help="model to evaluate (repeatable): checkpoint dir, hf:..., gguf:...; '@window=W,sinks=S' "
                         "suffix applies a window first (default: out/sft)")
@@ -192,8 +201,6 @@ def main(argv=None):
                                    "samples": (1, 2**12), "temperature": (0, 100), "seed": (0, 2**32 - 1)})
         if args.samples > 1 and args.temperature == 0:
             raise ValueError("--samples > 1 needs --temperature > 0 (greedy samples would all be the same)")
-        import convert
-        import data
         dataset = data.load_dataset(args.data, split=args.split)
         rows = []
         os.makedirs(args.out_dir, exist_ok=True)

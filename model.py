@@ -445,26 +445,30 @@ class GPT(nn.Module):
                 x = block(x, rope, step)
         return self.norm_f(x)
 
-    def forward(self, idx, targets=None, loss_reduction="mean", return_logits=True, positions=None, cache=None):
+    def forward(self, idx, targets=None, loss_reduction="mean", return_logits=True, positions=None, cache=None,
+                temperature=1.0):
         """idx (B, T) -> (logits (B, T, V) float32 or None, loss).
 
         targets (B, T) with -1 where no loss is wanted. loss_reduction: "mean" over counted tokens, "sum", or "none"
         for per-token losses (B, T) with zeros at ignored positions (RL's log-probs are their negatives).
         return_logits=False applies the LM head only where targets != -1 and returns logits=None: the (B, T, V) float
         logits are the largest tensor in training, and SFT/RL only need them at the supervised positions.
+        temperature divides the logits first, so RL scores its samples under softmax(logits / T), the distribution
+        generate drew them from.
         """
         x = self.hidden_states(idx, positions, cache)
         if targets is None:
-            return self.head(x).float(), None
+            return self.head(x).float() / temperature, None
         if return_logits:
-            logits = self.head(x).float()
+            logits = self.head(x).float() / temperature
             per_token = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1,
                                         reduction="none").view(targets.shape)
         else:
             logits = None
             counted = targets != -1
             per_token = torch.zeros(targets.shape, device=x.device, dtype=torch.float32)
-            per_token[counted] = F.cross_entropy(self.head(x[counted]).float(), targets[counted], reduction="none")
+            per_token[counted] = F.cross_entropy(self.head(x[counted]).float() / temperature, targets[counted],
+                                                 reduction="none")
         if loss_reduction == "none":
             return logits, per_token
         if loss_reduction == "sum":

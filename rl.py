@@ -7,6 +7,7 @@ that work under the window.
                                         # (the CPU demo: 60 steps, 16 prompts x 8 samples)
     python rl.py --init=out/sft --steps=100 --eval_every=20 --kl_coef=0.01     # + a k3 KL penalty to the SFT model
     python rl.py --resume=true --steps=80                                      # continue out/rl exactly
+    python rl.py --resume=out/rl --steps=120 --out_dir=out/rl2     # continue out/rl's run, written to out/rl2
     python rl.py --init=out/sft --teacher=out/sa --out_dir=out/distill  # control: on-policy distillation, no reward
     # one GPU: Qwen2.5-0.5B-Instruct with window 256 on GSM8K (after sft.py --init=hf:... --window=256 --data=gsm8k)
     python rl.py --init=out/sft --data=gsm8k --steps=200 --prompts_per_step=32 --group_size=8 \\
@@ -90,9 +91,13 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
+from tqdm import tqdm
 
 import common
+import convert
+import data
+import eval as evaluation
+import verify
 
 # ---------------------------------------------------------------------------------------------------------------
 # The pure parts of GRPO: advantages, masks, the loss. No model, no I/O: the tests check them by hand.
@@ -226,20 +231,17 @@ def collate(rows, pad_id, device):
 
 
 def completion_logprobs(model, idx, pos, tokens, mask, temperature):
-    """log p(tokens) under softmax(logits / T) at the completion positions -> (B, L), 0 where mask == 0.
-
-    This is model(idx, targets, loss_reduction="none", return_logits=False) with one change: the logits are divided
-    by the sampling temperature, because generate records log-probs under softmax(logits / T) and the ratio must
-    compare like with like (scoring at T=1 what was sampled at T=0.7 is a classic silent off-policy bug). As in
-    that forward, the LM head runs only where there is a completion token: the (B, T, V) logits never exist.
-    """
-    h = model.hidden_states(idx)  # (B, T, C)
-    h = h.gather(1, pos[..., None].expand(-1, -1, h.size(-1)))  # (B, L, C)
+    """log p(tokens) under softmax(logits / T) at the completion positions -> (B, L), 0 where mask == 0: the negated
+    per-token loss of the model's own forward, with targets only at the completion positions (so the LM head runs
+    only there: the (B, T, V) logits never exist). The logits are divided by the sampling temperature, because
+    generate records log-probs under softmax(logits / T) and the ratio must compare like with like (scoring at T=1
+    what was sampled at T=0.7 is a classic silent off-policy bug)."""
     keep = mask.bool()
-    logits = model.head(h[keep]).float() / temperature  # (n, V), n = completion tokens in the micro-batch
-    logp = torch.zeros(mask.shape, device=idx.device, dtype=torch.float32)
-    logp[keep] = -F.cross_entropy(logits, tokens[keep], reduction="none")
-    return logp
+    rows = torch.arange(idx.size(0), device=idx.device)[:, None].expand_as(pos)
+    targets = torch.full_like(idx, -1)  # (B, T)
+    targets[rows[keep], pos[keep]] = tokens[keep]
+    _, nll = model(idx, targets, loss_reduction="none", return_logits=False, temperature=temperature)  # (B, T)
+    return torch.where(keep, -nll.gather(1, pos), 0.0)  # (B, L)
 
 
 def accumulate_gradients(model, rows, normalizer, cfg, pad_id, ref_model=None, amp_dtype=torch.float32,
@@ -405,7 +407,9 @@ def get_parser():
     g.add_argument("--seed", type=int, default=0, help="data order and sampling seed")
     g.add_argument("--out_dir", default="out/rl", help="checkpoint, metrics.jsonl, samples.jsonl")
     g.add_argument("--save_every", type=int, default=0, help="checkpoint every N steps (0: only at the end)")
-    g.add_argument("--resume", type=common.str2bool, default=False, help="continue from the checkpoint in --out_dir")
+    g.add_argument("--resume", type=common.resume_flag, default=None,
+                   help="true: continue the run in --out_dir from its checkpoint; or a checkpoint dir to continue "
+                        "from (writing to --out_dir); false: start fresh")
     g.add_argument("--eval_every", type=int, default=20, help="greedy held-out accuracy every N steps, at step 0 and "
                    "at the end (0 = never)")
     g.add_argument("--eval_limit", type=int, default=None, help="size of the fixed held-out set. Default: "
@@ -437,6 +441,35 @@ def check_config(cfg, world):
         raise ValueError(f"--overlong_buffer must be in 0..--max_new_tokens, got {cfg.overlong_buffer}")
 
 
+def save(cfg, model, tok, optimizer, step, cursor):
+    """The checkpoint, with what an exact --resume needs: optimizer, RNG states, step and data cursor."""
+    if cfg.out_dir and common.is_main():
+        train_state = {"step": step, "cursor": cursor, "optimizer": optimizer.state_dict(), "rng": common.rng_state()}
+        convert.save_checkpoint(cfg.out_dir, model, tok, run_config=vars(cfg), train_state=train_state)
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def held_out_eval(cfg, model, tok, eval_set, amp_dtype, step, metrics_log):
+    """Greedy accuracy on --eval_limit held-out problems (eval.evaluate, rank 0) -> {"eval_accuracy": ...}."""
+    if eval_set is None or not cfg.eval_every:
+        return {}
+    result = {}
+    if common.is_main():
+        with common.autocast(next(model.parameters()).device, amp_dtype):
+            summary, _ = evaluation.evaluate(model, tok, eval_set, limit=cfg.eval_limit,
+                                             batch_size=cfg.eval_batch_size, max_new_tokens=cfg.max_new_tokens)
+        result = {f"eval_{k}": v for k, v in summary.items() if isinstance(v, (int, float))}
+        common.print0(f"eval @ step {step}: accuracy {summary['accuracy']:.3f} on {summary['n']} held-out "
+                      f"problems, mean length {summary['mean_len']:.1f}"
+                      + (f", local share {summary['local_share']:.2f}" if "local_share" in summary else ""))
+        if metrics_log:
+            metrics_log.log({"step": step, **result})
+    if dist.is_initialized():
+        dist.barrier()
+    return result
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The training loop
 
@@ -445,14 +478,12 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
     """GRPO for cfg.steps steps. state: a checkpoint's train_state to resume from. reward_fn(text, gold) -> 0/1
     (default verify.reward). teacher: a frozen model for on-policy distillation (--teacher, see load_teacher).
     Returns the list of per-step metric dicts (rank 0's view, identical on every rank)."""
-    if reward_fn is None or cfg.format_reward:
-        import verify
-        reward_fn = reward_fn or verify.reward
+    reward_fn = reward_fn or verify.reward
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     check_config(cfg, world)
     device = next(model.parameters()).device
     amp_dtype = common.autocast_dtype(cfg.dtype, device, sum(p.numel() for p in model.parameters()))
-    style_of = getattr(train_set, "style_of", None)  # the toy tasks' trace style (local share); None for real data
+    styled = train_set.task is not None  # a synthetic task, whose solutions come in two styles (the local share)
     model.grad_checkpointing = cfg.grad_checkpointing
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -474,40 +505,11 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
     if n_train == 0:
         raise ValueError("the train split is empty")
 
-    def save(step):
-        if out_dir and common.is_main():
-            import convert
-            train_state = {"step": step, "cursor": cursor, "optimizer": optimizer.state_dict(),
-                           "rng": common.rng_state()}
-            convert.save_checkpoint(out_dir, model, tok, run_config=vars(cfg), train_state=train_state)
-        if dist.is_initialized():
-            dist.barrier()
-
-    def run_eval(step):
-        if eval_set is None or not cfg.eval_every:
-            return {}
-        result = {}
-        if common.is_main():
-            import eval as evaluation
-            with common.autocast(device, amp_dtype):
-                summary, _ = evaluation.evaluate(model, tok, eval_set, limit=cfg.eval_limit,
-                                                 batch_size=cfg.eval_batch_size, max_new_tokens=cfg.max_new_tokens)
-            result = {f"eval_{k}": v for k, v in summary.items() if isinstance(v, (int, float))}
-            common.print0(f"eval @ step {step}: accuracy {summary['accuracy']:.3f} on {summary['n']} held-out "
-                          f"problems, mean length {summary['mean_len']:.1f}"
-                          + (f", local share {summary['local_share']:.2f}" if "local_share" in summary else ""))
-            if metrics_log:
-                metrics_log.log({"step": step, **result})
-        if dist.is_initialized():
-            dist.barrier()
-        return result
-
-    from tqdm import tqdm
 
     history = []
     last_saved = start_step if state else None
     if start_step == 0:
-        run_eval(0)
+        held_out_eval(cfg, model, tok, eval_set, amp_dtype, 0, metrics_log)
     bar = tqdm(range(start_step, cfg.steps), disable=not common.is_main(), desc="rl", dynamic_ncols=True)
     for step in bar:
         t_step = time.perf_counter()
@@ -542,7 +544,7 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
         if cfg.format_reward:
             reward += cfg.format_reward * torch.tensor([float(verify.format_reward(t)) for t in texts])
         reward += overlong_penalty(lengths, cfg.max_new_tokens, cfg.overlong_buffer)
-        local = torch.tensor([float(style_of(t) == "local") if style_of else 0.0 for t in texts])
+        local = torch.tensor([float(train_set.style_of(t) == "local") for t in texts])
         neg_logp = torch.tensor([-sum(o["logprobs"]) for o in outs])  # (N_local,) for the entropy estimate
         per_row = torch.stack([reward, correct, lengths.float(), finished, local, neg_logp], dim=1)  # (N_local, 6)
         everyone = gather_rows(per_row.to(device)).cpu()  # (P * G, 6): all ranks, prompt-major
@@ -634,7 +636,7 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
                 if epoch_stats and epoch_stats[0]["tokens"] else None
         if cfg.inner_epochs > 1:
             m["clip_frac"] = clip_tokens / seen_tokens
-        if style_of is not None:
+        if styled:
             m["local_share"] = float(all_local.mean())
         if normalizer == 0:
             m["skipped"] = True  # every row was filtered out: no update this step
@@ -653,12 +655,12 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
         # ---- 8.-9. eval and checkpoint
         last = step + 1 == cfg.steps
         if cfg.eval_every and ((step + 1) % cfg.eval_every == 0 or last):
-            m.update(run_eval(step + 1))
+            m.update(held_out_eval(cfg, model, tok, eval_set, amp_dtype, step + 1, metrics_log))
         if metrics_log:
             metrics_log.log({k: v for k, v in m.items() if not k.startswith("eval_")})
         history.append(m)
         if (cfg.save_every and (step + 1) % cfg.save_every == 0) or last:
-            save(step + 1)
+            save(cfg, model, tok, optimizer, step + 1, cursor)
             last_saved = step + 1
     bar.close()
     return history
@@ -680,14 +682,13 @@ def resolve_data_name(name, init_config):
 
 def load_policy(cfg, device):
     """-> (model fp32 on device, tokenizer, train_state or None). From --out_dir with --resume, else from --init."""
-    import convert
-
-    if cfg.resume:
-        model, tok, _, train_state = convert.load_checkpoint(cfg.out_dir, device=device, dtype="float32",
+    ckpt = common.resume_dir(cfg)
+    if ckpt is not None:
+        model, tok, _, train_state = convert.load_checkpoint(ckpt, device=device, dtype="float32",
                                                              state_keys=("step", "cursor", "optimizer", "rng"),
                                                              **common.window_overrides(cfg))
         if not train_state:
-            raise ValueError(f"--resume: {cfg.out_dir} has no training state (optimizer, step) to continue from")
+            raise ValueError(f"--resume: {ckpt} has no training state (optimizer, step) to continue from")
         return model, tok, train_state
     if not cfg.init.startswith(("hf:", "gguf:")) and not os.path.isdir(cfg.init):
         raise FileNotFoundError(f"no checkpoint at {cfg.init}: run python sft.py first or pass --init=...")
@@ -698,8 +699,6 @@ def load_policy(cfg, device):
 def load_teacher(init, device, student):
     """--teacher: the frozen teacher of on-policy distillation, fp32 on device, always at FULL attention
     (window=None, whatever its checkpoint says): the control asks what imitating the SA model gives."""
-    import convert
-
     if not init.startswith(("hf:", "gguf:")) and not os.path.isdir(init):
         raise FileNotFoundError(f"--teacher: no checkpoint at {init}")
     teacher, _ = convert.load_model(init, window=None, device=device, dtype="float32")
@@ -710,21 +709,7 @@ def load_teacher(init, device, student):
 
 
 def parse_args(argv):
-    """Flags; with --resume the run config saved in --out_dir supplies the defaults (flags given still win), so the
-    same command, or one with a larger --steps, continues the run."""
-    parser = get_parser()
-    cfg = parser.parse_args(argv)
-    if cfg.resume:
-        import convert
-        convert.find_checkpoint(cfg.out_dir)  # a save killed mid-swap left it beside out_dir: put it back
-        saved = common.read_run_config(cfg.out_dir)
-        if not os.path.isfile(os.path.join(cfg.out_dir, "train_state.pt")):
-            raise FileNotFoundError(f"--resume: no rl.py checkpoint with a train state in {cfg.out_dir}; drop "
-                                    f"--resume to start fresh")
-        known = {a.dest for a in parser._actions}
-        parser.set_defaults(**{k: v for k, v in saved.items() if k in known and k not in ("resume", "out_dir")})
-        cfg = parser.parse_args(argv)
-    return cfg
+    return common.parse_resumable(get_parser(), argv, "rl.py", convert.find_checkpoint)
 
 
 def main(argv=None):
@@ -739,12 +724,10 @@ def main(argv=None):
         cfg.data = resolve_data_name(cfg.data, init_config)
         common.echo_config(vars(cfg), "rl config")
         check_config(cfg, world)
-        import data
         model, tok, train_state = load_policy(cfg, device)
         ref_model = None
         if cfg.kl_coef:
-            ref_model, _ = __import__("convert").load_model(cfg.init, device=device, dtype="float32",
-                                                            **common.window_overrides(cfg))
+            ref_model, _ = convert.load_model(cfg.init, device=device, dtype="float32", **common.window_overrides(cfg))
             ref_model.eval().requires_grad_(False)
         teacher = load_teacher(cfg.teacher, device, model) if cfg.teacher else None
         train_set = data.load_dataset(cfg.data, "train", seed=cfg.seed)

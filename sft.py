@@ -66,8 +66,6 @@ others wait, fine for a few dozen problems). The tiny default model runs ~4x fas
 shared 2-core machine (its matmuls are too small for two threads to pay off: 20 min with 2 threads there).
 """
 
-import argparse
-import json
 import math
 import os
 import time
@@ -81,6 +79,7 @@ import convert
 import data
 import eval as evaluation
 from model import BACKENDS, GPT, GPTConfig
+from tokenizer import Tokenizer
 
 BUCKET = 16  # global batches sorted by length together: less padding, still a fresh mix of lengths every step
 
@@ -150,7 +149,7 @@ def get_parser():
     g.add_argument("--save_every", type=int, default=None, help="checkpoint every N steps and at the end "
                    "(0 = only at the end). Default: " + common.profile_help(PROFILES, "save_every"))
     g.add_argument("--out_dir", default="out/sft", help="checkpoint and metrics.jsonl directory")
-    g.add_argument("--resume", default="false",
+    g.add_argument("--resume", type=common.resume_flag, default=None,
                    help="true: continue the run in --out_dir from its checkpoint; or a checkpoint dir to continue "
                         "from (writing to --out_dir); false: start fresh")
     g = p.add_argument_group("system")
@@ -165,29 +164,8 @@ def get_parser():
     return p
 
 
-def resume_dir(args):
-    value = str(args.resume)
-    if value.lower() in ("false", "0", "no", "off", "none", ""):
-        return None
-    return args.out_dir if value.lower() in ("true", "1", "yes", "on") else value
-
-
 def parse_args(argv):
-    """Flags; with --resume the saved run config supplies the defaults, so the same command continues the run."""
-    parser = get_parser()
-    args = parser.parse_args(argv)
-    ckpt = resume_dir(args)
-    if ckpt is not None:
-        if convert.find_checkpoint(ckpt) is None or not all(  # find: a save killed mid-swap is put back
-                os.path.isfile(os.path.join(ckpt, f)) for f in ("train_state.pt", "run_config.json")):
-            raise FileNotFoundError(f"--resume: no sft.py checkpoint with a train state in {ckpt!r}; drop --resume "
-                                    f"to start fresh")
-        with open(os.path.join(ckpt, "run_config.json")) as f:
-            saved = json.load(f)
-        known = {a.dest for a in parser._actions}
-        parser.set_defaults(**{k: v for k, v in saved.items() if k in known and k not in ("resume", "out_dir")})
-        args = parser.parse_args(argv)
-    return args
+    return common.parse_resumable(get_parser(), argv, "sft.py", convert.find_checkpoint)
 
 
 RANGES = {"n_layer": (1, 1024), "n_head": (1, 1024), "n_embd": (1, 65536), "block_size": (2, 2**20),
@@ -246,13 +224,12 @@ def build_model(args, device):
     args, so run_config.json records them. A resumed run rebuilds its model from the checkpoint it continues."""
     profile = WINDOWS[args.profile]
     given = common.window_overrides(args)
-    ckpt = resume_dir(args)
+    ckpt = common.resume_dir(args)
     if ckpt is not None:
         model, tok, _, train_state = convert.load_checkpoint(
             ckpt, device=device, dtype="float32", attn_backend=args.attn_backend, **given,
             state_keys=("step", "epoch", "cursor", "global_batch", "optimizer", "rng"))
     elif args.init == "scratch":
-        from tokenizer import Tokenizer
         tok, train_state = Tokenizer.byte_level(), None
         config = GPTConfig(vocab_size=tok.vocab_size, n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
                            block_size=args.block_size, attn_backend=args.attn_backend, **given)
@@ -305,6 +282,42 @@ def heldout_loss(model, seqs, masks, batch_size, pad_id, device, dtype):
     return total / max(count, 1)
 
 
+def held_out_eval(args, model, tok, test_set, eval_seqs, eval_masks, device, dtype, step, logger):
+    """The held-out loss and (--eval_limit) greedy accuracy, logged on rank 0 -> the record (None on other ranks)."""
+    record = None
+    if common.is_main():
+        record = {"step": step, "eval_loss": heldout_loss(model, eval_seqs, eval_masks, args.batch_size, tok.pad_id,
+                                                          device, dtype)}
+        if args.eval_limit:
+            examples = test_set.examples[:args.eval_limit]
+            longest_prompt = max(len(test_set.render_prompt(tok, ex)) for ex in examples)
+            with common.autocast(device, dtype):
+                summary, records = evaluation.evaluate(
+                    model, tok, test_set, limit=args.eval_limit, batch_size=args.batch_size,
+                    max_new_tokens=max(1, args.max_len - longest_prompt), temperature=0.0)
+            record |= {k: summary[k] for k in ("accuracy", "mean_len", "trunc_rate", "local_share") if k in summary}
+            record["sample"] = records[0]["response"][:200]
+        record["peak_mem_mb"] = common.peak_memory_mb(device)
+        logger.log(record)
+        tqdm.write(" | ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                              for k, v in record.items() if k != "sample"))
+        if "sample" in record:
+            tqdm.write(f"  sample: {record['sample'][:100]!r}")
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+    return record
+
+
+def save(args, model, tok, optimizer, position):
+    """The checkpoint, with what an exact --resume needs: position (step, epoch, cursor, global batch), optimizer and
+    RNG states."""
+    if common.is_main():
+        train_state = {**position, "optimizer": optimizer.state_dict(), "rng": common.rng_state()}
+        convert.save_checkpoint(args.out_dir, model, tok, run_config=vars(args), train_state=train_state)
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
 # -----------------------------------------------------------------------------
 # The run
 
@@ -319,7 +332,7 @@ def main(argv=None):
         rank, world, device = common.init_distributed(device)
         if common.autocast_dtype(args.dtype, device, num_params=0) == torch.float16:  # checks the name early
             raise ValueError("--dtype=float16 would need loss scaling, which sft.py leaves out; use bfloat16")
-        ckpt = resume_dir(args)
+        ckpt = common.resume_dir(args)
         common.echo_config(vars(args), "sft.py config")
         common.seed_everything(args.seed)
 
@@ -383,45 +396,12 @@ def main(argv=None):
         common.trim_jsonl(metrics_path, step if ckpt is not None else -1)  # drops a line torn by a kill, too
     logger = common.JSONLLogger(metrics_path)
 
-    def run_eval():
-        if common.is_main():
-            record = {"step": step, "eval_loss": heldout_loss(raw_model, eval_seqs, eval_masks, args.batch_size,
-                                                              tok.pad_id, device, dtype)}
-            if args.eval_limit:
-                examples = test_set.examples[:args.eval_limit]
-                longest_prompt = max(len(test_set.render_prompt(tok, ex)) for ex in examples)
-                with common.autocast(device, dtype):
-                    summary, records = evaluation.evaluate(
-                        raw_model, tok, test_set, limit=args.eval_limit, batch_size=args.batch_size,
-                        max_new_tokens=max(1, args.max_len - longest_prompt), temperature=0.0)
-                record |= {k: summary[k] for k in ("accuracy", "mean_len", "trunc_rate", "local_share")
-                           if k in summary}
-                record["sample"] = records[0]["response"][:200]
-            record["peak_mem_mb"] = common.peak_memory_mb(device)
-            logger.log(record)
-            tqdm.write(" | ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                  for k, v in record.items() if k != "sample"))
-            if "sample" in record:
-                tqdm.write(f"  sample: {record['sample'][:100]!r}")
-        if world > 1:
-            torch.distributed.barrier()
-        return record if common.is_main() else None
-
     last_saved = ckpt  # where a good checkpoint is known to be (None until the first save of a fresh run)
-
-    def save():
-        if common.is_main():
-            train_state = {"step": step, "epoch": epoch, "cursor": cursor, "global_batch": global_batch,
-                           "optimizer": optimizer.state_dict(), "rng": common.rng_state()}
-            convert.save_checkpoint(args.out_dir, raw_model, tok, run_config=vars(args), train_state=train_state)
-        if world > 1:
-            torch.distributed.barrier()
-        return args.out_dir
 
     # ---- loop
     last_eval = None
     if args.eval_every and step == 0:
-        last_eval = run_eval()
+        last_eval = held_out_eval(args, raw_model, tok, test_set, eval_seqs, eval_masks, device, dtype, step, logger)
     batches = epoch_batches(lengths, global_batch, args.seed, epoch)
     pbar = tqdm(total=total_steps, initial=step, disable=not common.is_main(), desc="sft", dynamic_ncols=True)
     model.train()
@@ -473,9 +453,12 @@ def main(argv=None):
 
         # ---- eval and save
         if args.eval_every and (step % args.eval_every == 0 or step == total_steps):
-            last_eval = run_eval()
+            last_eval = held_out_eval(args, raw_model, tok, test_set, eval_seqs, eval_masks, device, dtype, step,
+                                      logger)
         if step == total_steps or (args.save_every and step % args.save_every == 0):
-            last_saved = save()
+            save(args, raw_model, tok, optimizer, {"step": step, "epoch": epoch, "cursor": cursor,
+                                                   "global_batch": global_batch})
+            last_saved = args.out_dir
     pbar.close()
 
     summary = f"done: {step} steps in {time.time() - t_start:.0f}s, checkpoint in {args.out_dir}"

@@ -14,7 +14,7 @@ import common
 import eval as evaluation
 import rl
 import sft
-from model import GPT, GPTConfig, KVCache, attention
+from model import GPT, GPTConfig, KVCache
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,11 +1,9 @@
 """convert.py on tiny random checkpoints built here: logit parity with transformers for every family, the window
 and sinks against transformers and a hand-built mask, export round trips, our checkpoint format, bad input, the CLI.
-(The real SmolLM2 model is in test_convert_smollm2.py.)"""
+(The real SmolLM2 model is in test_smollm2.py.)"""
 
 import json
 import os
-import subprocess
-import sys
 import warnings
 
 import pytest
@@ -573,10 +571,10 @@ def test_cli_converts_and_exports(tmp_path, llama_dir, capsys):
     assert e.value.code == 0 and "--layer_pattern" in capsys.readouterr().out
 
 
-def test_cli_bad_input_exits_2_with_one_line(tmp_path, llama_dir):
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    r = subprocess.run([sys.executable, "convert.py", f"--init=hf:{llama_dir}", "--window=0",
-                        f"--out_dir={tmp_path / 'x'}"], cwd=root, capture_output=True, text=True)
-    assert r.returncode == 2
-    assert r.stderr.strip().count("\n") == 0 and "window must be a positive integer" in r.stderr
+def test_cli_bad_input_exits_2_with_one_line(tmp_path, llama_dir, capsys):
+    with pytest.raises(SystemExit) as e:
+        convert.main([f"--init=hf:{llama_dir}", "--window=0", f"--out_dir={tmp_path / 'x'}"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--window: must be a positive integer" in err, err
     assert not (tmp_path / "x").exists()

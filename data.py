@@ -70,21 +70,23 @@ The lagged task (`synthetic`, `synthetic:lagged`): long-range dependencies insid
   size (default 20,000 train / 500 test), seed=0.
 
 The arith task (`synthetic:arith`): named quantities, each defined from an earlier one; the question asks for the
-first plus the last, so the first value is needed again at the very end.
+first (or, with ask=1, the first computed one) plus the last, so that value is needed again at the very end.
   question   Ann has 12 coins. Ben has 7 more coins than Ann. Cal has 3 times as many coins as Ben. How many coins
              do Ann and Cal have together?
   reference  Ben has 12 + 7 = 19 coins.\nCal has 3 * 19 = 57 coins.\nTogether Ann and Cal have 12 + 57 = 69 coins.
              \nThe answer is \boxed{69}.
   local      the same steps, each preceded by the values still needed, e.g. "[Ann=12, Ben=19]\n"
   Knobs: steps=4 (arithmetic steps, the final sum included; 2..12), max_value=20 (start values and addends),
-  local_frac, size, seed.
+  ops=add,sub,mul (the operations drawn from), jump=0.3 (chance that a quantity is defined from an older one than
+  the previous), ask=0 (which quantity is added to the last), local_frac, size, seed. That quantity is needed again
+  in the last line, so the reference style's longest lookup grows with steps (runs/swarr_smollm2.sh measures it).
 
 Synthetic examples carry both styles ({"solutions": {"reference": ..., "local": ...}}) and the drawn one ("style",
 "solution"). Train and test are disjoint by construction: a question is a test question iff crc32(question) % 10 == 0,
 whatever the seeds and sizes; test questions are distinct, train questions may repeat. Style draws use their own
 random stream, so changing local_frac keeps the questions. To add a task: a dataclass whose fields are its knobs,
-with an `instruction` class attribute and make(rng) -> {"question", "answer", "solutions"}; register it in
-SYNTHETIC_TASKS.
+with an `instruction` class attribute, make(rng) -> {"question", "answer", "solutions"} and style(text) -> "local" |
+"reference" | None (the style of a response); register it in SYNTHETIC_TASKS.
 """
 
 import argparse
@@ -115,9 +117,13 @@ class Dataset:
     skip_reasons: dict = field(default_factory=dict)  # reason -> how many rows were left out for it
     system: str | None = None
     instruction: str | None = None
-    # the toy tasks' trace style of a response ("local" | "reference" | None), which eval.py and rl.py report as the
-    # local share; None for real data, where the two styles do not exist
-    style_of: object = field(default=None, repr=False)
+    task: object = field(default=None, repr=False)  # the synthetic task that made the examples; None for real data
+
+    def style_of(self, text):
+        """A response's solution style, "local" | "reference" | None (no recognizable step), which eval.py and
+        rl.py report as the local share: a property of the synthetic tasks, so always None for real data, where the
+        two styles do not exist."""
+        return self.task.style(text) if self.task is not None else None
 
     def __len__(self):
         return len(self.examples)
@@ -222,6 +228,9 @@ class Lagged:
         if self.n_digits < 1 or self.n_steps < 1:
             raise ValueError(f"synthetic:lagged needs n_digits >= 1 and n_steps >= 1, got {self.n_digits}, {self.n_steps}")
 
+    def style(self, text):
+        return trace_style(text)
+
     def make(self, rng):
         digits = [rng.randrange(10) for _ in range(self.n_digits)]
         return {"question": "".join(map(str, digits)) + "=", **lagged_solutions(digits, self.n_steps)}
@@ -235,12 +244,21 @@ ITEMS = ("apples", "coins", "books", "marbles", "cards", "shells", "stamps")
 class Arith:
     steps: int = 4  # arithmetic steps in the solution, the final sum included
     max_value: int = 20  # start values and addends are at most this
+    ops: str = "add,sub,mul"  # the operations drawn from ("add" alone: the arithmetic a 135M model gets right)
+    jump: float = 0.3  # chance that a quantity is defined from an older one than the previous: a longer reach
+    ask: int = 0  # the question asks for quantity `ask` plus the last; 1+ is a value only the solution computes
     instruction = DEFAULT_INSTRUCTION  # meant for real chat models, which need to be told the answer format
 
     def __post_init__(self):
-        if not 2 <= self.steps <= len(NAMES) or self.max_value < 2:
-            raise ValueError(f"synthetic:arith needs 2 <= steps <= {len(NAMES)} and max_value >= 2, "
-                             f"got steps={self.steps}, max_value={self.max_value}")
+        ops = set(self.ops.split(","))
+        if (not 2 <= self.steps <= len(NAMES) or self.max_value < 2 or not 0 <= self.ask < self.steps - 1
+                or not 0 <= self.jump <= 1 or not ops or ops - {"add", "sub", "mul"}):
+            raise ValueError(f"synthetic:arith needs 2 <= steps <= {len(NAMES)}, max_value >= 2, 0 <= ask < steps - 1, "
+                             f"0 <= jump <= 1 and ops from add,sub,mul; got steps={self.steps}, max_value="
+                             f"{self.max_value}, ask={self.ask}, jump={self.jump}, ops={self.ops!r}")
+
+    def style(self, text):
+        return trace_style(text)
 
     def make(self, rng):
         names, item = rng.sample(NAMES, self.steps), rng.choice(ITEMS)
@@ -248,10 +266,12 @@ class Arith:
         facts = [f"{names[0]} has {values[0]} {item}."]
         steps = []  # (sentence, indices of the values it reads)
         for i in range(1, self.steps):
-            j = i - 1 if rng.random() < 0.7 else rng.randrange(i)  # now and then an older value: a longer reach
+            j = i - 1 if rng.random() < 1 - self.jump else rng.randrange(i)  # now and then an older value
             x = values[j]
-            ops = ["+"] + (["-"] if x > 1 else []) + (["*"] if x <= 5 * self.max_value else [])
-            op = rng.choice(ops)
+            allowed = self.ops.split(",")
+            ops = ((["+"] if "add" in allowed else []) + (["-"] if "sub" in allowed and x > 1 else [])
+                   + (["*"] if "mul" in allowed and x <= 5 * self.max_value else []))
+            op = rng.choice(ops or ["+"])  # nothing allowed here (sub or mul alone, x too small or large): add
             if op == "+":
                 k = rng.randint(1, self.max_value)
                 v, fact, work = x + k, f"{k} more {item} than", f"{x} + {k} = {x + k}"
@@ -264,9 +284,10 @@ class Arith:
             values.append(v)
             facts.append(f"{names[i]} has {fact} {names[j]}.")
             steps.append((f"{names[i]} has {work} {item}.", {j}))
-        last, total = self.steps - 1, values[0] + values[-1]
-        question = " ".join(facts) + f" How many {item} do {names[0]} and {names[last]} have together?"
-        steps.append((f"Together {names[0]} and {names[last]} have {values[0]} + {values[last]} = {total} {item}.", {0, last}))
+        a, last = self.ask, self.steps - 1
+        total = values[a] + values[last]
+        question = " ".join(facts) + f" How many {item} do {names[a]} and {names[last]} have together?"
+        steps.append((f"Together {names[a]} and {names[last]} have {values[a]} + {values[last]} = {total} {item}.", {a, last}))
         local = []
         for t, (sentence, _) in enumerate(steps):
             needed = set().union(*(reads for _, reads in steps[t:]))  # values known before step t and still used
@@ -366,7 +387,7 @@ def _load_synthetic(task_name, split, name, knobs):
         examples.append({"question": ex["question"], "answer": ex["answer"], "solution": ex["solutions"][style],
                          "style": style, "solutions": ex["solutions"]})
     return Dataset(name=name, examples=examples, system=knobs.get("system") or None,
-                   instruction=knobs.get("instruction", task.instruction) or None, style_of=trace_style)
+                   instruction=knobs.get("instruction", task.instruction) or None, task=task)
 
 
 # -----------------------------------------------------------------------------

@@ -1,14 +1,16 @@
 """
-Combine the per-seed eval tables of runs/swarr_cpu.sh into one: accuracy and local-style share per stage, per seed
-and as a mean, then the local share per seed in a second table.
+Combine the per-seed eval tables of runs/swarr_cpu.sh (or runs/swarr_smollm2.sh) into one: accuracy per stage, per
+seed and as a mean, with the mean local-style share, response length and KV-cache size; then the local share per
+seed in a second table.
 
   python runs/summarize.py out/swarr --seeds="0 1 2"
+  python runs/summarize.py out/swarr_smollm2 --seeds=0
 """
 import argparse
 import json
 import os
 
-STAGES = [("sa", "sa (full attention)"), ("sa@window", "sa + window, no training"),
+STAGES = [("sa", "sa (full attention)"), ("sa_sft", "sa_sft (full attention)"), ("sa@window", "sa + window, no training"),
           ("swa_sft", "swa_sft"), ("swa_rl", "swa_rl"), ("swa_distill", "swa_distill (on-policy distillation)")]
 
 
@@ -24,7 +26,7 @@ def main():
     p.add_argument("--seeds", default="0 1 2", help="space-separated seeds")
     args = p.parse_args()
     seeds = args.seeds.split()
-    acc, local = {}, {}
+    acc, local, length, kv = {}, {}, {}, {}
     for s in seeds:
         path = os.path.join(args.out, f"seed{s}", "eval", "results.json")
         if not os.path.exists(path):
@@ -33,13 +35,17 @@ def main():
             st = stage_of(row["model"])
             acc.setdefault(st, []).append(row["accuracy"])
             local.setdefault(st, []).append(row.get("local_share", float("nan")))
-    header = "| stage | " + " | ".join(f"seed {s}" for s in seeds) + " | mean accuracy | mean local share |"
-    lines = [header, "|" + "---|" * (len(seeds) + 3)]
+            length.setdefault(st, []).append(row.get("mean_len", float("nan")))
+            kv.setdefault(st, []).append(row.get("kv_cache_mb", float("nan")))
+    header = "| stage | " + " | ".join(f"seed {s}" for s in seeds) + " | mean accuracy | mean local share | mean length (tokens) | KV cache (MB) |"
+    lines = [header, "|" + "---|" * (len(seeds) + 5)]
+    mean = lambda xs: sum(xs) / len(xs)
     for key, name in STAGES:
         if key in acc:
             a, l_ = acc[key], local[key]
             cells = " | ".join(f"{x:.3f}" for x in a)
-            lines.append(f"| {name} | {cells} | {sum(a) / len(a):.3f} | {sum(l_) / len(l_):.2f} |")
+            lines.append(f"| {name} | {cells} | {mean(a):.3f} | {mean(l_):.2f} | {mean(length[key]):.0f} | "
+                         f"{mean(kv[key]):.1f} |")
     lines += ["", "Local share (greedy responses in the local style) per seed:", "",
               "| stage | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|" + "---|" * (len(seeds) + 1)]
     for key, name in STAGES:

@@ -287,7 +287,8 @@ class Arith:
         a, last = self.ask, self.steps - 1
         total = values[a] + values[last]
         question = " ".join(facts) + f" How many {item} do {names[a]} and {names[last]} have together?"
-        steps.append((f"Together {names[a]} and {names[last]} have {values[a]} + {values[last]} = {total} {item}.", {a, last}))
+        steps.append((f"Together {names[a]} and {names[last]} have {values[a]} + {values[last]} = {total} {item}.",
+                      {a, last}))
         local = []
         for t, (sentence, _) in enumerate(steps):
             needed = set().union(*(reads for _, reads in steps[t:]))  # values known before step t and still used

@@ -175,6 +175,15 @@ def tiny_windowed_config(**overrides):
     return GPTConfig(**kw)
 
 
+def forward_backward(net, idx, targets, backend):
+    """(logits, loss, {name: grad}) of one forward and backward with the given attention backend."""
+    net.config.attn_backend = backend
+    net.zero_grad()
+    logits, loss = net(idx, targets)
+    loss.backward()
+    return logits.detach(), loss.detach(), {n: p.grad.clone() for n, p in net.named_parameters()}
+
+
 @pytest.mark.parametrize("overrides", [{}, dict(pos_emb="learned", norm="layernorm", mlp="gelu", qkv_bias=True,
                                                  sinks=0, n_kv_head=4)])
 def test_model_chunked_equals_dense(overrides):
@@ -184,14 +193,7 @@ def test_model_chunked_equals_dense(overrides):
     targets = torch.randint(0, 50, (3, 29))
     targets[0, :7] = -1  # ignored positions take part too
 
-    results = {}
-    for backend in ("dense", "chunked"):
-        gpt.config.attn_backend = backend
-        gpt.zero_grad()
-        logits, loss = gpt(idx, targets)
-        loss.backward()
-        results[backend] = (logits, loss, {n: p.grad.clone() for n, p in gpt.named_parameters()})
-    (l_d, loss_d, g_d), (l_c, loss_c, g_c) = results["dense"], results["chunked"]
+    (l_d, loss_d, g_d), (l_c, loss_c, g_c) = (forward_backward(gpt, idx, targets, b) for b in ("dense", "chunked"))
     torch.testing.assert_close(l_c, l_d, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(loss_c, loss_d, atol=1e-6, rtol=1e-6)
     for name in g_d:
@@ -230,21 +232,12 @@ def test_model_triton_backend_matches_dense(window, sinks, pattern):
     targets = torch.randint(0, 61, (2, 23))
     targets[:, :5] = -1
 
-    results = {}
-    for backend in ("dense", "triton"):
-        net.config.attn_backend = backend
-        net.zero_grad()
-        logits, loss = net(idx, targets)
-        loss.backward()
-        results[backend] = (logits.detach(), loss.detach(), {n: p.grad.clone() for n, p in net.named_parameters()})
-
-    (ld, lossd, gd), (lt, losst, gt) = results["dense"], results["triton"]
+    (ld, lossd, gd), (lt, losst, gt) = (forward_backward(net, idx, targets, b) for b in ("dense", "triton"))
     assert (ld - lt).abs().max() < 1e-4
     assert (lossd - losst).abs() < 1e-5
     for name in gd:
         scale = gd[name].abs().max().clamp(min=1e-3)
         assert (gd[name] - gt[name]).abs().max() / scale < 1e-4, name
-
 
 
 def test_forward_temperature_divides_the_logits():

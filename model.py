@@ -738,5 +738,18 @@ class CacheStep:
         # key is read once and K/V are never expanded to Hq heads; the (B, 1, 1, S) mask broadcasts over the rows
         B, Hq, _, D = q.shape
         Hkv = K.size(1)
-        y = F.scaled_dot_product_attention(q.reshape(B, Hkv, Hq // Hkv, D), K, V, attn_mask=mask)
-        return y.view(B, Hq, 1, D)
+        return decode_attention(q.reshape(B, Hkv, Hq // Hkv, D), K, V, mask).view(B, Hq, 1, D)
+
+
+def decode_attention(q, K, V, mask):
+    """One decode step against the cache: q (B, Hkv, G, D), the G query heads of each kv head as rows; K, V
+    (B, Hkv, S, D); mask (B, 1, 1, S) additive or None -> (B, Hkv, G, D). On a CPU in bf16/fp16 with more than one
+    row, two matmuls and a float32 softmax beat SDPA's call 2-3x at SmolLM2's shapes, but only on contiguous keys
+    (a windowed layer's whole ring; a global layer's cache slice is strided and came out slower end to end): see
+    bench/decode_attention.py and bench/RESULTS.md. In fp32, at batch 1 and on GPUs SDPA is as fast or faster."""
+    if q.device.type == "cpu" and q.dtype != torch.float32 and q.size(0) > 1 and K.is_contiguous():
+        scores = (q @ K.transpose(-1, -2)).float() * q.size(-1) ** -0.5  # (B, Hkv, G, S)
+        if mask is not None:
+            scores = scores + mask
+        return torch.softmax(scores, dim=-1).to(V.dtype) @ V
+    return F.scaled_dot_product_attention(q, K, V, attn_mask=mask)

@@ -255,3 +255,20 @@ def test_forward_temperature_divides_the_logits():
         torch.testing.assert_close(per_token.double(), expected, atol=1e-5, rtol=1e-5)
         if return_logits:
             torch.testing.assert_close(logits, raw / 0.7)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("B", [1, 4])
+def test_decode_attention_against_float64(dtype, B):
+    """model.decode_attention (SDPA, or matmuls + a float32 softmax on CPU in bf16 with B > 1) against
+    softmax(q k^T / sqrt(D) + mask) v computed here in float64, with masked slots."""
+    g = torch.Generator().manual_seed(0)
+    q, K, V = (torch.randn(B, 3, n, 16, generator=g, dtype=torch.float64) for n in (3, 37, 37))
+    visible = torch.rand(B, 1, 1, 37, generator=g) > 0.3
+    visible[..., 0] = True
+    mask = torch.zeros(visible.shape, dtype=torch.float64).masked_fill(~visible, float("-inf"))
+    want = torch.softmax(q @ K.transpose(-1, -2) / 4.0 + mask, dim=-1) @ V
+    got = model.decode_attention(q.to(dtype), K.to(dtype), V.to(dtype), mask.to(dtype))
+    assert got.dtype == dtype and got.shape == want.shape
+    tol = 1e-5 if dtype == torch.float32 else 3e-2
+    torch.testing.assert_close(got.double(), want, atol=tol, rtol=tol)

@@ -265,10 +265,10 @@ class Arith:
         values = [rng.randint(2, self.max_value)]
         facts = [f"{names[0]} has {values[0]} {item}."]
         steps = []  # (sentence, indices of the values it reads)
+        allowed = self.ops.split(",")
         for i in range(1, self.steps):
             j = i - 1 if rng.random() < 1 - self.jump else rng.randrange(i)  # now and then an older value
             x = values[j]
-            allowed = self.ops.split(",")
             ops = ((["+"] if "add" in allowed else []) + (["-"] if "sub" in allowed and x > 1 else [])
                    + (["*"] if "mul" in allowed and x <= 5 * self.max_value else []))
             op = rng.choice(ops or ["+"])  # nothing allowed here (sub or mul alone, x too small or large): add

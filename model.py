@@ -457,17 +457,18 @@ class GPT(nn.Module):
         generate drew them from.
         """
         x = self.hidden_states(idx, positions, cache)
+        scale = (lambda z: z) if temperature == 1.0 else (lambda z: z / temperature)  # no pass over V at T=1 (SFT)
         if targets is None:
-            return self.head(x).float() / temperature, None
+            return scale(self.head(x).float()), None
         if return_logits:
-            logits = self.head(x).float() / temperature
+            logits = scale(self.head(x).float())
             per_token = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1,
                                         reduction="none").view(targets.shape)
         else:
             logits = None
             counted = targets != -1
             per_token = torch.zeros(targets.shape, device=x.device, dtype=torch.float32)
-            per_token[counted] = F.cross_entropy(self.head(x[counted]).float() / temperature, targets[counted],
+            per_token[counted] = F.cross_entropy(scale(self.head(x[counted]).float()), targets[counted],
                                                  reduction="none")
         if loss_reduction == "none":
             return logits, per_token

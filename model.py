@@ -420,11 +420,27 @@ class GPT(nn.Module):
         weight = self.embed.weight if self.config.tie_embeddings else self.lm_head.weight
         return F.linear(x, weight)
 
-    def hidden_states(self, idx, positions=None, cache=None):
-        """idx (B, T) -> final normalized hidden states (B, T, C). positions (B, T) or (1, T), default 0..T-1."""
+    def hidden_states(self, idx, positions=None, cache=None, prefix=None):
+        """idx (B, T) -> final normalized hidden states (B, T, C). positions (B, T) or (1, T), default 0..T-1.
+
+        cache: a KVCache (generation). prefix: (prefix_idx (P, Tp), prefix_positions (P, Tp), rows (B,)) when row b
+        continues the tokens of prefix rows[b] (training on a GRPO group, whose G completions share their prompt:
+        see SharedPrefix); the prefixes go through the model once, and only the rows' hidden states are returned.
+        """
         B, T = idx.shape
         if positions is None:
             positions = torch.arange(T, device=idx.device)[None, :]
+        step = None  # CacheStep, SharedPrefix or None (attention over idx itself)
+        if cache is not None:
+            step = cache.prepare(positions.expand(B, T))
+        elif prefix is not None:
+            prefix_idx, prefix_positions, rows = prefix
+            step = SharedPrefix(self.config, prefix_positions, rows, positions.expand(B, T))
+            self.run_blocks(prefix_idx, prefix_positions, step)  # each layer keeps the prefixes' keys and values
+            step.recording = False
+        return self.run_blocks(idx, positions, step)
+
+    def run_blocks(self, idx, positions, step):
         x = self.embed(idx)
         rope = None
         if self.config.pos_emb == "learned":
@@ -437,16 +453,17 @@ class GPT(nn.Module):
             angles = positions.float()[..., None] * self.inv_freq.float()  # (B, T, D/2)
             emb = torch.cat([angles, angles], dim=-1)[:, None]  # (B, 1, T, D)
             rope = (emb.cos(), emb.sin())
-        step = cache.prepare(positions.expand(B, T)) if cache is not None else None  # CacheStep or None
+        # a recording SharedPrefix pass is not checkpointed: a recomputation in backward would record again
+        checkpoint = self.grad_checkpointing and self.training and not getattr(step, "recording", False)
         for block in self.blocks:
-            if self.grad_checkpointing and self.training:
+            if checkpoint:
                 x = torch.utils.checkpoint.checkpoint(block, x, rope, step, use_reentrant=False)
             else:
                 x = block(x, rope, step)
         return self.norm_f(x)
 
     def forward(self, idx, targets=None, loss_reduction="mean", return_logits=True, positions=None, cache=None,
-                temperature=1.0):
+                temperature=1.0, prefix=None):
         """idx (B, T) -> (logits (B, T, V) float32 or None, loss).
 
         targets (B, T) with -1 where no loss is wanted. loss_reduction: "mean" over counted tokens, "sum", or "none"
@@ -454,9 +471,9 @@ class GPT(nn.Module):
         return_logits=False applies the LM head only where targets != -1 and returns logits=None: the (B, T, V) float
         logits are the largest tensor in training, and SFT/RL only need them at the supervised positions.
         temperature divides the logits first, so RL scores its samples under softmax(logits / T), the distribution
-        generate drew them from.
+        generate drew them from. positions, cache, prefix: as in hidden_states.
         """
-        x = self.hidden_states(idx, positions, cache)
+        x = self.hidden_states(idx, positions, cache, prefix)
         scale = (lambda z: z) if temperature == 1.0 else (lambda z: z / temperature)  # no pass over V at T=1 (SFT)
         if targets is None:
             return scale(self.head(x).float()), None
@@ -608,6 +625,48 @@ def sample_next(logits, temperature, top_k, top_p, generator, rows):
     u = torch.minimum(u[:, None] * total, torch.nextafter(total, torch.zeros_like(total)))
     token = torch.searchsorted(cdf, u, right=True)[:, 0]
     return token, logprobs.gather(-1, token[:, None])[:, 0]
+
+
+class SharedPrefix:
+    """The plan of a training forward whose rows continue shared prefixes (the G completions of one GRPO prompt).
+
+    The prefixes run through the model first (recording: each layer keeps their keys and values, autograd history
+    included, and attends over them like any training forward); then each row's queries attend to its own prefix's
+    keys followed by the row's, under window_mask's rule on absolute positions, so a row computes what the full
+    sequence prefix + row would, while the prefix tokens' projections and MLPs run once per prefix instead of once
+    per row. Backward sums the rows' gradients into their prefix (index_select's backward).
+
+    prefix_positions (P, Tp): left padding negative; rows (B,): the prefix each row continues; positions (B, T): the
+    rows' own positions, starting right after their prefix's last real token.
+    """
+
+    def __init__(self, config, prefix_positions, rows, positions):
+        self.config, self.rows = config, rows
+        self.recording, self.kv = True, {}  # layer -> the prefixes' (k, v), each (P, Hkv, Tp, D)
+        Tp = prefix_positions.size(1)
+        padded = bool((prefix_positions != torch.arange(Tp, device=rows.device)).any())
+        itself = torch.eye(Tp, dtype=torch.bool, device=rows.device)  # pad queries see themselves: no NaN rows
+        p_q, p_k = prefix_positions[:, None, :, None], prefix_positions[:, None, None, :]
+        k_pos = torch.cat([prefix_positions[rows], positions], 1)[:, None, None, :]  # (B, 1, 1, Tp + T)
+        self.masks = {}  # window -> (the prefixes' mask (P, 1, Tp, Tp) or None, the rows' (B, 1, T, Tp + T))
+        for w in {config.layer_window(i) for i in range(config.n_layer)}:
+            self.masks[w] = (window_mask(p_q, p_k, w, config.sinks) | itself if padded else None,
+                             window_mask(positions[:, None, :, None], k_pos, w, config.sinks))
+
+    def attend(self, layer, q, k, v):
+        """q (n, Hq, T, D), k and v (n, Hkv, T, D) of the prefixes (recording) or of the rows -> (n, Hq, T, D)."""
+        w = self.config.layer_window(layer)
+        prefix_mask, rows_mask = self.masks[w]
+        gqa = q.size(1) != k.size(1)
+        if self.recording:
+            self.kv[layer] = (k, v)
+            if prefix_mask is None:  # no left padding: the prefixes are ordinary sequences, any backend will do
+                return attention(q, k, v, w, self.config.sinks, self.config.attn_backend)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=prefix_mask, enable_gqa=gqa)
+        pk, pv = self.kv[layer]
+        K = torch.cat([pk.index_select(0, self.rows), k], dim=2)  # (B, Hkv, Tp + T, D)
+        V = torch.cat([pv.index_select(0, self.rows), v], dim=2)
+        return F.scaled_dot_product_attention(q, K, V, attn_mask=rows_mask, enable_gqa=gqa)
 
 
 class KVCache:

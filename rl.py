@@ -43,7 +43,8 @@ One step, in the order of the code below:
   5. options: --filter_groups drops groups whose rewards are all equal (they carry no signal, only dilute the
      normalizer); --mask_truncated drops completions that hit the budget; the EOS token is always in the loss (the
      masks come from lengths, never from comparing with pad ids, and the byte tokenizer's pad IS its eos);
-  6. AdamW with grad clipping, micro-batches sorted by length, bf16 autocast (--dtype), --inner_epochs updates;
+  6. AdamW with grad clipping, micro-batches sorted by length, a prompt's rows together so that they run its
+     forward once (--share_prompt), bf16 autocast (--dtype), --inner_epochs updates;
      completions with zero advantage skip the forward/backward (without KL they add exactly 0 to the gradient);
   7. log every step (tqdm + metrics.jsonl), sample completions every --sample_every steps (samples.jsonl);
   8. greedy accuracy on a fixed held-out set every --eval_every steps (eval.evaluate);
@@ -202,45 +203,69 @@ def grpo_loss(logp, old_logp, ref_logp, adv, mask, normalizer, loss_agg="token",
 # From sampled rows to tensors, and the training forward that rescores them
 
 
-def collate(rows, pad_id, device):
+def collate(rows, pad_id, device, share_prompt=True):
     """rows: dicts {"prompt": ids, "tokens": completion ids, "logprobs": sampling-time log-probs, "adv": float}.
 
-    -> idx (B, T): prompt + completion[:-1], right-padded (pad ids are never read as data: everything that
-       matters is indexed from lengths); pos (B, L): the column of idx whose output predicts completion token j,
-       len(prompt) - 1 + j; tokens, old_logp, mask (B, L); adv (B,). T = longest prompt + completion - 1,
-       L = longest completion.
+    -> x, the model's inputs {idx (B, T), positions, prefix}; pos (B, L): the column of idx whose output predicts
+       completion token j; tokens, old_logp, mask (B, L); adv (B,). L = the longest completion.
+    share_prompt=False: row b of idx is its whole sequence prompt + completion[:-1], right-padded (pad ids are never
+       read as data: everything that matters is indexed from lengths), positions None (0..T-1), prefix None.
+    share_prompt=True: the rows of one prompt (a GRPO group) share it as a prefix, which the model runs through once
+       (model.SharedPrefix): prefix = (each distinct prompt but its last token, left-padded (P, Tp), their positions
+       (P, Tp), pads negative; rows (B,): the prefix of each row); row b of idx is the prompt's last token +
+       completion[:-1] at positions len(prompt) - 1 onwards, so pos[b, j] = j.
     """
-    B = len(rows)
-    T = max(len(r["prompt"]) + len(r["tokens"]) for r in rows) - 1
-    L = max(len(r["tokens"]) for r in rows)
+    prefixes = {}  # prompt ids -> prefix index, in first-seen order
+    for r in rows:
+        prefixes.setdefault(tuple(r["prompt"]), len(prefixes))
+    cut = [len(r["prompt"]) - 1 if share_prompt else 0 for r in rows]  # prompt tokens that go in the prefix
+    B, L = len(rows), max(len(r["tokens"]) for r in rows)
+    T = max(len(r["prompt"]) + len(r["tokens"]) - 1 - c for r, c in zip(rows, cut))
     idx = torch.full((B, T), pad_id, dtype=torch.long)
+    positions = torch.zeros((B, T), dtype=torch.long)
     pos = torch.zeros((B, L), dtype=torch.long)
     tokens = torch.zeros((B, L), dtype=torch.long)
     old_logp = torch.zeros((B, L))
-    for b, r in enumerate(rows):
-        seq = r["prompt"] + r["tokens"]
+    for b, (r, c) in enumerate(zip(rows, cut)):
+        seq = (r["prompt"] + r["tokens"])[c:-1]
         n = len(r["tokens"])
-        idx[b, :len(seq) - 1] = torch.tensor(seq[:-1])
-        pos[b, :n] = torch.arange(len(r["prompt"]) - 1, len(r["prompt"]) - 1 + n)
+        idx[b, :len(seq)] = torch.tensor(seq)
+        positions[b] = c + torch.arange(T)
+        pos[b, :n] = torch.arange(len(r["prompt"]) - 1 - c, len(r["prompt"]) - 1 - c + n)
         tokens[b, :n] = torch.tensor(r["tokens"])
         old_logp[b, :n] = torch.tensor(r["logprobs"])
+    x = {"idx": idx.to(device), "positions": None, "prefix": None}
+    Tp = max(cut)
+    if Tp > 0:
+        p_idx = torch.full((len(prefixes), Tp), pad_id, dtype=torch.long)
+        p_pos = torch.arange(Tp).repeat(len(prefixes), 1)
+        for prompt, i in prefixes.items():
+            p = prompt[:-1]
+            if p:
+                p_idx[i, Tp - len(p):] = torch.tensor(p)
+            p_pos[i] -= Tp - len(p)  # left padding at negative positions
+        row_of = torch.tensor([prefixes[tuple(r["prompt"])] for r in rows])
+        x["positions"] = positions.to(device)
+        x["prefix"] = (p_idx.to(device), p_pos.to(device), row_of.to(device))
     lengths = torch.tensor([len(r["tokens"]) for r in rows])
     adv = torch.tensor([float(r["adv"]) for r in rows])
     to = lambda t: t.to(device)  # noqa: E731
-    return to(idx), to(pos), to(tokens), to(old_logp), to(completion_mask(lengths, L)), to(adv)
+    return x, to(pos), to(tokens), to(old_logp), to(completion_mask(lengths, L)), to(adv)
 
 
-def completion_logprobs(model, idx, pos, tokens, mask, temperature):
+def completion_logprobs(model, x, pos, tokens, mask, temperature):
     """log p(tokens) under softmax(logits / T) at the completion positions -> (B, L), 0 where mask == 0: the negated
-    per-token loss of the model's own forward, with targets only at the completion positions (so the LM head runs
-    only there: the (B, T, V) logits never exist). The logits are divided by the sampling temperature, because
-    generate records log-probs under softmax(logits / T) and the ratio must compare like with like (scoring at T=1
-    what was sampled at T=0.7 is a classic silent off-policy bug)."""
+    per-token loss of the model's own forward over collate's inputs x, with targets only at the completion positions
+    (so the LM head runs only there: the (B, T, V) logits never exist). The logits are divided by the sampling
+    temperature, because generate records log-probs under softmax(logits / T) and the ratio must compare like with
+    like (scoring at T=1 what was sampled at T=0.7 is a classic silent off-policy bug)."""
+    idx = x["idx"]
     keep = mask.bool()
     rows = torch.arange(idx.size(0), device=idx.device)[:, None].expand_as(pos)
     targets = torch.full_like(idx, -1)  # (B, T)
     targets[rows[keep], pos[keep]] = tokens[keep]
-    _, nll = model(idx, targets, loss_reduction="none", return_logits=False, temperature=temperature)  # (B, T)
+    _, nll = model(idx, targets, loss_reduction="none", return_logits=False, temperature=temperature,
+                   positions=x["positions"], prefix=x["prefix"])  # (B, T)
     return torch.where(keep, -nll.gather(1, pos), 0.0)  # (B, L)
 
 
@@ -259,20 +284,25 @@ def accumulate_gradients(model, rows, normalizer, cfg, pad_id, ref_model=None, a
     log-probs of the same tokens, these old log-probs), so it too stays fixed over the --inner_epochs, and
     stats["teacher_kl"] sums log p_student - log p_teacher over the tokens."""
     device = next(model.parameters()).device
-    order = sorted(rows, key=lambda r: len(r["prompt"]) + len(r["tokens"]), reverse=True)
+    # longest first, the rows of one prompt together (with --share_prompt they share its forward)
+    length = lambda r: len(r["prompt"]) + len(r["tokens"])  # noqa: E731
+    longest = {}
+    for r in rows:
+        longest[tuple(r["prompt"])] = max(longest.get(tuple(r["prompt"]), 0), length(r))
+    order = sorted(rows, key=lambda r: (longest[tuple(r["prompt"])], tuple(r["prompt"]), length(r)), reverse=True)
     total = {"loss": torch.zeros((), device=device)}
     for start in range(0, len(order), cfg.micro_batch_size):
         chunk = order[start:start + cfg.micro_batch_size]
-        idx, pos, tokens, sampler_logp, mask, adv = collate(chunk, pad_id, device)
+        x, pos, tokens, sampler_logp, mask, adv = collate(chunk, pad_id, device, cfg.share_prompt)
         with common.autocast(device, amp_dtype):
-            logp = completion_logprobs(model, idx, pos, tokens, mask, cfg.temperature)  # (B, L)
+            logp = completion_logprobs(model, x, pos, tokens, mask, cfg.temperature)  # (B, L)
             ref_logp = None
             if cfg.kl_coef:
                 with torch.no_grad():
-                    ref_logp = completion_logprobs(ref_model, idx, pos, tokens, mask, cfg.temperature)
+                    ref_logp = completion_logprobs(ref_model, x, pos, tokens, mask, cfg.temperature)
             if teacher is not None:
                 with torch.no_grad():
-                    teacher_logp = completion_logprobs(teacher, idx, pos, tokens, mask, cfg.temperature)
+                    teacher_logp = completion_logprobs(teacher, x, pos, tokens, mask, cfg.temperature)
         if "old_logp" not in chunk[0]:  # the first update of these rows: ratio exactly 1
             old_logp = logp.detach()
             for b, r in enumerate(chunk):
@@ -401,6 +431,9 @@ def get_parser():
     g.add_argument("--grad_clip", type=float, default=1.0, help="max gradient norm (0 = no clipping)")
     g.add_argument("--micro_batch_size", type=int, default=None, help="rows per forward/backward. Default: "
                    + common.profile_help(PROFILES, "micro_batch_size"))
+    g.add_argument("--share_prompt", type=common.str2bool, default=True, help="the rows of a prompt in a micro-batch "
+                   "share its forward (computed once, not G times; exact: the same log-probs). false: every row its "
+                   "whole sequence, through the windowed attention kernels")
     g = p.add_argument_group("run")
     g.add_argument("--steps", type=int, default=None, help="total GRPO steps (a resumed run counts from 0 too). "
                    "Default: " + common.profile_help(PROFILES, "steps"))

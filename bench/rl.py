@@ -7,6 +7,7 @@ on the same model, prompts, group size and lengths, in fp32 and in bf16.
     python bench/rl.py --dtype=bfloat16 --trl=false                      # rl.py only, bf16 only
     python bench/rl.py --steps=1 --prompts=1 --group=2 --tokens=8       # a quick look (a few minutes)
     python bench/rl.py --side=ours --dtype=bfloat16 --steps=1 --profile=15  # top 15 ops of one step of ours
+    python bench/rl.py --share_prompt=both --trl=false   # ours with and without sharing the prompt's forward
 
 Setup, the same on both sides: the GGUF weights dequantized to float32 and put under window 64 (for TRL the model
 is written with convert.export_hf as a Mistral config with sliding_window=64, which transformers applies in its
@@ -16,8 +17,9 @@ on our side and min_new_tokens=128 is set on TRL's, so both do the same work wha
 --reward=hash (default): a pseudo-random 0/1 from the CRC32 of the completion, so nearly every group has reward
 variance and both sides run all 32 rows through the update (equal work; with verify.reward and a 135M model most
 groups are all wrong, and rl.py skips zero-advantage rows, which would flatter it); --reward=verify: verify.reward.
-No KL (beta 0), one update per batch, AdamW, no gradient checkpointing. The first step is a
-warm-up and is not counted; the figures are medians of the remaining steps. --micro_batch_size rows go through
+No KL (beta 0), one update per batch, AdamW, no gradient checkpointing; rl.py at its default --share_prompt=true
+(a prompt's forward runs once for the rows of its group in a micro-batch; TRL runs it for every row). The first
+step is a warm-up and is not counted; the figures are medians of the remaining steps. --micro_batch_size rows go through
 each forward/backward on both sides (TRL: per_device_train_batch_size, with gradient_accumulation_steps making up
 one generation batch of 32, so TRL still generates once per optimizer step and needs no extra old-log-prob pass).
 
@@ -132,7 +134,8 @@ def bench_ours(args, dataset):
     cfg = rl.get_parser().parse_args([
         f"--prompts_per_step={args.prompts}", f"--group_size={args.group}", f"--max_new_tokens={args.tokens}",
         f"--steps={args.steps + 1}", f"--micro_batch_size={args.micro_batch_size}", "--lr=1e-6", "--out_dir=",
-        "--eval_every=0", "--sample_every=0", "--device=cpu", f"--dtype={args.dtype}"])
+        "--eval_every=0", "--sample_every=0", "--device=cpu", f"--dtype={args.dtype}",
+        f"--share_prompt={args.share_prompt}"])
     rl.train(cfg, model, tok, dataset, reward_fn=make_reward(args.reward))
     end = clock.now()
     if profiler:
@@ -141,7 +144,8 @@ def bench_ours(args, dataset):
               f"time (profiler overhead included, so the times above are not the benchmark's):\n"
               + profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile), flush=True)
     starts = clock.marks["gen_start"]  # a step runs from its generate call to the next one's
-    return summarize(f"rl.py {precision} (--dtype={args.dtype})", clock, starts, starts[1:] + [end],
+    shared = "" if common.str2bool(args.share_prompt) else ", --share_prompt=false"
+    return summarize(f"rl.py {precision} (--dtype={args.dtype}{shared})", clock, starts, starts[1:] + [end],
                      args.prompts * args.group * args.tokens)
 
 
@@ -213,6 +217,8 @@ def main():
     p.add_argument("--threads", type=int, default=1, help="1 makes CPU seconds a clean measure on a shared machine")
     p.add_argument("--reward", default="hash", choices=("hash", "verify"), help="see the docstring")
     p.add_argument("--trl", default="true", help="also run TRL (true/false)")
+    p.add_argument("--share_prompt", default="true", choices=("true", "false", "both"),
+                   help="rl.py's --share_prompt; both: run ours with each (before/after side by side)")
     p.add_argument("--profile", type=int, default=0, help="with --side=ours: print the top N ops of the last step "
                    "by self CPU time (torch.profiler; a separate run, its overhead skews the step time)")
     p.add_argument("--side", default="both", choices=("both", "ours", "trl"),
@@ -220,8 +226,9 @@ def main():
     args, argv = p.parse_args(), sys.argv[1:]
 
     if args.side != "both":
-        if args.dtype == "both":
-            raise SystemExit("error: --side=ours or --side=trl runs one precision: pass --dtype=float32 or bfloat16")
+        if args.dtype == "both" or args.share_prompt == "both":
+            raise SystemExit("error: --side=ours or --side=trl runs one setting: pass --dtype=float32 or bfloat16 "
+                             "and --share_prompt=true or false")
         torch.set_num_threads(args.threads)
         import data
         dataset = data.load_dataset("synthetic:arith", "train", size=args.prompts * (args.steps + 1), seed=0)
@@ -230,13 +237,15 @@ def main():
         return
     results = []
     for dtype in (("float32", "bfloat16") if args.dtype == "both" else (args.dtype,)):
-        for side in ["ours"] + (["trl"] if common.str2bool(args.trl) else []):
+        shares = ("false", "true") if args.share_prompt == "both" else (args.share_prompt,)
+        for side, share in [("ours", s) for s in shares] + ([("trl", "true")] if common.str2bool(args.trl) else []):
             run = subprocess.run([sys.executable, os.path.abspath(__file__), *argv, f"--side={side}",
-                                  f"--dtype={dtype}"], capture_output=True, text=True)
+                                  f"--dtype={dtype}", f"--share_prompt={share}"], capture_output=True, text=True)
             lines = [line for line in run.stdout.splitlines() if line.startswith("RESULT ")]
             if run.returncode or not lines:
                 raise SystemExit(f"error: the {side} {dtype} run failed:\n{run.stderr[-3000:]}")
-            results.append({**json.loads(lines[-1][len("RESULT "):]), "side": side, "dtype": dtype})
+            results.append({**json.loads(lines[-1][len("RESULT "):]), "side": side, "dtype": dtype,
+                            "share": common.str2bool(share)})
             r = results[-1]
             print(f"{r['name']}: {r['cpu_step']:.1f} CPU s/step (generation {r['cpu_gen']:.1f}), "
                   f"{r['wall_step']:.1f} s wall", flush=True)
@@ -259,7 +268,7 @@ def main():
               f"{r['cpu_step'] - r['cpu_gen']:.1f} | {r['wall_step']:.1f} | {r['gen_tok_s_cpu']:.0f} | "
               f"{r['peak_mem_mb']:.0f} |")
     print()
-    by = {(r["side"], r["dtype"]): r for r in results}
+    by = {(r["side"], r["dtype"]): r for r in results if r["share"]}  # ours at its default, --share_prompt=true
     for ours_dtype, trl_dtype in (("float32", "float32"), ("bfloat16", "bfloat16"), ("float32", "bfloat16")):
         ours, theirs = by.get(("ours", ours_dtype)), by.get(("trl", trl_dtype))
         if ours and theirs:
@@ -267,6 +276,11 @@ def main():
             print(f"rl.py {ours_dtype} vs TRL {trl_dtype}: {theirs['cpu_step'] / ours['cpu_step']:.2f}x steps/s in "
                   f"CPU time (generation {theirs['cpu_gen'] / ours['cpu_gen']:.2f}x, training {train:.2f}x), "
                   f"{theirs['wall_step'] / ours['wall_step']:.2f}x in wall time")
+    for r in results:
+        if not r["share"] and ("ours", r["dtype"]) in by:
+            new = by["ours", r["dtype"]]
+            print(f"rl.py --share_prompt=true vs false, {r['dtype']}: {r['cpu_step'] / new['cpu_step']:.2f}x steps/s "
+                  f"in CPU time (training {(r['cpu_step'] - r['cpu_gen']) / (new['cpu_step'] - new['cpu_gen']):.2f}x)")
     if ("ours", "float32") in by and ("ours", "bfloat16") in by:
         fp32, bf16 = by["ours", "float32"], by["ours", "bfloat16"]
         print(f"rl.py bf16 vs rl.py fp32: {fp32['cpu_step'] / bf16['cpu_step']:.2f}x steps/s in CPU time")

@@ -231,9 +231,9 @@ def test_old_logprobs_come_from_the_training_forward():
     rows = [{"prompt": [1, 2, 3], "tokens": [4, 5, 6, 7], "logprobs": [-9.0] * 4, "adv": 1.0},
             {"prompt": [8, 9], "tokens": [10, 11], "logprobs": [-0.1, -0.2], "adv": -1.0}]
     cfg = rl.get_parser().parse_args(["--out_dir="])
-    idx, pos, tokens, _, mask, _ = rl.collate(rows, 0, "cpu")
+    x, pos, tokens, _, mask, _ = rl.collate(rows, 0, "cpu")
     with torch.no_grad():
-        exact = rl.completion_logprobs(model, idx, pos, tokens, mask, 1.0)
+        exact = rl.completion_logprobs(model, x, pos, tokens, mask, 1.0)
     exact_rows = [dict(r, logprobs=exact[b, :len(r["tokens"])].tolist()) for b, r in enumerate(rows)]
     results = []
     for rs in (rows, exact_rows):

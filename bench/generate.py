@@ -6,6 +6,7 @@ fp32 and bf16, and batch-1 decode against the machine's measured memory read ban
                                                       # alone generates 4 x 2048 tokens)
     python bench/generate.py --part=hf                # bandwidth, then ours vs transformers at batch 1 and 16
     python bench/generate.py --part=decode --threads=1 --new_tokens=128   # bandwidth and batch-1 decode only
+    python bench/generate.py --part=hf --hf_window=64 # both sides windowed (ours vs transformers' sliding window)
     python bench/generate.py --part=window            # window=64 vs full attention, 2048 new tokens
     python bench/generate.py --part=profile --batch_sizes=16 --new_tokens=128 --dtype=bfloat16  # top ops of ours
     python bench/generate.py --part=hf --dtype=bfloat16 --batch_sizes=1 --new_tokens=16 --repeats=1   # a quick look
@@ -29,6 +30,11 @@ stop either side (transformers' generation_config.eos_token_id is cleared; we pa
 B x new_tokens decode steps. Times are wall clock of the whole generate call (prefill included); every timed run
 is preceded by a short warm-up, the sides' runs alternate, and the best of --repeats is reported (the machine is
 shared, so the best run is the one least disturbed by others; the median is printed too).
+
+--hf_window=W runs part hf with both models windowed: ours configured to window W (no sinks) and transformers on
+the same weights written by convert.export_hf as a Mistral directory with sliding_window=W (what bench/rl.py gives
+TRL), so our rolling cache runs against transformers' sliding-window cache; the fp32 logit check then uses prompts
+of 2 x W tokens (at most 160), so the window cuts in.
 
 Identical outputs: greedy tokens are compared row by row between ours and transformers at the same precision. Two
 implementations sum in different orders, so a near-tie between the top two logits can flip a token and the rows
@@ -106,6 +112,22 @@ def load_transformers(path, dtype=torch.float32):
     if not linears or any(type(m) is not torch.nn.Linear or m.weight.dtype != dtype for m in linears):
         raise SystemExit(f"error: transformers did not load plain {dtype} nn.Linear weights from the GGUF")
     hf.generation_config.eos_token_id = None  # run to max_new_tokens, exactly like our side without eos_ids
+    return hf
+
+
+def load_transformers_windowed(model, tokenizer, dtype=torch.float32):
+    """Our windowed model written by convert.export_hf as a Mistral directory (sliding_window=W, which transformers
+    applies in its masks and its sliding-window cache) and loaded back by transformers in dtype."""
+    import tempfile
+
+    from transformers import AutoModelForCausalLM
+
+    import convert
+    out = convert.export_hf(model, tokenizer, tempfile.mkdtemp(prefix="bench_generate_hf_"))
+    hf = AutoModelForCausalLM.from_pretrained(out, dtype=dtype).eval()
+    if getattr(hf.config, "sliding_window", None) != model.config.window:
+        raise SystemExit(f"error: transformers did not load sliding_window={model.config.window} from {out}")
+    hf.generation_config.eos_token_id = None
     return hf
 
 
@@ -410,6 +432,8 @@ def main():
     p.add_argument("--repeats", type=int, default=2, help="timed runs per side and batch size (best is reported)")
     p.add_argument("--window", type=int, default=64, help="window of the windowed model in part 'window'")
     p.add_argument("--long_tokens", type=int, default=2048, help="new tokens per row in part 'window'")
+    p.add_argument("--hf_window", type=int, default=None, help="part hf with both sides windowed: ours at window W "
+                   "(no sinks), transformers on the same weights exported as Mistral with sliding_window=W")
     p.add_argument("--long_batch", type=int, default=1, help="rows in part 'window'")
     p.add_argument("--json", default=None, help="also write the results to this JSON file")
     args = p.parse_args()
@@ -445,8 +469,15 @@ def main():
             f"{gb_s:.1f} GB/s with {n} thread(s)" for n, gb_s in results["bandwidth"].items()), flush=True)
         results["decode"] = bench_decode(args, model, tokenizer, results["bandwidth"])
     if args.part in ("all", "hf"):
-        hf = load_transformers(path)
-        probe = torch.tensor(make_prompts(tokenizer, 2, args.prompt_len))
+        if args.hf_window:  # both sides windowed: our rolling cache against transformers' sliding-window cache
+            model.configure_window(args.hf_window)
+            hf = load_transformers_windowed(model, tokenizer)
+            load_hf_bf16 = lambda: load_transformers_windowed(model, tokenizer, torch.bfloat16)  # noqa: E731
+        else:
+            hf = load_transformers(path)
+            load_hf_bf16 = lambda: load_transformers(path, torch.bfloat16)  # noqa: E731
+        # long enough for the window to cut in when windowed (2 x W tokens, at most 160: the text's length)
+        probe = torch.tensor(make_prompts(tokenizer, 2, max(args.prompt_len, min(2 * (args.hf_window or 0), 160))))
         with torch.no_grad():
             diff = (model(probe)[0] - hf(probe).logits).abs().max().item()
         print(f"transformers {transformers_version()}; max |fp32 logit difference| ours vs transformers {diff:.2e}",
@@ -454,7 +485,7 @@ def main():
         if diff > 1e-3:
             raise SystemExit("error: the two models do not hold the same weights; fix the loading before timing")
         results["logit_diff"] = diff
-        hf_bf16 = load_transformers(path, torch.bfloat16) if torch.bfloat16 in args.dtypes else None
+        hf_bf16 = load_hf_bf16() if torch.bfloat16 in args.dtypes else None
         results["hf"] = bench_hf(args, model, hf, hf_bf16, tokenizer)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     print_tables(results)

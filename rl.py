@@ -284,6 +284,7 @@ def accumulate_gradients(model, rows, normalizer, cfg, pad_id, ref_model=None, a
     log-probs of the same tokens, these old log-probs), so it too stays fixed over the --inner_epochs, and
     stats["teacher_kl"] sums log p_student - log p_teacher over the tokens."""
     device = next(model.parameters()).device
+    share_prompt = device.type == "cpu" if cfg.share_prompt == "auto" else cfg.share_prompt
     # longest first, the rows of one prompt together (with --share_prompt they share its forward)
     length = lambda r: len(r["prompt"]) + len(r["tokens"])  # noqa: E731
     longest = {}
@@ -293,7 +294,7 @@ def accumulate_gradients(model, rows, normalizer, cfg, pad_id, ref_model=None, a
     total = {"loss": torch.zeros((), device=device)}
     for start in range(0, len(order), cfg.micro_batch_size):
         chunk = order[start:start + cfg.micro_batch_size]
-        x, pos, tokens, sampler_logp, mask, adv = collate(chunk, pad_id, device, cfg.share_prompt)
+        x, pos, tokens, sampler_logp, mask, adv = collate(chunk, pad_id, device, share_prompt)
         with common.autocast(device, amp_dtype):
             logp = completion_logprobs(model, x, pos, tokens, mask, cfg.temperature)  # (B, L)
             ref_logp = None
@@ -385,6 +386,10 @@ def finish_args(cfg):
     common.apply_profile(cfg, PROFILES)
 
 
+def auto_or_bool(v):
+    return "auto" if str(v).lower() == "auto" else common.str2bool(v)
+
+
 def get_parser():
     p = common.OneLineErrorParser(description="GRPO on a (windowed) model: see the module docstring.",
                                   finish=finish_args)
@@ -431,9 +436,11 @@ def get_parser():
     g.add_argument("--grad_clip", type=float, default=1.0, help="max gradient norm (0 = no clipping)")
     g.add_argument("--micro_batch_size", type=int, default=None, help="rows per forward/backward. Default: "
                    + common.profile_help(PROFILES, "micro_batch_size"))
-    g.add_argument("--share_prompt", type=common.str2bool, default=True, help="the rows of a prompt in a micro-batch "
-                   "share its forward (computed once, not G times; exact: the same log-probs). false: every row its "
-                   "whole sequence, through the windowed attention kernels")
+    g.add_argument("--share_prompt", type=auto_or_bool, default="auto", help="true: the rows of a prompt in a "
+                   "micro-batch share its forward (computed once, not G times; the same log-probs). false: every row "
+                   "its whole sequence, through the windowed attention kernels. auto: true on CPUs (training 1.4-1.7x "
+                   "faster, bench/RESULTS.md), false on GPUs, where the shared rows' attention is SDPA with an "
+                   "explicit mask (no flash kernel takes one) against the Triton kernel, and unmeasured")
     g = p.add_argument_group("run")
     g.add_argument("--steps", type=int, default=None, help="total GRPO steps (a resumed run counts from 0 too). "
                    "Default: " + common.profile_help(PROFILES, "steps"))

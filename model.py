@@ -637,7 +637,7 @@ class SharedPrefix:
     per row. Backward sums the rows' gradients into their prefix (index_select's backward).
 
     prefix_positions (P, Tp): left padding negative; rows (B,): the prefix each row continues; positions (B, T): the
-    rows' own positions, starting right after their prefix's last real token.
+    rows' own positions, starting right after their prefix's last real token, right padding negative.
     """
 
     def __init__(self, config, prefix_positions, rows, positions):
@@ -648,10 +648,13 @@ class SharedPrefix:
         itself = torch.eye(Tp, dtype=torch.bool, device=rows.device)  # pad queries see themselves: no NaN rows
         p_q, p_k = prefix_positions[:, None, :, None], prefix_positions[:, None, None, :]
         k_pos = torch.cat([prefix_positions[rows], positions], 1)[:, None, None, :]  # (B, 1, 1, Tp + T)
+        T = positions.size(1)
+        row_itself = torch.cat([torch.zeros(T, Tp, dtype=torch.bool, device=rows.device),
+                                torch.eye(T, dtype=torch.bool, device=rows.device)], 1)  # (T, Tp + T)
         self.masks = {}  # window -> (the prefixes' mask (P, 1, Tp, Tp) or None, the rows' (B, 1, T, Tp + T))
         for w in {config.layer_window(i) for i in range(config.n_layer)}:
             self.masks[w] = (window_mask(p_q, p_k, w, config.sinks) | itself if padded else None,
-                             window_mask(positions[:, None, :, None], k_pos, w, config.sinks))
+                             window_mask(positions[:, None, :, None], k_pos, w, config.sinks) | row_itself)
 
     def attend(self, layer, q, k, v):
         """q (n, Hq, T, D), k and v (n, Hkv, T, D) of the prefixes (recording) or of the rows -> (n, Hq, T, D)."""

@@ -43,7 +43,7 @@ One step, in the order of the code below:
   5. options: --filter_groups drops groups whose rewards are all equal (they carry no signal, only dilute the
      normalizer); --mask_truncated drops completions that hit the budget; the EOS token is always in the loss (the
      masks come from lengths, never from comparing with pad ids, and the byte tokenizer's pad IS its eos);
-  6. AdamW with grad clipping, micro-batches sorted by length, a prompt's rows together so that they run its
+  6. AdamW with grad clipping, micro-batches of similar lengths with a prompt's rows together, so that they run its
      forward once (--share_prompt), bf16 autocast (--dtype), --inner_epochs updates;
      completions with zero advantage skip the forward/backward (without KL they add exactly 0 to the gradient);
   7. log every step (tqdm + metrics.jsonl), sample completions every --sample_every steps (samples.jsonl);
@@ -99,6 +99,7 @@ import convert
 import data
 import eval as evaluation
 import verify
+from model import auto_backend
 
 # ---------------------------------------------------------------------------------------------------------------
 # The pure parts of GRPO: advantages, masks, the loss. No model, no I/O: the tests check them by hand.
@@ -213,7 +214,8 @@ def collate(rows, pad_id, device, share_prompt=True):
     share_prompt=True: the rows of one prompt (a GRPO group) share it as a prefix, which the model runs through once
        (model.SharedPrefix): prefix = (each distinct prompt but its last token, left-padded (P, Tp), their positions
        (P, Tp), pads negative; rows (B,): the prefix of each row); row b of idx is the prompt's last token +
-       completion[:-1] at positions len(prompt) - 1 onwards, so pos[b, j] = j.
+       completion[:-1] at positions len(prompt) - 1 onwards, so pos[b, j] = j; its right padding at position -1
+       (so that it never counts against the context of a model with learned positions).
     """
     prefixes = {}  # prompt ids -> prefix index, in first-seen order
     for r in rows:
@@ -231,6 +233,7 @@ def collate(rows, pad_id, device, share_prompt=True):
         n = len(r["tokens"])
         idx[b, :len(seq)] = torch.tensor(seq)
         positions[b] = c + torch.arange(T)
+        positions[b, len(seq):] = -1  # padding: a key no query sees (a pad query sees itself, SharedPrefix)
         pos[b, :n] = torch.arange(len(r["prompt"]) - 1 - c, len(r["prompt"]) - 1 - c + n)
         tokens[b, :n] = torch.tensor(r["tokens"])
         old_logp[b, :n] = torch.tensor(r["logprobs"])
@@ -269,11 +272,28 @@ def completion_logprobs(model, x, pos, tokens, mask, temperature):
     return torch.where(keep, -nll.gather(1, pos), 0.0)  # (B, L)
 
 
+def share_prompt_for(cfg, model, rows):
+    """Whether these rows (a micro-batch) share their prompts' forward. --share_prompt=auto: on CPUs, when some prompt
+    has several rows here (else there is nothing to share, and the prompts' pass, which --grad_checkpointing does not
+    cover, only costs memory) and the rows are short enough for the model's own windowed attention to be the dense
+    mask anyway (model.auto_backend; past that crossover the chunked path costs O(T x W) and the shared rows'
+    attention O(T x (prompt + T))). On GPUs auto keeps the windowed kernels: unmeasured against the shared path."""
+    if cfg.share_prompt != "auto":
+        return cfg.share_prompt
+    device = next(model.parameters()).device
+    repeated = len({tuple(r["prompt"]) for r in rows}) < len(rows)
+    longest = max(len(r["prompt"]) + len(r["tokens"]) - 1 for r in rows)
+    return (device.type == "cpu" and model.config.attn_backend == "auto" and repeated
+            and auto_backend(device, model.config.window, longest, torch.float32) == "dense")
+
+
 def accumulate_gradients(model, rows, normalizer, cfg, pad_id, ref_model=None, amp_dtype=torch.float32,
                          teacher=None):
-    """Forward and backward over micro-batches of at most cfg.micro_batch_size rows, longest first (similar lengths
-    share a micro-batch, so little padding, and the peak memory comes first). The gradients add up to the step
-    loss's because every micro-batch divides by the same step-wide normalizer. -> stats summed over micro-batches.
+    """Forward and backward over micro-batches of at most cfg.micro_batch_size rows: the rows of one prompt together
+    (so that they can share its forward, see share_prompt_for), the prompts by their longest row, longest first
+    (similar lengths share a micro-batch, so little padding, and the peak memory comes first). The gradients add up
+    to the step loss's because every micro-batch divides by the same step-wide normalizer. -> stats summed over
+    micro-batches.
 
     The ratio's denominator (old log-probs) is the training forward's own, taken in the first update of these rows
     and kept in each row as "old_logp" for the later --inner_epochs (TRL's way): the sampler's log-probs differ from
@@ -284,8 +304,6 @@ def accumulate_gradients(model, rows, normalizer, cfg, pad_id, ref_model=None, a
     log-probs of the same tokens, these old log-probs), so it too stays fixed over the --inner_epochs, and
     stats["teacher_kl"] sums log p_student - log p_teacher over the tokens."""
     device = next(model.parameters()).device
-    share_prompt = device.type == "cpu" if cfg.share_prompt == "auto" else cfg.share_prompt
-    # longest first, the rows of one prompt together (with --share_prompt they share its forward)
     length = lambda r: len(r["prompt"]) + len(r["tokens"])  # noqa: E731
     longest = {}
     for r in rows:
@@ -294,7 +312,7 @@ def accumulate_gradients(model, rows, normalizer, cfg, pad_id, ref_model=None, a
     total = {"loss": torch.zeros((), device=device)}
     for start in range(0, len(order), cfg.micro_batch_size):
         chunk = order[start:start + cfg.micro_batch_size]
-        x, pos, tokens, sampler_logp, mask, adv = collate(chunk, pad_id, device, share_prompt)
+        x, pos, tokens, sampler_logp, mask, adv = collate(chunk, pad_id, device, share_prompt_for(cfg, model, chunk))
         with common.autocast(device, amp_dtype):
             logp = completion_logprobs(model, x, pos, tokens, mask, cfg.temperature)  # (B, L)
             ref_logp = None
@@ -437,10 +455,10 @@ def get_parser():
     g.add_argument("--micro_batch_size", type=int, default=None, help="rows per forward/backward. Default: "
                    + common.profile_help(PROFILES, "micro_batch_size"))
     g.add_argument("--share_prompt", type=auto_or_bool, default="auto", help="true: the rows of a prompt in a "
-                   "micro-batch share its forward (computed once, not G times; the same log-probs). false: every row "
-                   "its whole sequence, through the windowed attention kernels. auto: true on CPUs (training 1.4-1.7x "
-                   "faster, bench/RESULTS.md), false on GPUs, where the shared rows' attention is SDPA with an "
-                   "explicit mask (no flash kernel takes one) against the Triton kernel, and unmeasured")
+                   "micro-batch share its forward (computed once, not G times; the same log-probs up to float "
+                   "rounding; attention O(T x (prompt + T)) per row). false: every row its whole sequence, through "
+                   "the windowed attention kernels. auto: true on CPUs for rows short enough for the dense mask "
+                   "(training 1.4-1.7x faster, bench/RESULTS.md), false on GPUs and for long rows (share_prompt_for)")
     g = p.add_argument_group("run")
     g.add_argument("--steps", type=int, default=None, help="total GRPO steps (a resumed run counts from 0 too). "
                    "Default: " + common.profile_help(PROFILES, "steps"))

@@ -11,6 +11,7 @@ import torch
 
 import common
 import data
+import model as model_lib
 import rl
 from model import GPT, GPTConfig
 
@@ -249,6 +250,7 @@ def test_sampling_logprobs_match_training_forward_beyond_the_window(temperature)
             logp = rl.completion_logprobs(model, x, pos, tokens, mask, temperature)
         assert (logp - old).abs().max() < 1e-4
     if temperature == 1.0:  # and at T=1 it is literally the model's forward with return_logits=False
+        x, pos, *_ = rl.collate(rows, 0, "cpu", share_prompt=False)
         idx = x["idx"]
         targets = torch.full(idx.shape, -1)
         for b, r in enumerate(rows):
@@ -314,6 +316,38 @@ def test_accumulation_is_the_same_with_and_without_the_shared_prompt():
     torch.testing.assert_close(out[0][0], out[1][0], atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(out[0][1], out[1][1], atol=1e-6, rtol=1e-5)
     assert out[0][1].abs().max() > 1e-3
+
+
+def test_share_prompt_auto_shares_only_what_pays():
+    """auto: on CPU, a micro-batch shares when a prompt repeats and the rows are within the dense-mask crossover of
+    the model's own auto backend; distinct prompts, long rows or a forced backend keep the plain layout."""
+    cfg, model = cfg_for(), tiny_model(window=4)
+    rows = make_groups()
+    assert rl.share_prompt_for(cfg, model, rows)
+    assert not rl.share_prompt_for(cfg, model, rows[::3])  # one row per prompt: nothing to share
+    long = [dict(r, tokens=r["tokens"] * 40) for r in rows]  # rows of ~400 tokens: past 2 x (block + W)
+    assert model_lib.auto_backend(torch.device("cpu"), 4, 400, torch.float32) == "chunked"
+    assert not rl.share_prompt_for(cfg, model, long)
+    assert rl.share_prompt_for(cfg_for("--share_prompt=true"), model, long)
+    model.config.attn_backend = "dense"
+    assert not rl.share_prompt_for(cfg, model, rows)
+
+
+def test_shared_layout_keeps_learned_positions_inside_the_context():
+    """Right padding of the shared layout sits at position -1: a long prompt with a short completion beside a short
+    prompt with a long completion (each fitting the context) must not run past a learned-position model's context."""
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=257, n_layer=1, n_head=2, n_embd=16, block_size=16, pos_emb="learned",
+                          norm="layernorm", mlp="gelu"))
+    rows = [{"prompt": list(range(1, 13)), "tokens": [5, 6], "logprobs": [0.0] * 2, "adv": 1.0},
+            {"prompt": [7], "tokens": list(range(20, 34)), "logprobs": [0.0] * 14, "adv": 1.0},
+            {"prompt": [7], "tokens": [3], "logprobs": [0.0], "adv": 1.0}]
+    x, pos, tokens, _, mask, _ = rl.collate(rows, 0, "cpu")
+    assert x["prefix"] is not None and int(x["positions"].max()) <= 15
+    with torch.no_grad():
+        got = rl.completion_logprobs(model, x, pos, tokens, mask, 1.0)
+        want = logprobs_by_hand(model, rows, 1.0)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
 
 
 def test_shared_prompt_with_grad_checkpointing_and_bf16():

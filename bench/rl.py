@@ -17,8 +17,9 @@ on our side and min_new_tokens=128 is set on TRL's, so both do the same work wha
 --reward=hash (default): a pseudo-random 0/1 from the CRC32 of the completion, so nearly every group has reward
 variance and both sides run all 32 rows through the update (equal work; with verify.reward and a 135M model most
 groups are all wrong, and rl.py skips zero-advantage rows, which would flatter it); --reward=verify: verify.reward.
-No KL (beta 0), one update per batch, AdamW, no gradient checkpointing; rl.py at its default --share_prompt=true
-(a prompt's forward runs once for the rows of its group in a micro-batch; TRL runs it for every row). The first
+No KL (beta 0), one update per batch, AdamW, no gradient checkpointing; rl.py with --share_prompt=true, what its
+default (auto) picks for these rows on a CPU (a prompt's forward runs once for the rows of its group in a
+micro-batch; TRL runs it for every row). The first
 step is a warm-up and is not counted; the figures are medians of the remaining steps. --micro_batch_size rows go through
 each forward/backward on both sides (TRL: per_device_train_batch_size, with gradient_accumulation_steps making up
 one generation batch of 32, so TRL still generates once per optimizer step and needs no extra old-log-prob pass).
@@ -268,7 +269,7 @@ def main():
               f"{r['cpu_step'] - r['cpu_gen']:.1f} | {r['wall_step']:.1f} | {r['gen_tok_s_cpu']:.0f} | "
               f"{r['peak_mem_mb']:.0f} |")
     print()
-    by = {(r["side"], r["dtype"]): r for r in results if r["share"]}  # ours at its default, --share_prompt=true
+    by = {(r["side"], r["dtype"]): r for r in results if r["share"]}  # ours: --share_prompt=true
     for ours_dtype, trl_dtype in (("float32", "float32"), ("bfloat16", "bfloat16"), ("float32", "bfloat16")):
         ours, theirs = by.get(("ours", ours_dtype)), by.get(("trl", trl_dtype))
         if ours and theirs:

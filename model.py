@@ -201,6 +201,19 @@ def window_mask(q_pos, k_pos, window, sinks):
     return visible
 
 
+def padded_mask(positions, window, sinks):
+    """The self-attention mask of rows with left padding: positions (B, T), pads negative -> (B, 1, T, T) bool, or
+    None when every row is 0..T-1 (then plain attention() applies). A pad query would see no key at all: SDPA's
+    kernels return NaN or 0 for such a row, and a NaN reaches real tokens in the next layer through 0 * NaN. So each
+    query also sees itself, which changes nothing for real tokens (they always see themselves) and keeps pad rows
+    finite."""
+    T = positions.size(1)
+    if not bool((positions != torch.arange(T, device=positions.device)).any()):
+        return None
+    itself = torch.eye(T, dtype=torch.bool, device=positions.device)
+    return window_mask(positions[:, None, :, None], positions[:, None, None, :], window, sinks) | itself
+
+
 def dense_attention(q, k, v, window, sinks):
     """The O(T^2) reference: SDPA with an explicit boolean mask."""
     pos = torch.arange(q.size(2), device=q.device)
@@ -436,11 +449,12 @@ class GPT(nn.Module):
         elif prefix is not None:
             prefix_idx, prefix_positions, rows = prefix
             step = SharedPrefix(self.config, prefix_positions, rows, positions.expand(B, T))
-            self.run_blocks(prefix_idx, prefix_positions, step)  # each layer keeps the prefixes' keys and values
+            # each layer keeps the prefixes' keys and values; not checkpointed: a recomputation would record again
+            self.run_blocks(prefix_idx, prefix_positions, step, checkpointing=False)
             step.recording = False
         return self.run_blocks(idx, positions, step)
 
-    def run_blocks(self, idx, positions, step):
+    def run_blocks(self, idx, positions, step, checkpointing=True):
         x = self.embed(idx)
         rope = None
         if self.config.pos_emb == "learned":
@@ -453,8 +467,7 @@ class GPT(nn.Module):
             angles = positions.float()[..., None] * self.inv_freq.float()  # (B, T, D/2)
             emb = torch.cat([angles, angles], dim=-1)[:, None]  # (B, 1, T, D)
             rope = (emb.cos(), emb.sin())
-        # a recording SharedPrefix pass is not checkpointed: a recomputation in backward would record again
-        checkpoint = self.grad_checkpointing and self.training and not getattr(step, "recording", False)
+        checkpoint = checkpointing and self.grad_checkpointing and self.training
         for block in self.blocks:
             if checkpoint:
                 x = torch.utils.checkpoint.checkpoint(block, x, rope, step, use_reentrant=False)
@@ -643,17 +656,14 @@ class SharedPrefix:
     def __init__(self, config, prefix_positions, rows, positions):
         self.config, self.rows = config, rows
         self.recording, self.kv = True, {}  # layer -> the prefixes' (k, v), each (P, Hkv, Tp, D)
-        Tp = prefix_positions.size(1)
-        padded = bool((prefix_positions != torch.arange(Tp, device=rows.device)).any())
-        itself = torch.eye(Tp, dtype=torch.bool, device=rows.device)  # pad queries see themselves: no NaN rows
-        p_q, p_k = prefix_positions[:, None, :, None], prefix_positions[:, None, None, :]
+        Tp, T = prefix_positions.size(1), positions.size(1)
         k_pos = torch.cat([prefix_positions[rows], positions], 1)[:, None, None, :]  # (B, 1, 1, Tp + T)
-        T = positions.size(1)
+        # a right-pad query sees itself, as in padded_mask, so that no row of the rows' attention is empty
         row_itself = torch.cat([torch.zeros(T, Tp, dtype=torch.bool, device=rows.device),
                                 torch.eye(T, dtype=torch.bool, device=rows.device)], 1)  # (T, Tp + T)
         self.masks = {}  # window -> (the prefixes' mask (P, 1, Tp, Tp) or None, the rows' (B, 1, T, Tp + T))
         for w in {config.layer_window(i) for i in range(config.n_layer)}:
-            self.masks[w] = (window_mask(p_q, p_k, w, config.sinks) | itself if padded else None,
+            self.masks[w] = (padded_mask(prefix_positions, w, config.sinks),
                              window_mask(positions[:, None, :, None], k_pos, w, config.sinks) | row_itself)
 
     def attend(self, layer, q, k, v):
@@ -726,16 +736,9 @@ class KVCache:
                     step.sinks_at = (rows, cols, positions[rows, cols])  # row, column, sink slot (= position)
                     self.pos_window[rows, step.sinks_at[2]] = step.sinks_at[2]
         q_pos = positions[:, None, :, None]  # (B, 1, Tn, 1)
-        if c0 == 0:
-            # prefill attends over its own keys: plain attention() unless left padding needs a per-row mask
-            padded = bool((positions != torch.arange(Tn, device=device)).any())
-            k_pos = positions[:, None, None, :]
-            # a pad query (negative position) would see no key at all: SDPA's kernels return NaN or 0 for such a
-            # row, and a NaN reaches real tokens in the next layer through 0 * NaN. Each query also sees itself,
-            # which changes nothing for real tokens (they always see themselves) and keeps pad rows finite.
-            itself = torch.eye(Tn, dtype=torch.bool, device=device)
-            step.mask_global = window_mask(q_pos, k_pos, None, 0) | itself if padded else None
-            step.mask_window = window_mask(q_pos, k_pos, W, self.sinks) | itself if padded else None
+        if c0 == 0:  # prefill attends over its own keys: plain attention() unless left padding needs a mask
+            step.mask_global = padded_mask(positions, None, 0)
+            step.mask_window = padded_mask(positions, W, self.sinks)
         else:
             step.mask_global = self._decode_mask(window_mask(q_pos, self.pos_global[:, None, None, :c0 + Tn], None, 0))
             if W is not None:

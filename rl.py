@@ -84,6 +84,7 @@ much the teacher likes it, not by where it leads; the student's log-prob in A_t 
 first update (as the ratio's denominator is), and the teacher must share the student's tokenizer.
 """
 
+import argparse
 import math
 import os
 import time
@@ -405,7 +406,12 @@ def finish_args(cfg):
 
 
 def auto_or_bool(v):
-    return "auto" if str(v).lower() == "auto" else common.str2bool(v)
+    if str(v).lower() == "auto":
+        return "auto"
+    try:
+        return common.str2bool(v)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected auto, true or false, got {v!r}") from None
 
 
 def get_parser():

@@ -115,20 +115,28 @@ def load_transformers(path, dtype=torch.float32):
     return hf
 
 
-def load_transformers_windowed(model, tokenizer, dtype=torch.float32):
+def load_transformers_windowed(model, tokenizer, dtypes):
     """Our windowed model written by convert.export_hf as a Mistral directory (sliding_window=W, which transformers
-    applies in its masks and its sliding-window cache) and loaded back by transformers in dtype."""
+    applies in its masks and its sliding-window cache) and loaded back by transformers, once per dtype; the
+    directory (the fp32 weights, 0.5 GB for SmolLM2) is removed once they are in memory."""
+    import shutil
     import tempfile
 
     from transformers import AutoModelForCausalLM
 
     import convert
     out = convert.export_hf(model, tokenizer, tempfile.mkdtemp(prefix="bench_generate_hf_"))
-    hf = AutoModelForCausalLM.from_pretrained(out, dtype=dtype).eval()
-    if getattr(hf.config, "sliding_window", None) != model.config.window:
-        raise SystemExit(f"error: transformers did not load sliding_window={model.config.window} from {out}")
-    hf.generation_config.eos_token_id = None
-    return hf
+    try:
+        models = []
+        for dtype in dtypes:
+            hf = AutoModelForCausalLM.from_pretrained(out, dtype=dtype).eval()
+            if getattr(hf.config, "sliding_window", None) != model.config.window:
+                raise SystemExit(f"error: transformers did not load sliding_window={model.config.window} from {out}")
+            hf.generation_config.eos_token_id = None
+            models.append(hf)
+        return models
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def load_ours(path):
@@ -469,13 +477,14 @@ def main():
             f"{gb_s:.1f} GB/s with {n} thread(s)" for n, gb_s in results["bandwidth"].items()), flush=True)
         results["decode"] = bench_decode(args, model, tokenizer, results["bandwidth"])
     if args.part in ("all", "hf"):
+        want_bf16 = torch.bfloat16 in args.dtypes
         if args.hf_window:  # both sides windowed: our rolling cache against transformers' sliding-window cache
             model.configure_window(args.hf_window)
-            hf = load_transformers_windowed(model, tokenizer)
-            load_hf_bf16 = lambda: load_transformers_windowed(model, tokenizer, torch.bfloat16)  # noqa: E731
+            hf, *rest = load_transformers_windowed(model, tokenizer, [torch.float32] + [torch.bfloat16] * want_bf16)
+            hf_bf16 = rest[0] if rest else None
         else:
             hf = load_transformers(path)
-            load_hf_bf16 = lambda: load_transformers(path, torch.bfloat16)  # noqa: E731
+            hf_bf16 = load_transformers(path, torch.bfloat16) if want_bf16 else None
         # long enough for the window to cut in when windowed (2 x W tokens, at most 160: the text's length)
         probe = torch.tensor(make_prompts(tokenizer, 2, max(args.prompt_len, min(2 * (args.hf_window or 0), 160))))
         with torch.no_grad():
@@ -485,7 +494,6 @@ def main():
         if diff > 1e-3:
             raise SystemExit("error: the two models do not hold the same weights; fix the loading before timing")
         results["logit_diff"] = diff
-        hf_bf16 = load_hf_bf16() if torch.bfloat16 in args.dtypes else None
         results["hf"] = bench_hf(args, model, hf, hf_bf16, tokenizer)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
     print_tables(results)

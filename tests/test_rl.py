@@ -556,7 +556,7 @@ def test_defaults_follow_the_init(tmp_path, tiny_checkpoint):
 
 @pytest.mark.parametrize("flag", ["--warmup=-1", "--kl_coef=-1", "--grad_clip=nan", "--clip_high=nan",
                                   "--save_every=-1", "--eval_every=-1", "--temperature=nan", "--temperature=0",
-                                  "--lr=0", "--group_size=1", "--clip_low=1"])
+                                  "--lr=0", "--group_size=1", "--clip_low=1", "--share_prompt=maybe"])
 def test_out_of_range_flags_are_one_line_errors(tmp_path, tiny_checkpoint, capsys, flag):
     with pytest.raises(SystemExit) as e:
         rl.main([f"--init={tiny_checkpoint}", f"--out_dir={tmp_path}/out", flag])

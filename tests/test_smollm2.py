@@ -112,9 +112,49 @@ def test_smollm2_gguf_under_window_64_learns(tmp_path):
     tokens per example, so the window bites) lower its loss. The batch is the whole training set, so every step
     sees the same two problems."""
     sft.main([f"--init=gguf:{GGUF}", "--window=64", "--data=synthetic:arith?steps=2&size=2",
-              "--max_len=128", "--batch_size=2", "--grad_accum=1", "--steps=3", "--lr=1e-4", "--warmup=0", "--eval_every=0",
-              "--eval_limit=0", "--device=cpu", f"--out_dir={tmp_path}"])
+              "--max_len=128", "--batch_size=2", "--grad_accum=1", "--steps=3", "--lr=1e-4", "--warmup=0",
+              "--eval_every=0", "--eval_limit=0", "--device=cpu", f"--out_dir={tmp_path}"])
     losses = {r["step"]: r["loss"] for r in map(json.loads, open(tmp_path / "metrics.jsonl")) if "loss" in r}
     assert all(math.isfinite(v) for v in losses.values())
     assert losses[3] < 0.8 * losses[1], losses
     assert json.load(open(tmp_path / "config.json"))["model"]["window"] == 64
+
+
+def test_shared_prompt_logprobs_of_the_real_model(ours, prompt):
+    """rl.py's shared prompt forward on SmolLM2 under window 16 + 4 sinks (the prompt is ~40 tokens, so the window
+    cuts in), ragged prompts and completions: log-probs against one plain forward per row in fp32, and under bf16
+    autocast no further from that fp32 reference than the plain forward under the same autocast."""
+    import copy
+
+    import common
+    import rl
+    model = copy.deepcopy(ours[0]).configure_window(16, sinks=4)
+    g = torch.Generator().manual_seed(0)
+    prompts = [prompt, prompt[-9:]]
+    rows = [{"prompt": p, "tokens": torch.randint(0, 49152, (n,), generator=g).tolist(), "adv": 1.0}
+            for p in prompts for n in (12, 5, 9)]
+    for r in rows:
+        r["logprobs"] = [0.0] * len(r["tokens"])
+
+    def by_hand(dtype):  # one plain forward per row, no collate: (B, L), 0 past each completion
+        out = torch.zeros(len(rows), 12)
+        with torch.no_grad(), common.autocast("cpu", dtype):
+            for b, r in enumerate(rows):
+                logits, _ = model(torch.tensor([r["prompt"] + r["tokens"][:-1]]))
+                logp = torch.log_softmax(logits[0].float(), -1)[len(r["prompt"]) - 1:]
+                out[b, :len(r["tokens"])] = logp[torch.arange(len(r["tokens"])), r["tokens"]]
+        return out
+
+    x, pos, tokens, _, mask, _ = rl.collate(rows, 0, "cpu")
+    assert x["prefix"][0].size(0) == 2 and len(prompt) > 2 * 16
+
+    def shared(dtype):
+        with torch.no_grad(), common.autocast("cpu", dtype):
+            return rl.completion_logprobs(model, x, pos, tokens, mask, 1.0)
+
+    exact = by_hand(torch.float32)
+    torch.testing.assert_close(shared(torch.float32), exact, atol=2e-4, rtol=0)
+    err_shared = (shared(torch.bfloat16) - exact).abs().max()
+    err_plain = (by_hand(torch.bfloat16) - exact).abs().max()
+    print(f"bf16 max |log-prob error|: shared {err_shared:.4f}, plain {err_plain:.4f}")
+    assert 0 < err_shared < 2 * err_plain + 0.05, (err_shared, err_plain)

@@ -1,6 +1,7 @@
 """
 The one place for what every script needs: device and dtype choice, seeding and RNG state, DDP ranks, printing on
-rank 0, JSONL metrics, and the flat `--key=value` argparse with the config echoed at start.
+rank 0, JSONL metrics, the flat `--key=value` argparse with the config echoed at start, and the crash-safe swap
+of a checkpoint directory.
 """
 
 import argparse
@@ -9,7 +10,11 @@ import functools
 import json
 import os
 import random
+import shutil
+import signal
+import stat
 import sys
+import uuid
 
 import numpy as np
 import torch
@@ -265,10 +270,9 @@ def resume_dir(args):
     return args.out_dir if args.resume is True else args.resume
 
 
-def parse_resumable(parser, argv, script, find_checkpoint):
+def parse_resumable(parser, argv, script):
     """Parse the flags; with --resume the run config saved in the checkpoint supplies the defaults (flags given
-    still win), so the same command, or one with a larger --steps, continues the run. find_checkpoint is
-    convert.find_checkpoint (it puts back a checkpoint that a save killed mid-swap left beside its dir)."""
+    still win), so the same command, or one with a larger --steps, continues the run."""
     args = parser.parse_args(argv)
     ckpt = resume_dir(args)
     if ckpt is not None:
@@ -394,6 +398,146 @@ def trim_jsonl(path, last_step):
     if invalid:
         print0(f"{path}: dropped {invalid} torn or invalid line(s)")
     return invalid
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Crash-safe checkpoint directories (convert.save_checkpoint says what goes in one; this says how it is replaced)
+
+COMPLETE = ".complete"  # written last into a new checkpoint directory, after everything else is on disk
+
+
+def replace_dir(out_dir, write, keep):
+    """Replace the directory out_dir by what write(tmp) puts into a new one; a crash at any moment leaves the old
+    directory or the new one, whole. Returns out_dir as given (absolute).
+
+    (1) write(tmp) into a new sibling .NAME.tmp-ID, fsync it, COMPLETE last; (2) rename out_dir aside to
+    .NAME.old-ID; (3) rename the new copy into place; (4) remove the old one. Between (2) and (3) there is no
+    out_dir: find_checkpoint, which every loader and resume check calls, then renames the newest complete copy back
+    into place. The next save removes what crashed saves left beside out_dir. Entries of out_dir not named in keep
+    (metrics.jsonl, samples.jsonl...) are hard-linked into the new copy, so they survive the swap and stay the one
+    file the training loop appends to. A symlinked out_dir stays a link (the new copy goes where it points); an
+    existing out_dir keeps its permissions.
+
+    Test hook: SWARR_KILL_AT=PHASE[:N] kills the process (SIGKILL) at PHASE of its N-th save (default the first):
+    written (files written, not yet complete), complete (before (2)), aside (between (2) and (3)), swapped
+    (before (4)).
+    """
+    global _saves
+    _saves += 1
+    given = os.path.abspath(os.fspath(out_dir))
+    out_dir = os.path.realpath(given)
+    parent, name = os.path.split(out_dir)
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"checkpoint path {given} exists and is not a directory")
+    os.makedirs(parent, exist_ok=True)
+    find_checkpoint(out_dir)  # a crashed save's copy back in place first: its metrics.jsonl is carried over below
+    _remove_copies(parent, name)
+    tmp = os.path.join(parent, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
+    os.mkdir(tmp)  # the umask's permissions, or out_dir's own:
+    if os.path.isdir(out_dir):
+        os.chmod(tmp, stat.S_IMODE(os.stat(out_dir).st_mode))
+    aside = None
+    try:
+        write(tmp)
+        for entry in os.listdir(tmp):
+            _fsync(os.path.join(tmp, entry))
+        _kill_point("written")
+        if os.path.isdir(out_dir):
+            for entry in os.listdir(out_dir):
+                if entry not in keep and not os.path.exists(os.path.join(tmp, entry)):
+                    _link_or_copy(os.path.join(out_dir, entry), os.path.join(tmp, entry))
+        open(os.path.join(tmp, COMPLETE), "w").close()
+        _fsync(os.path.join(tmp, COMPLETE))
+        _fsync(tmp)
+        _kill_point("complete")
+        if os.path.isdir(out_dir):
+            aside = os.path.join(parent, f".{name}.old-{uuid.uuid4().hex[:8]}")
+            os.rename(out_dir, aside)
+            _kill_point("aside")
+        try:
+            os.rename(tmp, out_dir)
+        except FileNotFoundError:  # a reader's find_checkpoint came first and put this very copy in place
+            if os.path.exists(tmp) or not os.path.isdir(out_dir):
+                raise
+        _fsync(parent)
+        _kill_point("swapped")
+    except BaseException:
+        if aside is not None and not os.path.exists(out_dir):  # failed between the two renames
+            os.rename(aside, out_dir)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _remove_copies(parent, name)
+    return given
+
+
+def find_checkpoint(path):
+    """-> path when it holds a checkpoint (a config.json), else None.
+
+    A save killed between its two renames (see replace_dir) leaves no directory at path, but complete copies
+    beside it: the newest new one (.NAME.tmp-ID with .complete), else the old one (.NAME.old-ID, a former
+    checkpoint) is renamed into place first. Call it before deciding that a run has no checkpoint."""
+    path = os.path.expanduser(os.fspath(path))
+    real = os.path.realpath(path)
+    parent, name = os.path.split(real)
+    if not os.path.exists(real) and os.path.isdir(parent):
+        entries = os.listdir(parent)
+        for kind, marker in (("tmp", COMPLETE), ("old", "config.json")):
+            copies = [os.path.join(parent, e) for e in entries if e.startswith(f".{name}.{kind}-")
+                      and os.path.isfile(os.path.join(parent, e, marker))]
+            if copies:
+                newest = max(copies, key=lambda c: os.stat(os.path.join(c, marker)).st_mtime_ns)
+                try:
+                    os.rename(newest, real)
+                    _fsync(parent)
+                except OSError:
+                    if not os.path.isdir(real):  # else another process (a DDP rank) came first
+                        raise
+                break
+    return path if os.path.isfile(os.path.join(real, "config.json")) else None
+
+
+def _remove_copies(parent, name):
+    """Remove the copies of out_dir that crashed saves left beside it. Each is first renamed to .NAME.del-ID, so that
+    a crash during the removal cannot leave a partial copy that find_checkpoint would take for a whole one."""
+    for entry in os.listdir(parent):
+        if entry.startswith((f".{name}.tmp-", f".{name}.old-", f".{name}.del-")):
+            doomed = os.path.join(parent, entry)
+            if not entry.startswith(f".{name}.del-"):
+                doomed = os.path.join(parent, f".{name}.del-{uuid.uuid4().hex[:8]}")
+                os.rename(os.path.join(parent, entry), doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
+
+
+_saves = 0  # replace_dir calls (checkpoint saves) in this process, for SWARR_KILL_AT
+
+
+def _kill_point(phase):
+    want, _, nth = os.environ.get("SWARR_KILL_AT", "").partition(":")
+    if want == phase and _saves == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _fsync(path):
+    """Flush a file or a directory's entries to the disk: a rename is only as durable as what it points to."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not os.path.isdir(path):  # some filesystems cannot sync a directory: then the files' sync must do
+            raise
+    finally:
+        os.close(fd)
+
+
+def _link_or_copy(src, dst):
+    if os.path.isdir(src):
+        shutil.copytree(src, dst, copy_function=_link_or_copy, symlinks=True)
+        return dst
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst
 
 
 def die(message, code=1):

@@ -9,8 +9,8 @@ convert.py: everything that reads or writes other formats, and the explicit SA -
       The window settings are the whole conversion: no weight changes shape, so any full-attention model becomes
       a sliding-window model by loading it with window=W (and optionally sinks=S, layer_pattern="LLLG").
   save_checkpoint / load_checkpoint   this project's own format (used by sft.py and rl.py), crash-safe: a kill at
-                                      any moment leaves the old or the new checkpoint, whole (find_checkpoint puts
-                                      it back in place if a kill came mid-swap)
+                                      any moment leaves the old or the new checkpoint, whole (common.replace_dir
+                                      swaps it in; find_checkpoint puts it back in place if a kill came mid-swap)
   export_hf(model, tokenizer, dir)    back to a transformers-loadable directory
 
 The source model's own window. Some checkpoints already restrict attention: Mistral v0.1 (sliding_window=4096),
@@ -32,17 +32,14 @@ import dataclasses
 import json
 import os
 import re
-import shutil
-import signal
-import stat
 import sys
-import uuid
 import warnings
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 
 import torch
 
-from common import KEEP, OneLineErrorParser, add_window_flags, resolve_device, resolve_dtype, window_overrides
+from common import (COMPLETE, KEEP, OneLineErrorParser, add_window_flags, find_checkpoint, replace_dir,
+                    resolve_device, resolve_dtype, window_overrides)
 from model import GPT, GPTConfig, rope_inv_freq
 from tokenizer import Tokenizer
 
@@ -121,24 +118,20 @@ ARCHITECTURES = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM", "mistra
 IGNORED_SUFFIXES = (".attn.bias", ".attn.masked_bias", "rotary_emb.inv_freq")
 
 # transformers' class defaults, used when a config.json leaves a key out (save_pretrained omits some defaults)
+_LLAMA_DEFAULTS = {"rms_norm_eps": 1e-6, "tie_word_embeddings": False, "rope_theta": 10000.0, "hidden_act": "silu"}
+_QWEN_DEFAULTS = {**_LLAMA_DEFAULTS, "max_position_embeddings": 32768, "use_sliding_window": False,
+                  "sliding_window": 4096, "max_window_layers": 28}
 HF_DEFAULTS = {
     "gpt2": {"n_positions": 1024, "layer_norm_epsilon": 1e-5, "tie_word_embeddings": True,
              "activation_function": "gelu_new"},
-    "llama": {"max_position_embeddings": 2048, "rms_norm_eps": 1e-6, "tie_word_embeddings": False,
-              "rope_theta": 10000.0, "hidden_act": "silu"},
-    "mistral": {"max_position_embeddings": 4096 * 32, "rms_norm_eps": 1e-6, "tie_word_embeddings": False,
-                "rope_theta": 10000.0, "hidden_act": "silu", "sliding_window": 4096},
-    "qwen2": {"max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "tie_word_embeddings": False,
-              "rope_theta": 10000.0, "hidden_act": "silu", "use_sliding_window": False, "sliding_window": 4096,
-              "max_window_layers": 28},
-    "qwen3": {"max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "tie_word_embeddings": False,
-              "rope_theta": 10000.0, "hidden_act": "silu", "use_sliding_window": False, "sliding_window": 4096,
-              "max_window_layers": 28, "head_dim": 128},
+    "llama": {**_LLAMA_DEFAULTS, "max_position_embeddings": 2048},
+    "mistral": {**_LLAMA_DEFAULTS, "max_position_embeddings": 4096 * 32, "sliding_window": 4096},
+    "qwen2": _QWEN_DEFAULTS,
+    "qwen3": {**_QWEN_DEFAULTS, "head_dim": 128},
 }
 ROPE_TYPES = ("default", "linear", "llama3")  # what model.rope_inv_freq implements
 HUB_FILES = ["config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json",
              "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"]
-COMPLETE = ".complete"  # written last into a new checkpoint, after everything else is on disk
 CHECKPOINT_FILES = ("model.safetensors", "config.json", "run_config.json", "train_state.pt", "tokenizer.json",
                     "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", COMPLETE)
 # config.json keys whose type model.py takes on trust: a string hidden_size would fail deep inside, or worse, load
@@ -157,14 +150,13 @@ ROPE_KEYS = {"linear": ("factor",),  # what model.rope_inv_freq reads for each k
              "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")}
 
 
-
 def expand(table, n_layer):
-    """A name table with "{i}" written out for every layer."""
+    """A name table with "{i}" written out for every layer, each entry's our-names as a tuple."""
     out = {}
     for hf, ours in table.items():
         for i in range(n_layer) if "{i}" in hf else [0]:
             sub = lambda s: s.replace("{i}", str(i))  # noqa: E731
-            out[sub(hf)] = tuple(map(sub, ours)) if isinstance(ours, tuple) else sub(ours)
+            out[sub(hf)] = tuple(map(sub, ours if isinstance(ours, tuple) else (ours,)))
     return out
 
 
@@ -218,18 +210,13 @@ def config_from_hf(hf):
 
 def check_types(d, where, ints=(), floats=(), bools=()):
     """One line for a value of the wrong type (None means "not set" and passes)."""
-    for key in ints:
-        v = d.get(key)
-        if v is not None and (type(v) is not int or v < 1):
-            raise ValueError(f"{where}: {key} must be a positive integer, got {v!r}")
-    for key in floats:
-        v = d.get(key)
-        if v is not None and (type(v) not in (int, float) or not 0 < v < float("inf")):
-            raise ValueError(f"{where}: {key} must be a positive number, got {v!r}")
-    for key in bools:
-        v = d.get(key)
-        if v is not None and type(v) is not bool:
-            raise ValueError(f"{where}: {key} must be true or false, got {v!r}")
+    rules = ((ints, "a positive integer", lambda v: type(v) is int and v >= 1),
+             (floats, "a positive number", lambda v: type(v) in (int, float) and 0 < v < float("inf")),
+             (bools, "true or false", lambda v: type(v) is bool))
+    for keys, what, ok in rules:
+        for key in keys:
+            if d.get(key) is not None and not ok(d[key]):
+                raise ValueError(f"{where}: {key} must be {what}, got {d[key]!r}")
 
 
 def check_config(cfg, where):
@@ -347,12 +334,8 @@ def build_model(config, names, get, table, source, transform=None, device="cpu",
     with torch.device("meta"):  # shapes only: no time spent on a random init that is overwritten anyway
         model = GPT(config)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    table = {k: k for k in expected} if table is None else expand(table, config.n_layer)
-    wanted = {}
-    for src, ours in table.items():
-        ours = ours if isinstance(ours, tuple) else (ours,)
-        if all(o in expected for o in ours):
-            wanted[src] = ours
+    table = {k: (k,) for k in expected} if table is None else expand(table, config.n_layer)
+    wanted = {src: ours for src, ours in table.items() if all(o in expected for o in ours)}
     covered = {o for ours in wanted.values() for o in ours}
     assert covered == set(expected), f"name table misses {sorted(set(expected) - covered)} (a model.py change?)"
 
@@ -420,7 +403,9 @@ def _weight_files(path):
                             f"found: {', '.join(found) or 'nothing'}")
 
 
-def _load_safetensors_model(path, config, table, source, transform, device, dtype):
+@contextmanager
+def _safetensors(path):
+    """The tensors of a directory's model.safetensors or shards, open while inside the with: -> (names, get)."""
     files = _weight_files(path)
     with ExitStack() as stack:
         if files is None:
@@ -436,7 +421,7 @@ def _load_safetensors_model(path, config, table, source, transform, device, dtyp
                     raise ValueError(f"{path}/model.safetensors.index.json puts {absent[:3]} in "
                                      f"{os.path.basename(p)} but that file does not hold them")
             get = lambda n: handles[files[n]].get_tensor(n)  # noqa: E731
-        return build_model(config, names, get, table, source, transform, device, dtype)
+        yield names, get
 
 
 def _read_json(path, what):
@@ -493,27 +478,17 @@ def load_model(init, window=KEEP, sinks=KEEP, layer_pattern=KEEP, dtype="auto", 
                                 f"or a checkpoint directory written by save_checkpoint")
     hf = _read_json(os.path.join(path, "config.json"), "model")
     if hf.get("format") == "swarr":
-        model, tokenizer, _, _ = _load_swarr_dir(path, overrides, device, dtype, with_state=False)
-        return model, tokenizer
+        return _load_swarr_dir(path, overrides, device, dtype)
     config = GPTConfig(**apply_overrides(config_from_hf(hf), **overrides))
     tokenizer = Tokenizer.from_hf_dir(path)
     _check_vocab(config, tokenizer, path)
-    table = TABLES[config.model_type]
-    transform = None
-    if config.model_type == "gpt2":
-        prefix = "transformer." if any(n.startswith("transformer.") for n in _tensor_names(path)) else ""
-        table = {(n if n == "lm_head.weight" else prefix + n): o for n, o in table.items()}
-        transform = lambda n, t: t.t() if n.endswith(GPT2_TRANSPOSED) else t  # noqa: E731
-    model = _load_safetensors_model(path, config, table, path, transform, device, dtype)
-    return model, tokenizer
-
-
-def _tensor_names(path):
-    files = _weight_files(path)
-    if files is not None:
-        return list(files)
-    with ExitStack() as stack:
-        return list(_open_safetensors(stack, os.path.join(path, "model.safetensors")).keys())
+    table, transform = TABLES[config.model_type], None
+    with _safetensors(path) as (names, get):
+        if config.model_type == "gpt2":  # files may or may not prefix all but lm_head with "transformer."
+            prefix = "transformer." if any(n.startswith("transformer.") for n in names) else ""
+            table = {(n if n == "lm_head.weight" else prefix + n): o for n, o in table.items()}
+            transform = lambda n, t: t.t() if n.endswith(GPT2_TRANSPOSED) else t  # noqa: E731
+        return build_model(config, names, get, table, path, transform, device, dtype), tokenizer
 
 
 def _resolve_hf(spec):
@@ -626,34 +601,10 @@ def save_checkpoint(out_dir, model, tokenizer, run_config=None, train_state=None
                                 strings, lists and dicts, so torch.load(weights_only=True) reads it without pickle)
     out_dir/.complete           written last, once everything else is on the disk
 
-    The save: (1) write everything into a new sibling .NAME.tmp-ID, fsync it, .complete last; (2) rename out_dir
-    aside to .NAME.old-ID; (3) rename the new copy into place; (4) remove the old one. Between (2) and (3) there is
-    no out_dir: find_checkpoint, which every loader and resume check calls, then renames the newest complete copy
-    back into place. The next save removes what crashed saves left beside out_dir. Files in out_dir that are not
-    part of a checkpoint (metrics.jsonl, samples.jsonl...) are hard-linked into the new copy, so they survive the
-    swap and stay the one file the training loop appends to. A symlinked out_dir stays a link (the checkpoint goes
-    where it points); an existing out_dir keeps its permissions.
-
-    Test hook: SWARR_KILL_AT=PHASE[:N] kills the process (SIGKILL) at PHASE of its N-th save (default the first):
-    written (files written, not yet complete), complete (before (2)), aside (between (2) and (3)), swapped
-    (before (4)).
+    The files go into a new sibling directory that then replaces out_dir (common.replace_dir: how, and why a kill
+    at any moment is safe). Other files in out_dir (metrics.jsonl, samples.jsonl...) are carried over.
     """
-    global _saves
-    _saves += 1
-    given = os.path.abspath(os.fspath(out_dir))
-    out_dir = os.path.realpath(given)
-    parent, name = os.path.split(out_dir)
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"checkpoint path {given} exists and is not a directory")
-    os.makedirs(parent, exist_ok=True)
-    find_checkpoint(out_dir)  # a crashed save's copy back in place first: its metrics.jsonl is carried over below
-    _remove_copies(parent, name)
-    tmp = os.path.join(parent, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
-    os.mkdir(tmp)  # the umask's permissions, or out_dir's own:
-    if os.path.isdir(out_dir):
-        os.chmod(tmp, stat.S_IMODE(os.stat(out_dir).st_mode))
-    aside = None
-    try:
+    def write(tmp):
         state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
         _save_safetensors(state, os.path.join(tmp, "model.safetensors"))
         _write_json(os.path.join(tmp, "config.json"), {"format": "swarr", "model": model.config.to_dict()})
@@ -662,95 +613,8 @@ def save_checkpoint(out_dir, model, tokenizer, run_config=None, train_state=None
             _write_json(os.path.join(tmp, "run_config.json"), run_config)
         if train_state is not None:
             torch.save(train_state, os.path.join(tmp, "train_state.pt"))
-        for entry in os.listdir(tmp):
-            _fsync(os.path.join(tmp, entry))
-        _kill_point("written")
-        if os.path.isdir(out_dir):
-            for entry in os.listdir(out_dir):
-                if entry not in CHECKPOINT_FILES and not os.path.exists(os.path.join(tmp, entry)):
-                    _link_or_copy(os.path.join(out_dir, entry), os.path.join(tmp, entry))
-        with open(os.path.join(tmp, COMPLETE), "w"):
-            pass
-        _fsync(os.path.join(tmp, COMPLETE))
-        _fsync(tmp)
-        _kill_point("complete")
-        if os.path.isdir(out_dir):
-            aside = os.path.join(parent, f".{name}.old-{uuid.uuid4().hex[:8]}")
-            os.rename(out_dir, aside)
-            _kill_point("aside")
-        try:
-            os.rename(tmp, out_dir)
-        except FileNotFoundError:  # a reader's find_checkpoint came first and put this very copy in place
-            if os.path.exists(tmp) or not os.path.isdir(out_dir):
-                raise
-        _fsync(parent)
-        _kill_point("swapped")
-    except BaseException:
-        if aside is not None and not os.path.exists(out_dir):  # failed between the two renames
-            os.rename(aside, out_dir)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _remove_copies(parent, name)
-    return given
 
-
-def find_checkpoint(path):
-    """-> path when it holds a checkpoint (a config.json), else None.
-
-    A save killed between its two renames (see save_checkpoint) leaves no directory at path, but complete copies
-    beside it: the newest new one (.NAME.tmp-ID with .complete), else the old one (.NAME.old-ID, a former
-    checkpoint) is renamed into place first. Call it before deciding that a run has no checkpoint."""
-    path = os.path.expanduser(os.fspath(path))
-    real = os.path.realpath(path)
-    parent, name = os.path.split(real)
-    if not os.path.exists(real) and os.path.isdir(parent):
-        entries = os.listdir(parent)
-        for kind, marker in (("tmp", COMPLETE), ("old", "config.json")):
-            copies = [os.path.join(parent, e) for e in entries if e.startswith(f".{name}.{kind}-")
-                      and os.path.isfile(os.path.join(parent, e, marker))]
-            if copies:
-                newest = max(copies, key=lambda c: os.stat(os.path.join(c, marker)).st_mtime_ns)
-                try:
-                    os.rename(newest, real)
-                    _fsync(parent)
-                except OSError:
-                    if not os.path.isdir(real):  # else another process (a DDP rank) came first
-                        raise
-                break
-    return path if os.path.isfile(os.path.join(real, "config.json")) else None
-
-
-def _remove_copies(parent, name):
-    """Remove the copies of out_dir that crashed saves left beside it. Each is first renamed to .NAME.del-ID, so that
-    a crash during the removal cannot leave a partial copy that find_checkpoint would take for a whole one."""
-    for entry in os.listdir(parent):
-        if entry.startswith((f".{name}.tmp-", f".{name}.old-", f".{name}.del-")):
-            doomed = os.path.join(parent, entry)
-            if not entry.startswith(f".{name}.del-"):
-                doomed = os.path.join(parent, f".{name}.del-{uuid.uuid4().hex[:8]}")
-                os.rename(os.path.join(parent, entry), doomed)
-            shutil.rmtree(doomed, ignore_errors=True)
-
-
-_saves = 0  # save_checkpoint calls in this process, for SWARR_KILL_AT
-
-
-def _kill_point(phase):
-    want, _, nth = os.environ.get("SWARR_KILL_AT", "").partition(":")
-    if want == phase and _saves == int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _fsync(path):
-    """Flush a file or a directory's entries to the disk: a rename is only as durable as what it points to."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        if not os.path.isdir(path):  # some filesystems cannot sync a directory: then the files' sync must do
-            raise
-    finally:
-        os.close(fd)
+    return replace_dir(out_dir, write, CHECKPOINT_FILES)
 
 
 def _save_safetensors(tensors, path):
@@ -759,17 +623,6 @@ def _save_safetensors(tensors, path):
     umask = os.umask(0o022)  # reading the umask means setting it: set it straight back
     os.umask(umask)
     os.chmod(path, 0o666 & ~umask)  # safetensors creates the file readable by its owner only
-
-
-def _link_or_copy(src, dst):
-    if os.path.isdir(src):
-        shutil.copytree(src, dst, copy_function=_link_or_copy, symlinks=True)
-        return dst
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-    return dst
 
 
 def _write_json(path, obj):
@@ -789,8 +642,19 @@ def load_checkpoint(path, device="auto", dtype="auto", state_keys=None, **overri
     if not os.path.isdir(path):
         raise FileNotFoundError(f"checkpoint directory {path!r} does not exist")
     device = resolve_device(device)
-    model, tokenizer, run_config, train_state = _load_swarr_dir(path, overrides, device,
-                                                                 resolve_dtype(dtype, device), with_state=True)
+    model, tokenizer = _load_swarr_dir(path, overrides, device, resolve_dtype(dtype, device))
+    run_config = train_state = None
+    if os.path.isfile(os.path.join(path, "run_config.json")):
+        run_config = _read_json(os.path.join(path, "run_config.json"), "checkpoint")
+    state_path = os.path.join(path, "train_state.pt")
+    if os.path.isfile(state_path):
+        try:
+            train_state = torch.load(state_path, map_location="cpu", weights_only=True)
+        except Exception as e:  # a truncated zip, a foreign pickle...: torch's message, in one line
+            raise ValueError(f"{state_path} cannot be read ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:120] if str(e) else ''}); is it damaged?") from None
+        if not isinstance(train_state, dict):
+            raise ValueError(f"{state_path} holds a {type(train_state).__name__}, not a training state dict")
     if state_keys is not None:
         missing = [k for k in state_keys if k not in (train_state or {})]
         if missing:
@@ -800,7 +664,8 @@ def load_checkpoint(path, device="auto", dtype="auto", state_keys=None, **overri
     return model, tokenizer, run_config, train_state
 
 
-def _load_swarr_dir(path, overrides, device, dtype, with_state):
+def _load_swarr_dir(path, overrides, device, dtype):
+    """(model, tokenizer) of a save_checkpoint directory; overrides as in load_model (KEEP: not given)."""
     saved = _read_json(os.path.join(path, "config.json"), "checkpoint")
     if saved.get("format") != "swarr":
         raise ValueError(f"{path}/config.json is not a swarr checkpoint (no \"format\": \"swarr\"); "
@@ -814,25 +679,11 @@ def _load_swarr_dir(path, overrides, device, dtype, with_state):
         raise ValueError(f"{path}/config.json: the model's settings lack {', '.join(missing)}: a damaged or "
                          f"hand-edited checkpoint")
     check_config(fields, f"{path}/config.json")
-    config = GPTConfig(**apply_overrides(GPTConfig.from_dict(fields).to_dict(),
-                                         **{k: v for k, v in overrides.items() if v != KEEP}))
+    config = GPTConfig(**apply_overrides(GPTConfig.from_dict(fields).to_dict(), **overrides))
     tokenizer = Tokenizer.load(path)
     _check_vocab(config, tokenizer, path)
-    model = _load_safetensors_model(path, config, None, path, None, device, dtype)
-    run_config = train_state = None
-    if with_state:
-        if os.path.isfile(os.path.join(path, "run_config.json")):
-            run_config = _read_json(os.path.join(path, "run_config.json"), "checkpoint")
-        state_path = os.path.join(path, "train_state.pt")
-        if os.path.isfile(state_path):
-            try:
-                train_state = torch.load(state_path, map_location="cpu", weights_only=True)
-            except Exception as e:  # a truncated zip, a foreign pickle...: torch's message, in one line
-                raise ValueError(f"{state_path} cannot be read ({type(e).__name__}: "
-                                 f"{str(e).splitlines()[0][:120] if str(e) else ''}); is it damaged?") from None
-            if not isinstance(train_state, dict):
-                raise ValueError(f"{state_path} holds a {type(train_state).__name__}, not a training state dict")
-    return model, tokenizer, run_config, train_state
+    with _safetensors(path) as (names, get):
+        return build_model(config, names, get, None, path, device=device, dtype=dtype), tokenizer
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -871,10 +722,8 @@ def export_hf(model, tokenizer, out_dir):
     hf = _hf_config(cfg, family, windowed, honoured, tokenizer, dtype)
 
     state = model.state_dict()
-    table = expand(TABLES[family], cfg.n_layer)
     tensors, used = {}, set()
-    for hf_name, ours in table.items():
-        ours = ours if isinstance(ours, tuple) else (ours,)
+    for hf_name, ours in expand(TABLES[family], cfg.n_layer).items():
         if not all(o in state for o in ours):
             continue
         used.update(ours)
@@ -972,9 +821,9 @@ def main(argv=None):
     parser.add_argument("--dtype", default="auto", help="auto, float32, bfloat16 or float16")
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps")
     args = parser.parse_args(argv)
-    overrides = window_overrides(args) | ({"attn_backend": args.attn_backend} if args.attn_backend != KEEP else {})
     try:
-        model, tokenizer = load_model(args.init, dtype=args.dtype, device=args.device, **overrides)
+        model, tokenizer = load_model(args.init, dtype=args.dtype, device=args.device, attn_backend=args.attn_backend,
+                                      **window_overrides(args))
         print(summary(model, tokenizer))
         if args.out_dir:
             save_checkpoint(args.out_dir, model, tokenizer, run_config={"script": "convert.py", **vars(args)})

@@ -21,7 +21,8 @@ Everything attention-related goes through one entry point, `attention(q, k, v, w
   flex     torch FlexAttention with a sliding-window + sinks block mask (CUDA)
   triton   kernels/triton_swa.py, a FlashAttention-style kernel that visits only in-window key blocks
 Generation uses a KVCache (its plan for one forward is a CacheStep): global layers keep every position, windowed
-layers a rolling buffer of sinks + W slots, so memory stays flat however long the reasoning trace grows.
+layers a rolling buffer of sinks + W slots, so memory stays flat however long the reasoning trace grows. Its decode
+step's attention, SDPA or a faster bf16 path on CPUs, is kernels/decode.py.
 
 The dtype rule (one rule, everywhere; `compute_dtype` below):
   weights        float32 for training (or the dtype they were loaded in for inference)
@@ -42,6 +43,8 @@ from functools import lru_cache
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from kernels.decode import decode_attention  # CacheStep's decode step: SDPA, or a faster CPU path
 
 BACKENDS = ("auto", "dense", "chunked", "flex", "triton")
 CHUNK_BLOCK = 128  # queries per block of the chunked path (bench/attention.py --tune_block)
@@ -104,9 +107,7 @@ class GPTConfig:
 
     def layer_window(self, i):
         """The window of layer i: None for global layers."""
-        if self.window is None:
-            return None
-        if self.layer_pattern is None:
+        if self.window is None or self.layer_pattern is None:
             return self.window
         return self.window if self.layer_pattern[i % len(self.layer_pattern)] == "L" else None
 
@@ -123,11 +124,14 @@ class GPTConfig:
 # Attention: one entry point, a dense reference and the fast paths behind it
 
 
-def attention(q, k, v, window=None, sinks=0, backend="auto"):
+def attention(q, k, v, window=None, sinks=0, backend="auto", mask=None):
     """Causal attention, optionally windowed: q (B, Hq, T, D), k and v (B, Hkv, T, D) -> (B, Hq, T, D); Hkv divides Hq.
 
     Query i attends keys max(0, i-W+1) .. i plus keys 0 .. sinks-1; window=None is full causal attention.
+    mask: the explicit (B, 1, T, T) mask of a left-padded batch (padded_mask), which then decides alone.
     """
+    if mask is not None:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=q.size(1) != k.size(1))
     T = q.size(2)
     if window is not None and window >= T:
         window = None  # the band already reaches key 0 for every query: this is plain causal attention
@@ -325,8 +329,9 @@ class Attention(nn.Module):
             self.q_norm = RMSNorm(D, config.norm_eps)
             self.k_norm = RMSNorm(D, config.norm_eps)
 
-    def forward(self, x, rope, step=None):
-        """step: the KVCache plan of this forward (generation), or None (training: attention over x itself)."""
+    def forward(self, x, rope, attend=None):
+        """attend(layer, q, k, v) -> y: how this forward attends when it is not over x alone (a KV cache's
+        CacheStep.attend in generation, SharedPrefix's in training on GRPO groups); None: attention over x."""
         cfg = self.config
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, cfg.n_head, cfg.head_dim)
@@ -340,11 +345,10 @@ class Attention(nn.Module):
             q = q * cos + rotate_half(q) * sin
             k = k * cos + rotate_half(k) * sin
         q, k = q.to(v.dtype), k.to(v.dtype)  # one dtype for every backend (qk_norm and RoPE return float32)
-        window = cfg.layer_window(self.layer_idx)
-        if step is None:
-            y = attention(q, k, v, window, cfg.sinks, cfg.attn_backend)
+        if attend is None:
+            y = attention(q, k, v, cfg.layer_window(self.layer_idx), cfg.sinks, cfg.attn_backend)
         else:
-            y = step.attend(self.layer_idx, q, k, v)
+            y = attend(self.layer_idx, q, k, v)
         return self.o_proj(y.transpose(1, 2).reshape(B, T, cfg.n_head * cfg.head_dim))
 
 
@@ -371,8 +375,8 @@ class Block(nn.Module):
         self.norm2 = make_norm(config, config.n_embd)
         self.mlp = MLP(config)
 
-    def forward(self, x, rope, step=None):
-        x = x + self.attn(self.norm1(x), rope, step)
+    def forward(self, x, rope, attend=None):
+        x = x + self.attn(self.norm1(x), rope, attend)
         return x + self.mlp(self.norm2(x))
 
 
@@ -443,18 +447,17 @@ class GPT(nn.Module):
         B, T = idx.shape
         if positions is None:
             positions = torch.arange(T, device=idx.device)[None, :]
-        step = None  # CacheStep, SharedPrefix or None (attention over idx itself)
         if cache is not None:
-            step = cache.prepare(positions.expand(B, T))
-        elif prefix is not None:
+            return self.run_blocks(idx, positions, cache.prepare(positions.expand(B, T)).attend)
+        if prefix is not None:
             prefix_idx, prefix_positions, rows = prefix
-            step = SharedPrefix(self.config, prefix_positions, rows, positions.expand(B, T))
+            shared = SharedPrefix(self.config, prefix_positions, rows, positions.expand(B, T))
             # each layer keeps the prefixes' keys and values; not checkpointed: a recomputation would record again
-            self.run_blocks(prefix_idx, prefix_positions, step, checkpointing=False)
-            step.recording = False
-        return self.run_blocks(idx, positions, step)
+            self.run_blocks(prefix_idx, prefix_positions, shared.record, checkpointing=False)
+            return self.run_blocks(idx, positions, shared.attend)
+        return self.run_blocks(idx, positions)
 
-    def run_blocks(self, idx, positions, step, checkpointing=True):
+    def run_blocks(self, idx, positions, attend=None, checkpointing=True):
         x = self.embed(idx)
         rope = None
         if self.config.pos_emb == "learned":
@@ -470,9 +473,9 @@ class GPT(nn.Module):
         checkpoint = checkpointing and self.grad_checkpointing and self.training
         for block in self.blocks:
             if checkpoint:
-                x = torch.utils.checkpoint.checkpoint(block, x, rope, step, use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(block, x, rope, attend, use_reentrant=False)
             else:
-                x = block(x, rope, step)
+                x = block(x, rope, attend)
         return self.norm_f(x)
 
     def forward(self, idx, targets=None, loss_reduction="mean", return_logits=True, positions=None, cache=None,
@@ -600,6 +603,56 @@ class GPT(nn.Module):
                              f"context of {self.config.block_size} positions")
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Training on GRPO groups: one forward of the shared prompt
+
+
+class SharedPrefix:
+    """The plan of a training forward whose rows continue shared prefixes (the G completions of one GRPO prompt).
+
+    The prefixes run through the model first, with `record` as every layer's attention: it keeps their keys and
+    values, autograd history included, and attends over them like any training forward. Then, with `attend`, each
+    row's queries attend to its own prefix's keys followed by the row's, under window_mask's rule on absolute
+    positions, so a row computes what the full sequence prefix + row would, while the prefix tokens' projections and
+    MLPs run once per prefix instead of once per row. Backward sums the rows' gradients into their prefix
+    (index_select's backward).
+
+    prefix_positions (P, Tp): left padding negative; rows (B,): the prefix each row continues; positions (B, T): the
+    rows' own positions, starting right after their prefix's last real token, right padding negative.
+    """
+
+    def __init__(self, config, prefix_positions, rows, positions):
+        self.config, self.rows = config, rows
+        self.kv = {}  # layer -> the prefixes' (k, v), each (P, Hkv, Tp, D), filled by record
+        Tp, T = prefix_positions.size(1), positions.size(1)
+        k_pos = torch.cat([prefix_positions[rows], positions], 1)[:, None, None, :]  # (B, 1, 1, Tp + T)
+        # a right-pad query sees itself, as in padded_mask, so that no row of the rows' attention is empty
+        row_itself = torch.cat([torch.zeros(T, Tp, dtype=torch.bool, device=rows.device),
+                                torch.eye(T, dtype=torch.bool, device=rows.device)], 1)  # (T, Tp + T)
+        self.masks = {}  # window -> (the prefixes' mask (P, 1, Tp, Tp) or None, the rows' (B, 1, T, Tp + T))
+        for w in {config.layer_window(i) for i in range(config.n_layer)}:
+            self.masks[w] = (padded_mask(prefix_positions, w, config.sinks),
+                             window_mask(positions[:, None, :, None], k_pos, w, config.sinks) | row_itself)
+
+    def record(self, layer, q, k, v):
+        """The prefixes' pass: q (P, Hq, Tp, D), k and v (P, Hkv, Tp, D) -> (P, Hq, Tp, D), keeping k and v."""
+        self.kv[layer] = (k, v)
+        w = self.config.layer_window(layer)  # without left padding the mask is None: any backend will do
+        return attention(q, k, v, w, self.config.sinks, self.config.attn_backend, mask=self.masks[w][0])
+
+    def attend(self, layer, q, k, v):
+        """The rows' pass: q (B, Hq, T, D), k and v (B, Hkv, T, D) -> (B, Hq, T, D), over prefix + own keys."""
+        pk, pv = self.kv[layer]
+        K = torch.cat([pk.index_select(0, self.rows), k], dim=2)  # (B, Hkv, Tp + T, D)
+        V = torch.cat([pv.index_select(0, self.rows), v], dim=2)
+        rows_mask = self.masks[self.config.layer_window(layer)][1]
+        return F.scaled_dot_product_attention(q, K, V, attn_mask=rows_mask, enable_gqa=q.size(1) != k.size(1))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Generation: sampling and the KV cache
+
+
 def _as_lists(prompts):
     if isinstance(prompts, torch.Tensor):
         prompts = prompts.tolist()
@@ -638,48 +691,6 @@ def sample_next(logits, temperature, top_k, top_p, generator, rows):
     u = torch.minimum(u[:, None] * total, torch.nextafter(total, torch.zeros_like(total)))
     token = torch.searchsorted(cdf, u, right=True)[:, 0]
     return token, logprobs.gather(-1, token[:, None])[:, 0]
-
-
-class SharedPrefix:
-    """The plan of a training forward whose rows continue shared prefixes (the G completions of one GRPO prompt).
-
-    The prefixes run through the model first (recording: each layer keeps their keys and values, autograd history
-    included, and attends over them like any training forward); then each row's queries attend to its own prefix's
-    keys followed by the row's, under window_mask's rule on absolute positions, so a row computes what the full
-    sequence prefix + row would, while the prefix tokens' projections and MLPs run once per prefix instead of once
-    per row. Backward sums the rows' gradients into their prefix (index_select's backward).
-
-    prefix_positions (P, Tp): left padding negative; rows (B,): the prefix each row continues; positions (B, T): the
-    rows' own positions, starting right after their prefix's last real token, right padding negative.
-    """
-
-    def __init__(self, config, prefix_positions, rows, positions):
-        self.config, self.rows = config, rows
-        self.recording, self.kv = True, {}  # layer -> the prefixes' (k, v), each (P, Hkv, Tp, D)
-        Tp, T = prefix_positions.size(1), positions.size(1)
-        k_pos = torch.cat([prefix_positions[rows], positions], 1)[:, None, None, :]  # (B, 1, 1, Tp + T)
-        # a right-pad query sees itself, as in padded_mask, so that no row of the rows' attention is empty
-        row_itself = torch.cat([torch.zeros(T, Tp, dtype=torch.bool, device=rows.device),
-                                torch.eye(T, dtype=torch.bool, device=rows.device)], 1)  # (T, Tp + T)
-        self.masks = {}  # window -> (the prefixes' mask (P, 1, Tp, Tp) or None, the rows' (B, 1, T, Tp + T))
-        for w in {config.layer_window(i) for i in range(config.n_layer)}:
-            self.masks[w] = (padded_mask(prefix_positions, w, config.sinks),
-                             window_mask(positions[:, None, :, None], k_pos, w, config.sinks) | row_itself)
-
-    def attend(self, layer, q, k, v):
-        """q (n, Hq, T, D), k and v (n, Hkv, T, D) of the prefixes (recording) or of the rows -> (n, Hq, T, D)."""
-        w = self.config.layer_window(layer)
-        prefix_mask, rows_mask = self.masks[w]
-        gqa = q.size(1) != k.size(1)
-        if self.recording:
-            self.kv[layer] = (k, v)
-            if prefix_mask is None:  # no left padding: the prefixes are ordinary sequences, any backend will do
-                return attention(q, k, v, w, self.config.sinks, self.config.attn_backend)
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=prefix_mask, enable_gqa=gqa)
-        pk, pv = self.kv[layer]
-        K = torch.cat([pk.index_select(0, self.rows), k], dim=2)  # (B, Hkv, Tp + T, D)
-        V = torch.cat([pv.index_select(0, self.rows), v], dim=2)
-        return F.scaled_dot_product_attention(q, K, V, attn_mask=rows_mask, enable_gqa=gqa)
 
 
 class KVCache:
@@ -794,10 +805,8 @@ class CacheStep:
                 rows, cols, slots = self.sinks_at
                 K[rows, :, slots], V[rows, :, slots] = k[rows, :, cols], v[rows, :, cols]
         mask = self.mask_global if w is None else self.mask_window
-        if c0 == 0:
-            if mask is None:
-                return attention(q, k, v, w, cache.sinks, cache.config.attn_backend)
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=q.size(1) != k.size(1))
+        if c0 == 0:  # prefill: attention over its own keys (mask: left padding's, or None)
+            return attention(q, k, v, w, cache.sinks, cache.config.attn_backend, mask)
         if w is None:
             K, V = K[:, :, :c0 + Tn], V[:, :, :c0 + Tn]
         # decode (Tn = 1): the G query heads that share a kv head become G query rows of that head, so each cached
@@ -805,17 +814,3 @@ class CacheStep:
         B, Hq, _, D = q.shape
         Hkv = K.size(1)
         return decode_attention(q.reshape(B, Hkv, Hq // Hkv, D), K, V, mask).view(B, Hq, 1, D)
-
-
-def decode_attention(q, K, V, mask):
-    """One decode step against the cache: q (B, Hkv, G, D), the G query heads of each kv head as rows; K, V
-    (B, Hkv, S, D); mask (B, 1, 1, S) additive or None -> (B, Hkv, G, D). On a CPU in bf16/fp16 with more than one
-    row, two matmuls and a float32 softmax beat SDPA's call 2-3x at SmolLM2's shapes, but only on contiguous keys
-    (a windowed layer's whole ring; a global layer's cache slice is strided and came out slower end to end): see
-    bench/decode_attention.py and bench/RESULTS.md. In fp32, at batch 1 and on GPUs SDPA is as fast or faster."""
-    if q.device.type == "cpu" and q.dtype != torch.float32 and q.size(0) > 1 and K.is_contiguous():
-        scores = (q @ K.transpose(-1, -2)).float() * q.size(-1) ** -0.5  # (B, Hkv, G, S)
-        if mask is not None:
-            scores = scores + mask
-        return torch.softmax(scores, dim=-1).to(V.dtype) @ V
-    return F.scaled_dot_product_attention(q, K, V, attn_mask=mask)

@@ -773,7 +773,7 @@ def load_teacher(init, device, student):
 
 
 def parse_args(argv):
-    return common.parse_resumable(get_parser(), argv, "rl.py", convert.find_checkpoint)
+    return common.parse_resumable(get_parser(), argv, "rl.py")
 
 
 def main(argv=None):

@@ -116,7 +116,8 @@ def get_parser():
     common.add_window_flags(g, "the init checkpoint's own window if it has one, else the profile's (toy: W=18; "
                                "pretrained: W=256 with 4 sinks)")
     g.add_argument("--attn_backend", default="auto", choices=BACKENDS,
-                   help="attention implementation (auto: on CPU chunked once T > 2*(128+W), else dense; triton/flex on CUDA)")
+                   help="attention implementation (auto: on CPU chunked once T > 2*(128+W), else dense; "
+                        "triton/flex on CUDA)")
     g = p.add_argument_group("data")
     g.add_argument("--data", default=None,
                    help="synthetic | synthetic:arith | gsm8k | math | jsonl:/path/{split}.jsonl (GSM8K, MATH or "
@@ -165,7 +166,7 @@ def get_parser():
 
 
 def parse_args(argv):
-    return common.parse_resumable(get_parser(), argv, "sft.py", convert.find_checkpoint)
+    return common.parse_resumable(get_parser(), argv, "sft.py")
 
 
 RANGES = {"n_layer": (1, 1024), "n_head": (1, 1024), "n_embd": (1, 65536), "block_size": (2, 2**20),

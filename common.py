@@ -424,6 +424,7 @@ def replace_dir(out_dir, write, keep):
     """
     global _saves
     _saves += 1
+    keep = {*keep, COMPLETE}  # the old copy's marker must never pass for the new one's
     given = os.path.abspath(os.fspath(out_dir))
     out_dir = os.path.realpath(given)
     parent, name = os.path.split(out_dir)
@@ -446,7 +447,8 @@ def replace_dir(out_dir, write, keep):
             for entry in os.listdir(out_dir):
                 if entry not in keep and not os.path.exists(os.path.join(tmp, entry)):
                     _link_or_copy(os.path.join(out_dir, entry), os.path.join(tmp, entry))
-        open(os.path.join(tmp, COMPLETE), "w").close()
+        with open(os.path.join(tmp, COMPLETE), "w"):
+            pass
         _fsync(os.path.join(tmp, COMPLETE))
         _fsync(tmp)
         _kill_point("complete")

@@ -126,7 +126,7 @@ HF_DEFAULTS = {
              "activation_function": "gelu_new"},
     "llama": {**_LLAMA_DEFAULTS, "max_position_embeddings": 2048},
     "mistral": {**_LLAMA_DEFAULTS, "max_position_embeddings": 4096 * 32, "sliding_window": 4096},
-    "qwen2": _QWEN_DEFAULTS,
+    "qwen2": {**_QWEN_DEFAULTS},
     "qwen3": {**_QWEN_DEFAULTS, "head_dim": 128},
 }
 ROPE_TYPES = ("default", "linear", "llama3")  # what model.rope_inv_freq implements

@@ -14,7 +14,8 @@ Attention settings (the SA -> SWA conversion changes only these; no parameter ch
   layer_pattern  which layers are windowed: "L" windowed, "G" global, repeated over the layers ("LLLG" = 3:1);
                  None = every layer windowed when a window is set
 
-Everything attention-related goes through one entry point, `attention(q, k, v, window, sinks, backend)`:
+Everything attention-related goes through one entry point, `attention(q, k, v, window, sinks, backend, mask)` (a
+left-padded batch's explicit mask, when given, goes straight to SDPA):
   dense    SDPA with an explicit mask: O(T^2), the plain reference
   chunked  pure PyTorch, O(T*W): query blocks attend only to their band of keys plus the sink keys
            (auto picks it on CPU once T > 2 * (128 + W); shorter sequences are faster dense)
@@ -207,7 +208,7 @@ def window_mask(q_pos, k_pos, window, sinks):
 
 def padded_mask(positions, window, sinks):
     """The self-attention mask of rows with left padding: positions (B, T), pads negative -> (B, 1, T, T) bool, or
-    None when every row is 0..T-1 (then plain attention() applies). A pad query would see no key at all: SDPA's
+    None when every row is 0..T-1 (then attention() needs no mask). A pad query would see no key at all: SDPA's
     kernels return NaN or 0 for such a row, and a NaN reaches real tokens in the next layer through 0 * NaN. So each
     query also sees itself, which changes nothing for real tokens (they always see themselves) and keeps pad rows
     finite."""

@@ -1,6 +1,6 @@
 """Crash safety: checkpoints that survive kill -9 at any moment, logs that survive a torn last line, and resume
 checks that refuse a partial training state. The kill test trains the tiny toy in subprocesses, SIGKILLs them at
-random moments and at each phase of the checkpoint save (convert.save_checkpoint's SWARR_KILL_AT hook), resumes,
+random moments and at each phase of the checkpoint save (common.replace_dir's SWARR_KILL_AT hook), resumes,
 and checks that the result equals an uninterrupted run bit for bit."""
 
 import json

@@ -22,8 +22,7 @@ left-padded batch's explicit mask, when given, goes straight to SDPA):
   flex     torch FlexAttention with a sliding-window + sinks block mask (CUDA)
   triton   kernels/triton_swa.py, a FlashAttention-style kernel that visits only in-window key blocks
 Generation uses a KVCache (its plan for one forward is a CacheStep): global layers keep every position, windowed
-layers a rolling buffer of sinks + W slots, so memory stays flat however long the reasoning trace grows. Its decode
-step's attention, SDPA or a faster bf16 path on CPUs, is kernels/decode.py.
+layers a rolling buffer of sinks + W slots, so memory stays flat however long the reasoning trace grows.
 
 The dtype rule (one rule, everywhere; `compute_dtype` below):
   weights        float32 for training (or the dtype they were loaded in for inference)
@@ -44,8 +43,6 @@ from functools import lru_cache
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-from kernels.decode import decode_attention  # CacheStep's decode step: SDPA, or a faster CPU path
 
 BACKENDS = ("auto", "dense", "chunked", "flex", "triton")
 CHUNK_BLOCK = 128  # queries per block of the chunked path (bench/attention.py --tune_block)
@@ -815,3 +812,17 @@ class CacheStep:
         B, Hq, _, D = q.shape
         Hkv = K.size(1)
         return decode_attention(q.reshape(B, Hkv, Hq // Hkv, D), K, V, mask).view(B, Hq, 1, D)
+
+
+def decode_attention(q, K, V, mask):
+    """One decode step against the cache: q (B, Hkv, G, D), the G query heads of each kv head as rows; K, V
+    (B, Hkv, S, D); mask (B, 1, 1, S) additive or None -> (B, Hkv, G, D). On a CPU in bf16/fp16 with more than one
+    row, two matmuls and a float32 softmax beat SDPA's call 2-3x at SmolLM2's shapes, but only on contiguous keys
+    (a windowed layer's whole ring; a global layer's cache slice is strided and came out slower end to end): see
+    bench/decode_attention.py and bench/RESULTS.md. In fp32, at batch 1 and on GPUs SDPA is as fast or faster."""
+    if q.device.type == "cpu" and q.dtype != torch.float32 and q.size(0) > 1 and K.is_contiguous():
+        scores = (q @ K.transpose(-1, -2)).float() * q.size(-1) ** -0.5  # (B, Hkv, G, S)
+        if mask is not None:
+            scores = scores + mask
+        return torch.softmax(scores, dim=-1).to(V.dtype) @ V
+    return F.scaled_dot_product_attention(q, K, V, attn_mask=mask)

@@ -32,8 +32,9 @@ One step, in the order of the code below:
         none   no division, Dr. GRPO (the default: dividing by the std up-weights the prompts that are nearly
                always right or always wrong, Dr. GRPO's "difficulty bias");
   4. loss = -min(rho A, clip(rho, 1-clip_low, 1+clip_high) A) [+ kl_coef * k3(ref || policy)] per completion token,
-     rho = pi_theta / pi_sampler, summed and divided by ONE normalizer fixed for the whole step (all ranks, all
-     micro-batches) before any backward, so the gradient does not depend on how the step is split (--loss_agg):
+     rho = pi_theta / pi_old (the first update's own log-probs, see below), summed and divided by ONE normalizer
+     fixed for the whole step (all ranks, all micro-batches) before any backward, so the gradient does not depend
+     on how the step is split (--loss_agg):
         token     / completion tokens in the step             (DAPO; the default)
         sequence  each sequence's token mean, / sequences      (DeepSeekMath GRPO; short right and long wrong
                                                                answers weigh more per token: a length bias)
@@ -50,7 +51,7 @@ One step, in the order of the code below:
   8. greedy accuracy on a fixed held-out set every --eval_every steps (eval.evaluate);
   9. checkpoints (convert.save_checkpoint) with optimizer, RNG, step and data cursor: --resume continues exactly;
  10. data parallel under torchrun: each rank generates and trains on its own whole groups, and the gradients are
-     summed with one all-reduce per update. (No DDP wrapper: after filtering, ranks may run different numbers of
+     summed once per update (sync_gradients). (No DDP wrapper: after filtering, ranks may run different numbers of
      micro-batches, which DDP's per-backward hooks cannot allow; with the step-wide normalizer a plain sum is exact.)
 
 Simplifications, stated openly:
@@ -168,7 +169,8 @@ def grpo_loss(logp, old_logp, ref_logp, adv, mask, normalizer, loss_agg="token",
     """One micro-batch's share of the step loss.
 
     logp (B, L): log-probs of the completion tokens under the policy being trained (with grad);
-    old_logp (B, L): the same tokens' log-probs at sampling time; ref_logp (B, L) under the frozen reference, or
+    old_logp (B, L): the ratio's denominator, these tokens' log-probs from the step's first update (not the
+    sampler's, see accumulate_gradients); ref_logp (B, L) under the frozen reference, or
     None when kl_coef == 0; adv (B,): one advantage per completion (GRPO), or (B, L): one per token (--teacher);
     mask (B, L): 1 on completion tokens;
     normalizer: fixed for the whole step (sum of normalizer_terms over every micro-batch and rank).
@@ -196,7 +198,6 @@ def grpo_loss(logp, old_logp, ref_logp, adv, mask, normalizer, loss_agg="token",
     with torch.no_grad():
         clipped = ((ratio < 1 - clip_low) & (A < 0)) | ((ratio > 1 + clip_high) & (A > 0))  # the gradient is 0 there
         stats = {"tokens": mask.sum(), "clipped": (clipped * mask).sum(),
-                 "logp_diff": ((logp - old_logp).abs() * mask).sum(),
                  "kl": (k3 * mask).sum() if kl_coef else torch.zeros(())}
     return loss, stats
 
@@ -209,7 +210,8 @@ def collate(rows, pad_id, device, share_prompt=True):
     """rows: dicts {"prompt": ids, "tokens": completion ids, "logprobs": sampling-time log-probs, "adv": float}.
 
     -> x, the model's inputs {idx (B, T), positions, prefix}; pos (B, L): the column of idx whose output predicts
-       completion token j; tokens, old_logp, mask (B, L); adv (B,). L = the longest completion.
+       completion token j; tokens, sampler_logp (the rows' "logprobs"), mask (B, L); adv (B,). L = the longest
+       completion.
     share_prompt=False: row b of idx is its whole sequence prompt + completion[:-1], right-padded (pad ids are never
        read as data: everything that matters is indexed from lengths), positions None (0..T-1), prefix None.
     share_prompt=True: the rows of one prompt (a GRPO group) share it as a prefix, which the model runs through once
@@ -228,7 +230,7 @@ def collate(rows, pad_id, device, share_prompt=True):
     positions = torch.zeros((B, T), dtype=torch.long)
     pos = torch.zeros((B, L), dtype=torch.long)
     tokens = torch.zeros((B, L), dtype=torch.long)
-    old_logp = torch.zeros((B, L))
+    sampler_logp = torch.zeros((B, L))
     for b, (r, c) in enumerate(zip(rows, cut)):
         seq = (r["prompt"] + r["tokens"])[c:-1]
         n = len(r["tokens"])
@@ -237,7 +239,7 @@ def collate(rows, pad_id, device, share_prompt=True):
         positions[b, len(seq):] = -1  # padding: a key no query sees (a pad query sees itself, SharedPrefix)
         pos[b, :n] = torch.arange(len(r["prompt"]) - 1 - c, len(r["prompt"]) - 1 - c + n)
         tokens[b, :n] = torch.tensor(r["tokens"])
-        old_logp[b, :n] = torch.tensor(r["logprobs"])
+        sampler_logp[b, :n] = torch.tensor(r["logprobs"])
     x = {"idx": idx.to(device), "positions": None, "prefix": None}
     Tp = max(cut)
     if Tp > 0:
@@ -254,7 +256,7 @@ def collate(rows, pad_id, device, share_prompt=True):
     lengths = torch.tensor([len(r["tokens"]) for r in rows])
     adv = torch.tensor([float(r["adv"]) for r in rows])
     to = lambda t: t.to(device)  # noqa: E731
-    return x, to(pos), to(tokens), to(old_logp), to(completion_mask(lengths, L)), to(adv)
+    return x, to(pos), to(tokens), to(sampler_logp), to(completion_mask(lengths, L)), to(adv)
 
 
 def completion_logprobs(model, x, pos, tokens, mask, temperature):

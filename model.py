@@ -36,6 +36,7 @@ The dtype rule (one rule, everywhere; `compute_dtype` below):
                  log-probs and sampling
 """
 
+import importlib
 import math
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
@@ -169,7 +170,7 @@ def auto_backend(device, window, T, dtype):
 @lru_cache(maxsize=None)
 def _importable(module):
     try:
-        __import__(module)
+        importlib.import_module(module)  # a real import: a broken install must count as absent
         return True
     except ImportError:
         return False

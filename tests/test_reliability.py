@@ -104,6 +104,23 @@ def test_symlinked_and_private_out_dir(tmp_path):
     assert (fresh / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
 
 
+def test_replace_dir_carries_other_files_over_and_writes_a_fresh_marker(tmp_path):
+    """common.replace_dir on its own: what write() makes replaces the old files, every other entry of the old
+    directory is hard-linked into the new one (the same file, which the training loop keeps appending to), and the
+    new .complete is a new file even when keep does not name it (a linked old marker would vouch for a new copy)."""
+    out = tmp_path / "ckpt"
+    out.mkdir()
+    (out / "weights").write_text("old")
+    (out / "metrics.jsonl").write_text('{"step": 1}\n')
+    (out / common.COMPLETE).write_text("")
+    old_metrics, old_marker = (os.stat(out / n).st_ino for n in ("metrics.jsonl", common.COMPLETE))
+    common.replace_dir(out, lambda tmp: Path(tmp, "weights").write_text("new"), keep=("weights",))
+    assert (out / "weights").read_text() == "new"
+    assert os.stat(out / "metrics.jsonl").st_ino == old_metrics
+    assert (out / common.COMPLETE).is_file() and os.stat(out / common.COMPLETE).st_ino != old_marker
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no copy left beside it
+
+
 def test_find_checkpoint_puts_the_newest_complete_copy_back(tmp_path):
     import shutil
     model, tok = tiny_model(), Tokenizer.byte_level()

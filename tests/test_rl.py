@@ -301,21 +301,22 @@ def test_shared_prompt_logprobs_and_gradients_match_each_row_by_hand(config):
 
 
 def test_accumulation_is_the_same_with_and_without_the_shared_prompt():
-    """Through the real accumulation path (micro-batches that cut a group in two, the step-wide normalizer): the
-    default on CPU (--share_prompt=auto, i.e. true) and false give the same loss and gradient."""
+    """Through the real accumulation path (micro-batches that cut a group in two, the step-wide normalizer): sharing
+    forced (true) and the CPU default (auto) give the same loss and gradient as every row's own forward (false)."""
     model = tiny_model(window=4, n_layer=2)
     rows = make_groups(group=4)
     for r, a in zip(rows, torch.randn(len(rows), generator=torch.Generator().manual_seed(2))):
         r["adv"] = float(a)
-    out = []
-    for flags in ([], ["--share_prompt=false"]):
+    out = {}
+    for flag in ("false", "true", "auto"):
         model.zero_grad()
-        stats = rl.accumulate_gradients(model, [dict(r) for r in rows], 40.0, cfg_for("--micro_batch_size=3", *flags),
-                                        pad_id=256)
-        out.append((stats["loss"], torch.cat([g.flatten() for g in grads_of(model)])))
-    torch.testing.assert_close(out[0][0], out[1][0], atol=1e-6, rtol=1e-5)
-    torch.testing.assert_close(out[0][1], out[1][1], atol=1e-6, rtol=1e-5)
-    assert out[0][1].abs().max() > 1e-3
+        cfg = cfg_for("--micro_batch_size=3", f"--share_prompt={flag}")
+        stats = rl.accumulate_gradients(model, [dict(r) for r in rows], 40.0, cfg, pad_id=256)
+        out[flag] = (stats["loss"], torch.cat([g.flatten() for g in grads_of(model)]))
+    for flag in ("true", "auto"):
+        torch.testing.assert_close(out[flag][0], out["false"][0], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(out[flag][1], out["false"][1], atol=1e-6, rtol=1e-5)
+    assert out["false"][1].abs().max() > 1e-3
 
 
 def test_share_prompt_auto_shares_only_what_pays():

@@ -21,18 +21,31 @@ import torch
 import torch.distributed as dist
 
 
-def resolve_device(name="auto"):
+def resolve_device(name="auto", announce=False):
+    """--device -> a torch device name. With announce (the scripts), auto says which device it chose and why, so a
+    GPU run that fell back to the CPU (a CPU build of torch, no driver) shows it in its first lines."""
     if name == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-        return "cpu"
+        device, why = auto_device()
+        if announce:
+            print0(f"device: auto -> {device} ({why})")
+        return device
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device={name} but CUDA is not available here; use --device=cpu")
     if name not in ("cpu", "mps") and not name.startswith("cuda"):
         raise ValueError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps")
     return name
+
+
+def auto_device():
+    """-> (device, why) for --device=auto: cuda > mps > cpu."""
+    if torch.cuda.is_available():
+        return "cuda", f"CUDA {torch.version.cuda}: {torch.cuda.get_device_name()}"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps", "Apple GPU"
+    if torch.version.cuda is None:
+        return "cpu", f"torch {torch.__version__} is a CPU build: install the CUDA build to use a GPU"
+    return "cpu", (f"torch {torch.__version__} is built for CUDA {torch.version.cuda} but sees no GPU (driver, "
+                   f"CUDA_VISIBLE_DEVICES?); pass --device=cuda to stop instead of running on the CPU")
 
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -253,6 +266,54 @@ def add_window_flags(group, what_keep_means):
 def window_overrides(args):
     """The window flags that were given (not 'keep'), as keyword arguments of convert.load_model."""
     return {k: getattr(args, k) for k in ("window", "sinks", "layer_pattern") if getattr(args, k) != KEEP}
+
+
+# The window a run gives an init that has none (the SA -> SWA conversion), per profile (init_profile). A pretrained
+# model gets W=256 + 4 sinks: GSM8K prompts are ~100 tokens and solutions ~100-250, so W=256 keeps most of a solution
+# in view in every layer while the KV cache stops growing; the 4 sinks keep the first tokens, on which pretrained
+# models park attention (StreamingLLM: a pure window breaks them, 4 sinks repair it), whatever W is.
+PROFILE_WINDOWS = {"toy": dict(window=18, sinks=0), "pretrained": dict(window=256, sinks=4)}
+
+
+def resolve_window(args, config, profile):
+    """The attention settings of a run from the flags, the init's own config and the profile, each with where it
+    came from -> {"window": (value, source), "sinks": ..., "layer_pattern": ...}.
+
+    A flag given on the command line wins. A flag not given keeps the init's own value when the init has a window,
+    and takes the profile's when the init has full attention (the conversion): `--window=128` alone on a pretrained
+    model still gets the profile's 4 sinks. Full attention has no sinks."""
+    windowed = config.window is not None
+    prof = PROFILE_WINDOWS[profile]
+
+    def pick(key, init_value, profile_value):
+        if getattr(args, key) != KEEP:
+            return getattr(args, key), "command line"
+        if windowed:
+            return init_value, "init"
+        return profile_value, f"profile {profile}"
+
+    out = {"window": pick("window", config.window, min(prof["window"], config.block_size)),
+           "sinks": pick("sinks", config.sinks, prof["sinks"])}
+    if args.layer_pattern != KEEP:
+        out["layer_pattern"] = args.layer_pattern, "command line"
+    elif windowed and args.window == KEEP:
+        out["layer_pattern"] = config.layer_pattern, "init"
+    else:  # a new window covers every layer unless a pattern is given too
+        out["layer_pattern"] = None, "default"
+    if out["window"][0] is None:
+        out["sinks"] = 0, "full attention"
+    return out
+
+
+def apply_window(args, model, profile):
+    """Resolve the window flags against the loaded init (resolve_window), set them on the model, write the values
+    back into args (so run_config.json records what ran) and print where each came from."""
+    resolved = resolve_window(args, model.config, profile)
+    model.configure_window(*(value for value, _ in resolved.values()))
+    for key, (value, _) in resolved.items():
+        setattr(args, key, value)
+    print0("attention: " + ", ".join(f"{key}={value} ({source})" for key, (value, source) in resolved.items()))
+    return resolved
 
 
 def resume_flag(v):

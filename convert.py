@@ -38,8 +38,8 @@ from contextlib import ExitStack, contextmanager
 
 import torch
 
-from common import (COMPLETE, KEEP, OneLineErrorParser, add_window_flags, find_checkpoint, replace_dir,
-                    resolve_device, resolve_dtype, window_overrides)
+from common import (COMPLETE, KEEP, OneLineErrorParser, add_window_flags, apply_window, find_checkpoint, init_profile,
+                    replace_dir, resolve_device, resolve_dtype)
 from model import GPT, GPTConfig, rope_inv_freq
 from tokenizer import Tokenizer
 
@@ -822,8 +822,8 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps")
     args = parser.parse_args(argv)
     try:
-        model, tokenizer = load_model(args.init, dtype=args.dtype, device=args.device, attn_backend=args.attn_backend,
-                                      **window_overrides(args))
+        model, tokenizer = load_model(args.init, dtype=args.dtype, device=args.device, attn_backend=args.attn_backend)
+        apply_window(args, model, init_profile(args.init))
         print(summary(model, tokenizer))
         if args.out_dir:
             save_checkpoint(args.out_dir, model, tokenizer, run_config={"script": "convert.py", **vars(args)})

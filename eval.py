@@ -201,13 +201,19 @@ def main(argv=None):
                                    "samples": (1, 2**12), "temperature": (0, 100), "seed": (0, 2**32 - 1)})
         if args.samples > 1 and args.temperature == 0:
             raise ValueError("--samples > 1 needs --temperature > 0 (greedy samples would all be the same)")
+        device = common.resolve_device(args.device, announce=True)
         dataset = data.load_dataset(args.data, split=args.split)
         rows = []
         os.makedirs(args.out_dir, exist_ok=True)
         for spec in inits:
             path, overrides = parse_init(spec)
-            model, tok = convert.load_model(path, device=args.device, dtype="float32", **overrides)
-            device = model.embed.weight.device
+            if "window" not in overrides:  # the model as it is
+                model, tok = convert.load_model(path, device=device, dtype="float32", **overrides)
+            else:  # a new window: flags not given follow sft.py's rule (the profile's sinks on a full-attention init)
+                model, tok = convert.load_model(path, device=device, dtype="float32",
+                                                attn_backend=overrides.get("attn_backend", common.KEEP))
+                given = {k: overrides.get(k, common.KEEP) for k in ("window", "sinks", "layer_pattern")}
+                common.apply_window(argparse.Namespace(**given), model, common.init_profile(path))
             dtype = common.autocast_dtype(args.dtype, device, model.num_params())
             with common.autocast(device, dtype):
                 summary, records = evaluate(model, tok, dataset, limit=args.limit or None, batch_size=args.batch_size,

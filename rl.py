@@ -751,15 +751,15 @@ def load_policy(cfg, device):
     ckpt = common.resume_dir(cfg)
     if ckpt is not None:
         model, tok, _, train_state = convert.load_checkpoint(ckpt, device=device, dtype="float32",
-                                                             state_keys=("step", "cursor", "optimizer", "rng"),
-                                                             **common.window_overrides(cfg))
+                                                             state_keys=("step", "cursor", "optimizer", "rng"))
         if not train_state:
             raise ValueError(f"--resume: {ckpt} has no training state (optimizer, step) to continue from")
-        return model, tok, train_state
-    if not cfg.init.startswith(("hf:", "gguf:")) and not os.path.isdir(cfg.init):
-        raise FileNotFoundError(f"no checkpoint at {cfg.init}: run python sft.py first or pass --init=...")
-    model, tok = convert.load_model(cfg.init, device=device, dtype="float32", **common.window_overrides(cfg))
-    return model, tok, None
+    else:
+        if not cfg.init.startswith(("hf:", "gguf:")) and not os.path.isdir(cfg.init):
+            raise FileNotFoundError(f"no checkpoint at {cfg.init}: run python sft.py first or pass --init=...")
+        (model, tok), train_state = convert.load_model(cfg.init, device=device, dtype="float32"), None
+    common.apply_window(cfg, model, cfg.profile)  # the reference model (--kl_coef) loads with these values
+    return model, tok, train_state
 
 
 def load_teacher(init, device, student):
@@ -781,7 +781,7 @@ def parse_args(argv):
 def main(argv=None):
     try:
         cfg = parse_args(argv)
-        device = common.resolve_device(cfg.device)
+        device = common.resolve_device(cfg.device, announce=True)
         rank, world, device = common.init_distributed(device)
         if common.autocast_dtype(cfg.dtype, device, num_params=0) == torch.float16:  # checks the name early
             raise ValueError("--dtype=float16 would need loss scaling, which rl.py leaves out; use bfloat16")

@@ -89,17 +89,13 @@ BUCKET = 16  # global batches sorted by length together: less padding, still a f
 
 
 # Defaults that follow the init (common.init_profile): the toy demo from scratch, or the real recipe for a pretrained
-# model. A pretrained model gets window 256 + 4 sinks: GSM8K prompts are ~100 tokens and solutions ~100-250, so
-# W=256 keeps most of a solution in view in every layer while the KV cache stops growing; the 4 sinks keep the first
-# tokens, on which pretrained models park attention (StreamingLLM: a pure window breaks them, 4 sinks repair it).
-# lr 1e-5 is a usual full fine-tuning rate for 0.1-1B models (3e-3, right for the toy, wrecks them).
+# model (its window and sinks: common.PROFILE_WINDOWS). lr 1e-5 is a usual full fine-tuning rate for 0.1-1B models (3e-3, right for the toy, wrecks them).
 PROFILES = {
     "toy": dict(data="synthetic", lr=3e-3, max_len=256, batch_size=32, grad_accum=1, warmup=30, steps=1000,
                 eval_every=200, eval_limit=32, save_every=200),
     "pretrained": dict(data="gsm8k", lr=1e-5, max_len=512, batch_size=8, grad_accum=4, warmup=20, steps=200,
                        eval_every=50, eval_limit=64, save_every=50),
 }
-WINDOWS = {"toy": dict(window=18, sinks=0), "pretrained": dict(window=256, sinks=4)}  # for an init without one
 
 
 def get_parser():
@@ -223,31 +219,20 @@ def build_model(args, device):
     --window=keep (the default) keeps the init's own window; an init without one (scratch, a full-attention model)
     gets the profile's window and sinks: that is the SA -> SWA conversion. The settings used are written back into
     args, so run_config.json records them. A resumed run rebuilds its model from the checkpoint it continues."""
-    profile = WINDOWS[args.profile]
-    given = common.window_overrides(args)
     ckpt = common.resume_dir(args)
     if ckpt is not None:
         model, tok, _, train_state = convert.load_checkpoint(
-            ckpt, device=device, dtype="float32", attn_backend=args.attn_backend, **given,
+            ckpt, device=device, dtype="float32", attn_backend=args.attn_backend,
             state_keys=("step", "epoch", "cursor", "global_batch", "optimizer", "rng"))
     elif args.init == "scratch":
         tok, train_state = Tokenizer.byte_level(), None
         config = GPTConfig(vocab_size=tok.vocab_size, n_layer=args.n_layer, n_head=args.n_head, n_embd=args.n_embd,
-                           block_size=args.block_size, attn_backend=args.attn_backend, **given)
+                           block_size=args.block_size, attn_backend=args.attn_backend)
         model = GPT(config).to(device)
     else:
-        model, tok = convert.load_model(args.init, device=device, dtype="float32", attn_backend=args.attn_backend,
-                                        **given)
+        model, tok = convert.load_model(args.init, device=device, dtype="float32", attn_backend=args.attn_backend)
         train_state = None
-    cfg = model.config
-    if args.window == common.KEEP and cfg.window is None:  # nothing to keep: convert with the profile's window
-        sinks = profile["sinks"] if args.sinks == common.KEEP else args.sinks
-        pattern = None if args.layer_pattern == common.KEEP else args.layer_pattern
-        model.configure_window(min(profile["window"], cfg.block_size), sinks, pattern)
-    elif args.window == common.KEEP:  # keep the init's window, but apply the sinks/pattern that were given
-        model.configure_window(cfg.window, cfg.sinks if args.sinks == common.KEEP else args.sinks,
-                               cfg.layer_pattern if args.layer_pattern == common.KEEP else args.layer_pattern)
-    args.window, args.sinks, args.layer_pattern = cfg.window, cfg.sinks, cfg.layer_pattern
+    common.apply_window(args, model, args.profile)
     return model, tok, train_state
 
 
@@ -329,7 +314,7 @@ def main(argv=None):
         # ---- config
         args = parse_args(argv)
         check_args(args)
-        device = common.resolve_device(args.device)
+        device = common.resolve_device(args.device, announce=True)
         rank, world, device = common.init_distributed(device)
         if common.autocast_dtype(args.dtype, device, num_params=0) == torch.float16:  # checks the name early
             raise ValueError("--dtype=float16 would need loss scaling, which sft.py leaves out; use bfloat16")

@@ -578,3 +578,14 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, llama_dir, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--window: must be a positive integer" in err, err
     assert not (tmp_path / "x").exists()
+
+
+def test_convert_window_alone_keeps_the_profile_sinks(tmp_path):
+    """convert.py --window=W on a full-attention pretrained model: sinks not given take the pretrained profile's 4
+    (what sft.py does); --sinks given wins."""
+    hf_dir, _ = make_hf_dir(tmp_path / "hf", "llama", max_position_embeddings=1024)
+    assert convert.main([f"--init=hf:{hf_dir}", "--window=64", f"--out_dir={tmp_path / 'a'}"]) == 0
+    cfg = json.loads((tmp_path / "a" / "config.json").read_text())["model"]
+    assert (cfg["window"], cfg["sinks"]) == (64, 4)
+    assert convert.main([f"--init=hf:{hf_dir}", "--window=64", "--sinks=1", f"--out_dir={tmp_path / 'b'}"]) == 0
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["model"]["sinks"] == 1

@@ -158,3 +158,14 @@ def test_result_file_names_are_short_and_never_hidden():
     assert evaluation.result_file_name(long + "@window=256,sinks=4") == "SmolLM2-135M-Instruct.Q4_1.gguf_window_256_sinks_4"
     assert evaluation.result_file_name("out/sft/") == "sft"
     assert not evaluation.result_file_name("./.hidden").startswith(".")
+
+
+def test_window_override_on_a_pretrained_init_gets_the_profile_sinks(tmp_path):
+    """eval.py --init=hf:DIR@window=W: the sinks not given are the pretrained profile's 4, as sft.py converts;
+    without @window the model is evaluated as it is (full attention)."""
+    from helpers import make_hf_dir
+    hf_dir, _ = make_hf_dir(tmp_path / "hf", "llama", max_position_embeddings=1024, vocab_size=257)
+    rows = evaluation.main([f"--init=hf:{hf_dir}", f"--init=hf:{hf_dir}@window=32",
+                            f"--init=hf:{hf_dir}@window=32,sinks=0", "--data=synthetic", "--limit=1",
+                            "--max_new_tokens=2", "--device=cpu", f"--out_dir={tmp_path / 'ev'}"])
+    assert [r["window"] for r in rows] == ["full", "W=32+4sinks", "W=32"]

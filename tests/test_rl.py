@@ -702,3 +702,15 @@ def test_script_distills_from_a_teacher(tmp_path, tiny_checkpoint, capsys):
     with pytest.raises(SystemExit) as e:
         run_rl(tmp_path, tiny_checkpoint, "e", "--steps=1", f"--teacher={tiny_checkpoint}", "--filter_groups=true")
     assert e.value.code == 2 and "--filter_groups" in capsys.readouterr().err
+
+
+def test_rl_from_a_pretrained_init_takes_the_profile_sinks(tmp_path):
+    """rl.py straight from a full-attention pretrained model: --window alone still gets the profile's 4 sinks
+    (common.PROFILE_WINDOWS), printed and written back into the run config; a windowed init keeps its own."""
+    from helpers import make_hf_dir
+    hf_dir, _ = make_hf_dir(tmp_path / "hf", "llama", max_position_embeddings=1024)
+    cfg = rl.parse_args([f"--init=hf:{hf_dir}", "--window=64", f"--out_dir={tmp_path / 'rl'}"])
+    model, _, _ = rl.load_policy(cfg, "cpu")
+    assert (model.config.window, model.config.sinks) == (64, 4) == (cfg.window, cfg.sinks)
+    cfg = rl.parse_args([f"--init=hf:{hf_dir}", "--window=64", "--sinks=0", f"--out_dir={tmp_path / 'rl'}"])
+    assert rl.load_policy(cfg, "cpu")[0].config.sinks == 0

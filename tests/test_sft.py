@@ -243,3 +243,49 @@ def test_defaults_follow_the_init(tmp_path):
     assert saved["profile"] == "toy" and saved["window"] == 8
     again = sft.parse_args([f"--init={tmp_path / 'toy'}"])
     assert again.profile == "toy" and sft.build_model(again, "cpu")[0].config.window == 8
+
+
+@pytest.mark.parametrize("flags, expected", [
+    # (flags given, (window, sinks, layer_pattern)) for a full-attention pretrained init: a flag not given takes
+    # the pretrained profile's value (common.PROFILE_WINDOWS: 256 + 4 sinks) whatever else is given
+    ([], (256, 4, None)),
+    (["--window=64"], (64, 4, None)),                      # the recipe's `--window=256` alone used to give 0 sinks
+    (["--sinks=0"], (256, 0, None)),
+    (["--window=64", "--layer_pattern=LG"], (64, 4, "LG")),
+    (["--window=none"], (None, 0, None)),                  # full attention has no sinks
+])
+def test_pretrained_flags_not_given_take_the_profile(tmp_path, capsys, flags, expected):
+    sys.path.insert(0, str(ROOT / "tests"))
+    from helpers import make_hf_dir
+    hf_dir, _ = make_hf_dir(tmp_path / "hf", "llama", max_position_embeddings=1024)
+    args = sft.parse_args([f"--init=hf:{hf_dir}", *flags])
+    model, _, _ = sft.build_model(args, "cpu")
+    c = model.config
+    assert (c.window, c.sinks, c.layer_pattern) == expected == (args.window, args.sinks, args.layer_pattern)
+    printed = capsys.readouterr().out
+    assert f"window={expected[0]}" in printed and f"sinks={expected[1]}" in printed  # printed with its source
+    assert ("(command line)" in printed) == bool(flags)
+
+
+@pytest.mark.parametrize("flags, expected", [
+    # a toy init from scratch: the toy profile (W=18, no sinks)
+    ([], (18, 0, None)),
+    (["--window=6"], (6, 0, None)),
+    (["--sinks=2"], (18, 2, None)),
+])
+def test_toy_flags_not_given_take_the_profile(flags, expected):
+    args = sft.parse_args(["--n_layer=2", "--n_embd=32", "--n_head=2", *flags])
+    c = sft.build_model(args, "cpu")[0].config
+    assert (c.window, c.sinks, c.layer_pattern) == expected == (args.window, args.sinks, args.layer_pattern)
+
+
+def test_windowed_init_keeps_its_own_values_for_flags_not_given(tmp_path):
+    """An init that has a window (a checkpoint of a windowed run) keeps its own sinks and pattern when only
+    --window changes; a new window without --layer_pattern covers every layer (the import's rule)."""
+    sft.main(TINY + ["--n_layer=2", "--sinks=3", "--layer_pattern=LG", "--steps=1", f"--out_dir={tmp_path / 'a'}"])
+    saved = json.loads((tmp_path / "a" / "run_config.json").read_text())
+    assert (saved["window"], saved["sinks"], saved["layer_pattern"]) == (8, 3, "LG")
+    c = sft.build_model(sft.parse_args([f"--init={tmp_path / 'a'}"]), "cpu")[0].config
+    assert (c.window, c.sinks, c.layer_pattern) == (8, 3, "LG")
+    c = sft.build_model(sft.parse_args([f"--init={tmp_path / 'a'}", "--window=5"]), "cpu")[0].config
+    assert (c.window, c.sinks, c.layer_pattern) == (5, 3, None)

@@ -282,15 +282,38 @@ def test_autocast_dtype_rule():
         common.autocast_dtype("float8", "cpu", 10)
 
 
-def test_gpu_check_stops_cleanly_without_cuda_and_its_dry_run_passes(tmp_path, capsys):
+def test_gpu_check_fails_without_cuda_and_its_dry_run_passes(tmp_path, capsys):
+    """Without CUDA the check exits 1 with one line and writes no report (a CI or a script must not read "checked
+    nothing" as a pass); --dry_run runs every section on the CPU at toy shapes, including the GRPO gradient against
+    the plain policy gradient and the flex recompile count, and writes the report."""
     import json
     import sys
     sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "bench"))
     import gpu_check
     if not torch.cuda.is_available():
-        assert gpu_check.main([f"--out={tmp_path / 'x.json'}"]) is None
-        assert capsys.readouterr().out.strip().count("\n") == 0  # one line
+        assert gpu_check.main([f"--out={tmp_path / 'x.json'}"]) == 1
+        assert capsys.readouterr().err.strip().count("\n") == 0  # one line
         assert not (tmp_path / "x.json").exists()
-    report = gpu_check.main(["--dry_run", f"--out={tmp_path / 'dry.json'}"])
-    assert report["ok"], report
-    assert json.loads((tmp_path / "dry.json").read_text())["training"]["sft_ok"]
+    assert gpu_check.main(["--dry_run", f"--out={tmp_path / 'dry.json'}"]) == 0
+    report = json.loads((tmp_path / "dry.json").read_text())
+    assert report["ok"] and set(report["sections"]) == set(gpu_check.SECTIONS)
+    grpo = report["sections"]["grpo"]
+    assert abs(grpo["loss"]) > 1e-3 and grpo["grad_cosine"] > 0.99  # a loss that is not 0 by construction
+    assert all(r["W"] < r["T"] for r in report["sections"]["attention"]["records"])
+
+
+def test_gpu_check_writes_the_report_after_each_section(tmp_path, monkeypatch):
+    """A section that raises is recorded as failed with its error, the next one still runs, and the report on disk
+    holds every section that ran before it."""
+    import json
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "bench"))
+    import gpu_check
+
+    def boom(device, dry_run):
+        raise RuntimeError("out of memory (simulated)")
+    monkeypatch.setattr(gpu_check, "check_sft", boom)
+    assert gpu_check.main(["--dry_run", "--sections=sft,grpo", f"--out={tmp_path / 'r.json'}"]) == 1
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert "simulated" in report["sections"]["sft"]["error"] and report["sections"]["grpo"]["ok"]
+    assert report["ok"] is False

@@ -9,6 +9,7 @@ that work under the window.
     python rl.py --resume=true --steps=80                                      # continue out/rl exactly
     python rl.py --resume=out/rl --steps=120 --out_dir=out/rl2     # continue out/rl's run, written to out/rl2
     python rl.py --init=out/sft --teacher=out/sa --out_dir=out/distill  # control: on-policy distillation, no reward
+    python rl.py --init=out/sft --algo=rft --out_dir=out/rft            # control: SFT on its own correct samples
     # one GPU: Qwen2.5-0.5B-Instruct with window 256 on GSM8K (after sft.py --init=hf:... --window=256 --data=gsm8k)
     python rl.py --init=out/sft --data=gsm8k --steps=200 --prompts_per_step=32 --group_size=8 \\
         --max_new_tokens=512 --micro_batch_size=16 --lr=2e-6 --eval_every=25 --eval_limit=500 --save_every=50
@@ -83,6 +84,12 @@ per-token estimate mean(log p_student - log p_teacher). Simplification: the adva
 (no sum over the later tokens, i.e. discount 0, as in the Thinking Machines recipe), so a token is judged only by how
 much the teacher likes it, not by where it leads; the student's log-prob in A_t is the training forward's from the
 first update (as the ratio's denominator is), and the teacher must share the student's tokenizer.
+
+Rejection-sampling fine-tuning (--algo=rft), the second control: is it the policy gradient, or only training on the
+model's own windowed successes? Steps 1-2 are exactly GRPO's (same prompts, G samples, rewards); step 3's advantage
+is 1 for a correct completion and 0 otherwise (rft_advantages), and only the correct completions count in the
+token normalizer, so with rho = 1 the update is plain SFT (mean NLL per token) on the correct samples: STaR /
+expert iteration / RFT. No baseline, no push-down of wrong answers.
 """
 
 import argparse
@@ -107,6 +114,7 @@ from model import auto_backend
 # The pure parts of GRPO: advantages, masks, the loss. No model, no I/O: the tests check them by hand.
 
 SCALES = ("group", "batch", "none")
+ALGOS = ("grpo", "rft")
 LOSS_AGGS = ("token", "sequence", "constant")
 
 
@@ -127,6 +135,14 @@ def group_advantages(rewards, scale="none", eps=1e-4):
     elif scale == "batch":
         adv = adv / (rewards.std(correction=0) + eps)
     return adv
+
+
+def rft_advantages(correct):
+    """--algo=rft: correct (P, G) 1/0 -> advantages (P, G) = 1 on the correct completions, 0 elsewhere. With rho = 1
+    and the token normalizer over the correct completions only, the step's gradient is exactly that of SFT's mean
+    NLL on the correct samples: rejection-sampling fine-tuning (STaR / expert iteration / RFT), no baseline, no
+    negative signal."""
+    return (correct > 0.5).float()
 
 
 def completion_mask(lengths, width):
@@ -446,6 +462,8 @@ def get_parser():
                    "(DeepSeekMath), the batch std (Lite PPO) or nothing (Dr. GRPO)")
     g.add_argument("--filter_groups", type=common.str2bool, default=False, help="drop zero-variance groups")
     g.add_argument("--mask_truncated", type=common.str2bool, default=False, help="drop completions without EOS")
+    g.add_argument("--algo", default="grpo", choices=ALGOS, help="grpo | rft: the control of rejection-sampling "
+                   "fine-tuning (sample exactly as GRPO does, keep the correct completions, plain SFT loss on them)")
     g.add_argument("--teacher", default=None, help="on-policy distillation instead of GRPO: the teacher's checkpoint "
                    "dir | hf: | gguf:, run frozen at FULL attention (it must share the student's tokenizer); the "
                    "advantage becomes log p_teacher - log p_student per token and the reward is only logged")
@@ -498,6 +516,9 @@ def check_config(cfg, world):
     if cfg.group_size < 2 and not cfg.teacher:
         raise ValueError("--group_size must be >= 2: the group mean is the baseline")
     common.check_ranges(cfg, RANGES | {"group_size": (1 if cfg.teacher else 2, 2**16)})
+    if cfg.algo == "rft" and (cfg.teacher or cfg.kl_coef or cfg.inner_epochs != 1 or cfg.loss_agg != "token"):
+        raise ValueError("--algo=rft is plain SFT on the correct samples: it takes no --teacher or --kl_coef, "
+                         "--inner_epochs=1 and --loss_agg=token")
     if cfg.teacher and cfg.filter_groups:
         raise ValueError("--filter_groups drops groups by their rewards, which do not enter the loss with --teacher")
     if cfg.prompts_per_step % world:
@@ -619,7 +640,10 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
         # ---- 3. advantages per group, over the whole step's groups (with --teacher they are only logged: the
         # advantage is per token, from the teacher, inside accumulate_gradients)
         rewards = all_reward.view(P, G)
-        adv = group_advantages(rewards, cfg.scale_rewards)  # (P, G)
+        if cfg.algo == "rft":
+            adv = rft_advantages(all_correct.view(P, G))  # (P, G): 1 on the correct samples
+        else:
+            adv = group_advantages(rewards, cfg.scale_rewards)  # (P, G)
         zero_var = (rewards.amax(1) == rewards.amin(1))  # (P,)
         my_adv = adv[rank * P_local:(rank + 1) * P_local].flatten()  # (N_local,)
         my_zero_var = zero_var[rank * P_local:(rank + 1) * P_local].repeat_interleave(G)  # (N_local,)
@@ -630,6 +654,8 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
             keep &= ~my_zero_var
         if cfg.mask_truncated:
             keep &= finished.bool()
+        if cfg.algo == "rft":  # only the kept (correct) samples count in the SFT mean
+            keep &= my_adv > 0
         normalizer = common.all_reduce_sum(torch.tensor(
             normalizer_terms(lengths[keep], cfg.loss_agg, cfg.max_new_tokens), device=device, dtype=torch.float64))
         normalizer = float(normalizer)
@@ -687,6 +713,7 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
              "loss": loss_value, "grad_norm": grad_norm, "lr": lr,
              "rows_in_update": int(common.all_reduce_sum(keep.sum().to(device))),
              "rows_trained": int(common.all_reduce_sum(torch.tensor(len(rows), device=device))),
+             "train_tokens": int(train_tok),  # forward/backward tokens of the update(s), prompts included
              # mean |log p_train - log p_sampler| over the first epoch's tokens: ~1e-8 in fp32, larger in bf16
              "sampler_logp_diff": epoch_stats[0]["logp_diff"] / epoch_stats[0]["tokens"]
              if epoch_stats and epoch_stats[0]["tokens"] else None,

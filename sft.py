@@ -135,6 +135,10 @@ def get_parser():
     g.add_argument("--steps", type=int, default=None, help="optimizer steps (ignored when --epochs is set). "
                    "Default: " + common.profile_help(PROFILES, "steps"))
     g.add_argument("--epochs", type=int, default=None, help="train for this many passes over the data instead")
+    g.add_argument("--token_budget", type=int, default=0,
+                   help="train for about this many forward/backward tokens instead (prompt included, as rl.py's "
+                        "train_tokens counts them): steps = ceil(budget / (global batch x mean example length)). "
+                        "The compute-matched SFT control of runs/swarr_cpu.sh; 0 = off")
     g.add_argument("--weight_decay", type=float, default=0.1, help="AdamW weight decay on weight matrices")
     g.add_argument("--grad_clip", type=float, default=1.0, help="clip the global gradient norm (0 = off)")
     g = p.add_argument_group("eval and checkpoints")
@@ -167,6 +171,7 @@ def parse_args(argv):
 
 RANGES = {"n_layer": (1, 1024), "n_head": (1, 1024), "n_embd": (1, 65536), "block_size": (2, 2**20),
           "batch_size": (1, 2**16), "grad_accum": (1, 2**16), "steps": (1, common.BIG), "epochs": (1, 10**6),
+          "token_budget": (0, common.BIG),
           "lr": (0, 1, "open"), "warmup": (0, common.BIG), "weight_decay": (0, 10), "grad_clip": (0, 1e6),
           "eval_every": (0, common.BIG), "eval_examples": (0, common.BIG), "eval_limit": (0, common.BIG),
           "save_every": (0, common.BIG), "max_len": (2, 2**20), "local_frac": (0, 1), "seed": (0, 2**32 - 1)}
@@ -241,6 +246,12 @@ def make_optimizer(model, args, device):
     no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "embed" not in n)]
     groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95), eps=1e-8, fused=str(device).startswith("cuda"))
+
+
+def budget_steps(budget, tokens_per_example, global_batch):
+    """--token_budget: the steps that train about `budget` forward/backward tokens, at least 1."""
+    per_step = global_batch * sum(tokens_per_example) / len(tokens_per_example)
+    return max(1, math.ceil(budget / per_step))
 
 
 def lr_at(step, args, total_steps):
@@ -346,8 +357,10 @@ def main(argv=None):
             raise ValueError(f"{args.data}: {len(seqs)} training examples fit in --max_len={args.max_len} "
                              f"({dropped} longer ones dropped), fewer than one global batch of {global_batch}; "
                              f"raise --max_len or lower --batch_size/--grad_accum")
-        total_steps = args.epochs * steps_per_epoch if args.epochs else args.steps
         lengths = [len(s) for s in seqs]
+        total_steps = args.epochs * steps_per_epoch if args.epochs else args.steps
+        if args.token_budget:  # every example is seen equally often, so a step trains this many tokens on average
+            total_steps = budget_steps(args.token_budget, [n - 1 for n in lengths], global_batch)
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         common.die(str(e), code=2)
 

@@ -289,3 +289,21 @@ def test_windowed_init_keeps_its_own_values_for_flags_not_given(tmp_path):
     assert (c.window, c.sinks, c.layer_pattern) == (8, 3, "LG")
     c = sft.build_model(sft.parse_args([f"--init={tmp_path / 'a'}", "--window=5"]), "cpu")[0].config
     assert (c.window, c.sinks, c.layer_pattern) == (5, 3, None)
+
+
+def test_budget_steps_by_hand():
+    # examples of 9, 19 and 29 trained tokens: mean 19; a global batch of 4 trains 76 tokens a step
+    assert sft.budget_steps(760, [9, 19, 29], 4) == 10
+    assert sft.budget_steps(761, [9, 19, 29], 4) == 11
+    assert sft.budget_steps(1, [9, 19, 29], 4) == 1
+
+
+def test_token_budget_trains_about_that_many_tokens(tmp_path):
+    """--token_budget (the compute-matched SFT control): the tokens the run logs add up to the budget within one
+    step's worth, whatever --steps says."""
+    out = tmp_path / "b"
+    sft.main(TINY + ["--steps=1000", "--token_budget=3000", f"--out_dir={out}"])
+    steps = [r for r in metrics(out) if "loss" in r]
+    total = sum(r["tokens"] for r in steps)
+    assert abs(total - 3000) <= max(r["tokens"] for r in steps), (total, len(steps))
+    assert json.loads((out / "run_config.json").read_text())["token_budget"] == 3000

@@ -8,6 +8,10 @@
 #   swa_rl       swa_sft after GRPO under the window, rewarded only on the final answer (stage 2)
 #   swa_distill  the control: swa_sft after on-policy distillation from sa_sft at full attention (same samples,
 #                steps and lr as swa_rl; the advantage is log p_sa_sft - log p_student per token)
+#   swa_rft      the control "on-policy data, not the RL objective": rejection-sampling fine-tuning (rl.py
+#                --algo=rft: the same prompts, samples, steps and lr as swa_rl, plain SFT on the correct samples)
+#   swa_sft_more the control "more training, not RL": swa_sft continued on the original mix for as many
+#                forward/backward tokens as swa_rl trained (sft.py --token_budget, from swa_rl's train_tokens)
 # then eval.py on held-out problems (accuracy, local-style share, length, KV-cache size), runs/summarize.py's
 # table and runs/plot.py's plot of reward / local share / accuracy over RL steps.
 #
@@ -61,9 +65,16 @@ stage "swa_rl: GRPO under the window"
 done_ $D/swa_rl || $RL --lr=$RL_LR --scale_rewards=none --out_dir=$D/swa_rl
 stage "swa_distill: on-policy distillation from sa_sft, under the window"
 done_ $D/swa_distill || $RL --lr=$DISTILL_LR --teacher=$D/sa_sft --out_dir=$D/swa_distill
+stage "swa_rft: rejection-sampling fine-tuning on its own correct samples, under the window"
+done_ $D/swa_rft || $RL --lr=$RL_LR --algo=rft --out_dir=$D/swa_rft
+stage "swa_sft_more: SFT continued for swa_rl's training tokens"
+TOKENS=$(python -c "import json, sys; print(sum(json.loads(l).get('train_tokens', 0) for l in open(sys.argv[1])))" \
+  $D/swa_rl/metrics.jsonl)
+done_ $D/swa_sft_more || $SFT --init=$D/swa_sft --lr=3e-5 --warmup=5 --token_budget=$TOKENS --out_dir=$D/swa_sft_more
 stage "eval"
 python eval.py --device=cpu --data=$DATA --init=$D/sa_sft --init="$D/sa_sft@window=$W,sinks=$SINKS" \
-  --init=$D/swa_sft --init=$D/swa_rl --init=$D/swa_distill --limit=$EVAL_LIMIT --max_new_tokens=224 \
+  --init=$D/swa_sft --init=$D/swa_rl --init=$D/swa_distill --init=$D/swa_rft --init=$D/swa_sft_more \
+  --limit=$EVAL_LIMIT --max_new_tokens=224 \
   --batch_size=50 --out_dir=$D/eval
 python runs/summarize.py $OUT --seeds=$SEED | tee $OUT/summary.md
 python runs/plot.py $D/swa_rl/metrics.jsonl $D/swa_distill/metrics.jsonl --out=$OUT/swarr_rl.png

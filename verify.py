@@ -29,7 +29,11 @@ Extraction (response side), in this priority:
        sentence and before a clause: ", which is the total", ", so ...", ", because ...", ", not 20" and a comma
        followed by two words end the answer; a correction or a second answer (", no wait, 6", ", or 20",
        ", and 20 ...") does not, so the answer stays a list and matches no single gold;
-    4. the last number in the text (integers, decimals, 1,234, a/b, \\frac{a}{b}, a trailing %).
+    4. the last math block ($...$ on one line, \\(...\\), \\[...\\], $$...$$; one holding prose, "$5 and he pays $",
+       is money) or the last number (integers, decimals, .5, 1,234, 1 234, a/b, \\frac{a}{b}, 2 1/2, a trailing %),
+       whichever comes later. A number that is part of an unfinished LaTeX expression (\\sqrt{17}, 2^{10}, 12\\pi), an
+       operand ("3 * 6"), one of a hedge or a list ("either 18 or 20", "2 and 3") or inside a $...$ broken over lines
+       is no answer (None); an item of a tuple gives the tuple ("(1, 2)").
     The response is first cut at "\\n\\nQuestion:" / "\\n\\nProblem:" (base models keep writing new problems) and
     only its last 10,000 characters are read.
 
@@ -173,9 +177,28 @@ _CLAUSE_RE = re.compile(r",\s+(?:(?:which|so|because|since|as|then|thus|hence|no
                         r"|approximately|about|roughly|around)(?![\w])"
                         r"|(?!(?:no|wait|actually|or|and|but|however|though|although|unless|except|if|instead|rather"
                         r"|oops|sorry|hmm|correction|maybe|perhaps)\b)[a-zA-Z]{2,}\s+[a-zA-Z]{2,})", re.I)
+# A number as the last-number rule reads it: \frac{a}{b}, a mixed number 2 1/2, 1,234 or 1 234, .5, a/b, a trailing %;
+# a sign only where it cannot be a binary minus ("5 - 3" has no -3).
 _NUMBER_RE = re.compile(
-    r"\\[dt]?frac\{-?\d+\}\{-?\d+\}"
-    r"|(?:(?<![\w)\]}.])[-\u2212])?(?<![\w.])(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?(?:\s?\\?%)?")
+    r"(?:(?<![\w)\]}.])[-\u2212])?"
+    r"(?:\\[dt]?frac\{\d+\}\{\d+\}"
+    r"|(?<![\w.,])(?:\d+ \d+/\d+(?![\d/])|(?:\d{1,3}(?:,\d{3})+(?!\d)|\d{1,3}(?: \d{3})+(?![\d/])|\d+)(?:\.\d+)?"
+    r"|\.\d+)(?:\s*/\s*\d+)?(?:\s?\\?%)?)")
+# The last number is not the answer when it is part of an unfinished LaTeX expression (\sqrt{17}, 2^{10}, 12\pi,
+# \frac{1+\sqrt{5}}{2}), an operand (3 * 6) or one of a hedge or a list ("either 18 or 20", "2 and 3").
+_LATEX_BEFORE_RE = re.compile(r"(?:[{^_\[]|\\[a-zA-Z]+)\s*$")
+_TEXT_WRAP_BEFORE_RE = re.compile(r"\\(?:text|textbf|mathbf|mathrm|mbox)\s*\{\s*$")
+_LATEX_AFTER_RE = re.compile(r"\s*(?:[\^_{}(]|\\(?!(?:text\w*|mbox|quad|qquad|right|%|\$|,|;|!)(?![a-zA-Z]))[a-zA-Z]"
+                             r"|[a-zA-Z](?![a-zA-Z]))")
+_OPERAND_RE = re.compile(r"[\w)}\]]\s*(?:[-+*/\u00d7\u00f7]|\\times|\\cdot|\\div)\s*$")
+_HEDGE_RE = re.compile(r"(?:\b(?:or|either|nor)|\d\S*\s*,?\s*and)\s+(?:maybe\s+|perhaps\s+|possibly\s+|probably\s+)?"
+                       r"(?:\\?\$\s*)?$", re.I)
+# A math block: $$...$$, \[...\], \(...\) or $...$ on one line; one holding prose ("$5 and he pays $") is money.
+_MATH_RE = re.compile(r"\$\$(.{1,2000}?)\$\$|\\\[(.{1,2000}?)\\\]|\\\(([^\n]{1,2000}?)\\\)"
+                      r"|(?<!\\)\$((?:[^$\\\n]|\\[^\n]){1,2000}?)\$", re.S)
+_INLINE_RE = re.compile(r"\\\(|\\\)|(?<![\\$])\$(?!\$)")
+_PROSE_RE = re.compile(r"[a-zA-Z]{2,}[\s,.;:]+[a-zA-Z]{2,}")
+_TEXT_CMD_RE = re.compile(r"\\(?:text\w*|mbox|mathrm|operatorname)\s*\{[^{}]*\}|\\[a-zA-Z]+")
 
 
 def _extract(text):
@@ -196,8 +219,7 @@ def _extract(text):
     ans = _from_phrase(s)
     if ans:
         return ans, "phrase"
-    ans = _last_number(s)
-    return (ans, "number") if ans else (None, None)
+    return _last_math_or_number(s)
 
 
 def _prepare(text):
@@ -309,29 +331,96 @@ def _from_phrase(s):
     return rest
 
 
-def _last_number(s):
+def _last_math_or_number(s):
+    """(answer, rule): the last math block or the last number, whichever comes later; (None, None) if neither."""
+    block = None
+    for m in _MATH_RE.finditer(s):
+        content = next(g for g in m.groups() if g is not None)
+        if content.strip() and not _PROSE_RE.search(_TEXT_CMD_RE.sub(" ", content)):
+            block = m
     last = None
     for last in _NUMBER_RE.finditer(s):
         pass
-    return None if last is None else last.group().replace("\u2212", "-")
+    if block is not None and (last is None or last.start() < block.end()):
+        return next(g for g in block.groups() if g is not None).strip(), "math"
+    ans = None if last is None else _number_answer(s, last)
+    return (ans, "number") if ans else (None, None)
+
+
+def _number_answer(s, m):
+    """The last number m as the answer: the tuple it belongs to, or None where it cannot be the answer."""
+    start, end = m.start(), m.end()
+    group = _enclosing_group(s, start, end)
+    if group is not None:
+        i, j = group
+        if s[i + 1:j].strip() != m.group().strip() and "," in s[i + 1:j]:  # (1, 2) is a tuple; (1,234) a number
+            return s[i:j + 1]
+    before, after = s[max(0, start - 60):start], s[end:end + 20]
+    if _LATEX_BEFORE_RE.search(before) and not _TEXT_WRAP_BEFORE_RE.search(before):
+        return None
+    if _LATEX_AFTER_RE.match(after) and not (after.lstrip().startswith("}") and _TEXT_WRAP_BEFORE_RE.search(before)):
+        return None
+    if _OPERAND_RE.search(before) or _HEDGE_RE.search(before):
+        return None
+    if _in_broken_inline(s, start):
+        return None  # inside "$ ... $" or "\\( ... \\)" broken over lines: neither a math block nor a sentence
+    return m.group().strip().replace("\u2212", "-")
+
+
+def _in_broken_inline(s, start):
+    """Whether start lies inside an inline math span, $...$ or \\(...\\), that runs over a line break."""
+    opened = None
+    for d in _INLINE_RE.finditer(s):
+        if d.start() >= start:
+            return opened is not None and d.group() != "\\(" and "\n" in s[opened:d.start()]
+        if d.group() == "\\(" or (d.group() == "$" and opened is None):
+            opened = d.end()
+        else:
+            opened = None
+    return False
+
+
+def _enclosing_group(s, start, end):
+    """(i, j): the innermost ( or [ open before start and its closing bracket after end, within 200 characters."""
+    depth = 0
+    for i in range(start - 1, max(-1, start - 200), -1):
+        c = s[i]
+        if c in ")]":
+            depth += 1
+        elif c in "([":
+            if depth == 0:
+                break
+            depth -= 1
+    else:
+        return None
+    depth = 0
+    for j in range(end, min(len(s), end + 200)):
+        c = s[j]
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            if depth == 0:
+                return i, j
+            depth -= 1
+    return None
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Number comparison: a GSM8K answer and most RL rewards end here; anything that is not a plain number on both sides
 # goes to the LaTeX equivalence of part 2.
 
-_PLAIN_NUMBER_RE = re.compile(r"\s*(?:\\?\$\s*)?(-?(?:\d{1,3}(?:,\d{3})+|\d+))(?:\.(\d+))?\s*")
+_PLAIN_NUMBER_RE = re.compile(r"\s*(?:\\?\$\s*)?(-?(?:\d{1,3}(?:,\d{3})+|\d{1,3}(?: \d{3})+|\d+))(?:\.(\d+))?\s*")
 
 
 def _plain_number(s):
-    """'18' / '-3' / '1,234.50' / '$72' / '\\$72.00' -> (exact value, one unit of its last decimal or None);
+    """'18' / '-3' / '1,234.50' / '1 234' / '$72' / '\\$72.00' -> (exact value, one unit of its last decimal or None);
     None for anything else."""
     m = _PLAIN_NUMBER_RE.fullmatch(s) if len(s) <= 100 else None
     if m is None:
         return None
     decimals = m.group(2) or ""
     scale = 10 ** len(decimals)
-    return Fraction(int(m.group(1).replace(",", "") + decimals), scale), Fraction(1, scale) if decimals else None
+    return Fraction(int(m.group(1).replace(",", "").replace(" ", "") + decimals), scale), Fraction(1, scale) if decimals else None
 
 
 def _close(x, y, ux, uy):
@@ -395,6 +484,7 @@ _UNIT_TAIL_RE = re.compile(r"(?<=[\d}).%])\s+" + _UNIT_PHRASE + r"\s*\.?\s*$", r
 _PERCENT_WORD_RE = re.compile(r"(?<=\d)\s*(?:percent|per\s*cent)(?![a-zA-Z])", re.I)
 _MINUS_SPACE_RE = re.compile(r"(^|[\s(\[{,=])-\s+(?=[\d\\a-zA-Z(])")
 _TIMES_X_RE = re.compile(r"(?<=\d)\s*x\s*(?=10\s*\^)")
+_SPACE_THOUSANDS_RE = re.compile(r"(?<![\d.])\d{1,3}(?: \d{3})+(?![\d./])")
 _BRACKET_OR_COMMA_RE = re.compile(r"[(\[{]|[)\]}]|(?<=\d),(?=\d{3}(?!\d))")
 
 
@@ -494,7 +584,7 @@ def _strip_lhs(s):
     if len(parts) >= 2 and parts[-1].strip():
         if len(parts) == 2 and _VARLIKE_RE.fullmatch(parts[0].strip()):
             return parts[1].strip()
-        if not re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", "".join(parts[:-1]))):  # 3 \times 4 = 12
+        if not re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", "".join(parts))):  # 3 \times 4 = 12, not 7 = 11a
             return parts[-1].strip()
     parts = _split_top(s, "in")
     if len(parts) == 2 and parts[1].strip() and _VARLIKE_RE.fullmatch(parts[0].strip()):
@@ -528,6 +618,7 @@ def _normalize(s):
     s = re.sub(r"_\{\s*(\w)\s*\}", r"_\1", s)  # 4210_{5} -> 4210_5, x_{1} -> x_1
     s = re.sub(r"(?<=\d)\{,\}(?=\d{3}(?!\d))", "", s).replace("{,}", ",")
     s = _drop_thousands_commas(s)
+    s = _SPACE_THOUSANDS_RE.sub(lambda m: m.group().replace(" ", ""), s)  # 1 234 567 -> 1234567
     s = _TIMES_X_RE.sub(r"\\times ", s)
     s = s.strip().rstrip(".;:").strip()
     return _strip_lhs(s).strip()

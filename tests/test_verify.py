@@ -90,7 +90,7 @@ EXTRACT = [
     ("First 18, then 25, so 30 in total", "30"),
     ("the result is 1,234 apples", "1,234"),
     ("she pays $-3 back... no, x = -4", "-4"),
-    ("5 - 3", "3"),                                            # binary minus is not a sign
+    ("5 - 3", None),                                           # an operand is not the answer (nor is -3)
     ("it is 3/4 of the cake", "3/4"),
     ("the probability is \\frac{1}{6}", "\\frac{1}{6}"),
     ("grew by 20%", "20%"),
@@ -456,6 +456,38 @@ CORRECT = [
 def test_is_correct(response, gold, expected):
     assert is_correct(response, gold) is expected
     assert reward(response, gold) == (1.0 if expected else 0.0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reward hacking (issue 24): the last-number fallback must not reward a number that is only part of the answer.
+# Each wrong answer is paired with the right one for the same response, so a verifier that refuses everything fails.
+
+HACKS = [
+    # (response, gold it must NOT match, gold it must match)
+    ("$\\sqrt{17}$", "17", "\\sqrt{17}"),                        # a number inside an unfinished LaTeX expression
+    ("$2^{10}$", "10", "1024"),
+    ("$12\\pi$", "12", "12\\pi"),
+    ("$\\frac{1+\\sqrt{5}}{2}$", "2", "\\frac{1+\\sqrt5}{2}"),
+    ("so x = \\sqrt{17}", "17", None),                            # the same without $...$: no answer at all
+    ("so it is 2^{10}", "10", None),
+    ("the area is 12\\pi", "12", None),
+    ("x = \\frac{1+\\sqrt{5}}{2}", "2", None),
+    ("(1,2)", "2", "(1, 2)"),                                     # an item of a tuple
+    ("The point is (7, 6).", "6", "(7,6)"),
+    ("so x = -\\frac{10}{9}", "\\frac{10}{9}", "-10/9"),          # the sign belongs to the answer
+    ("I think it's either 18 or 20.", "20", None),                 # a hedge
+    ("Maybe 18, or maybe 20", "20", None),
+    ("The roots are 2 and 3", "3", None),
+    ("so she pays 3 * 6", "6", None),                              # an operand
+    ("Answer $ \n 9 \n $", "9", None),                             # inline math broken over lines (Math-Verify)
+]
+
+
+@pytest.mark.parametrize("response,wrong,right", HACKS, ids=short_id)
+def test_reward_hacks_rejected(response, wrong, right):
+    assert not is_correct(response, wrong)
+    if right is not None:
+        assert is_correct(response, right)
 
 
 MATH_GOLDS = [

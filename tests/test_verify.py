@@ -490,6 +490,85 @@ def test_reward_hacks_rejected(response, wrong, right):
         assert is_correct(response, right)
 
 
+# Answers the issue found missed (issue 24), each with a wrong gold for the same response.
+MISSES = [
+    ("so $\\frac{14}{3}$", "\\frac{14}{3}", True),                      # the last $...$ when there is no box
+    ("so $\\frac{14}{3}$", "\\frac{14}{5}", False),
+    ("The identity matrix is $ \\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix} $.",
+     "\\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix}", True),
+    ("Thus \\(x = 7\\). <|im_start|>user", "7", True),
+    ("It costs $5 and he pays $6", "6", True),                         # money is not a math block
+    ("Final Answer: The largest $n$ is 34.", "34", True),
+    ("Final Answer: The largest $n$ is 34.", "3", False),
+    ("Final Answer: The volume of $ABCDEFGH$ is 120. I hope it is correct.", "120", True),
+    ("Final Answer: Jane started growing Sphere 3 hours ago. I hope it is correct.", "3", True),
+    ("Final Answer: It is not 5.", "5", False),
+    ("\\boxed{200} So she has $10,455. Final Answer: The final answer is $10,455$.", "10455", True),  # later final
+    ("\\boxed{200} So she has $10,455. Final Answer: The final answer is $10,455$.", "200", False),
+    ("Therefore $x \\geq 5$ is the solution.", "x \\ge 5", True),       # relations, however spelled
+    ("Therefore $x \\geq 5$ is the solution.", "x \\le 5", False),
+    ("We find that $x \\lt 3$.", "x < 3", True),
+    ("Thus $x <= 2$ is our answer.", "x \\leq 2", True),
+    ("The solution is $x != 5$", "x \\neq 5", True),
+    ("$5 \\geq x$", "x \\le 5", True),
+    ("$5 \\geq x$", "x \\ge 5", False),
+    ("$-x > -1$", "x < 1", False),                                     # no algebra on relations
+    ("The answer is 42 (since 6 x 7 = 42).", "42", True),
+    ("The answer is 42 (since 6 x 7 = 42).", "7", False),
+    (".4", "0.4", True),
+    ("x is .4", "4", False),
+    ("She needs 2 1/2 cups", "5/2", True),                             # a mixed number
+    ("She needs 2 1/2 cups", "1/2", False),
+]
+
+
+@pytest.mark.parametrize("response,gold,expected", MISSES, ids=short_id)
+def test_issue_misses(response, gold, expected):
+    assert is_correct(response, gold) is expected
+
+
+# Forms Math-Verify's own tests use (tests/math_verify_cases.jsonl), one rule each, with the wrong answer beside.
+FORMS = [
+    ("1000,99", "1000.99", True),                                      # a decimal comma against a decimal
+    ("\\boxed{1,22}", "1.22", True),
+    ("\\boxed{1,22}", "122", False),
+    ("\\boxed{2,125}", "2.125", False),                                # before three digits it separates thousands
+    ("\\boxed{0,111}", "0.111", True),
+    ("\\boxed{11,\\! 111,\\! 100}", "11111100", True),
+    ("\\boxed{14 {, }916}", "14916", True),
+    ("\\boxed{1 000}", "1000", True),
+    ("\\boxed{-12;-11;-10}", "\\{-10, -11, -12\\}", True),
+    ("\\boxed{{1,3}}", "\\{3, 1\\}", True),
+    ("\\boxed{{1,3}}", "\\{3, 2\\}", False),
+    ("\\boxed{(11,7)or(7,11)}", "(7,11), (11,7)", True),
+    ("\\boxed{19, 46, \\text{ and } 82}", "19, 46, and 82", True),
+    ("\\boxed{19, 46, \\text{ and } 82}", "21, 46, and 82", False),
+    ("\\boxed{x = 5+5+1 = 11}", "11", True),                            # the last right-hand side
+    ("\\boxed{x = 5+5+1 = 11}", "5", False),
+    ("\\boxed{x = \\frac13 \\approx 0.33}", "1/3", True),
+    ("\\boxed{x = \\frac13 \\approx 0.33}", "0.33", False),
+    ("\\boxed{x \\approx 11}", "11", True),
+    ("\\boxed{|AB| = 1}", "1", True),
+    ("\\boxed{A:B = 7:32}", "7:32", True),
+    ("\\boxed{2x + z = 1}", "1", False),                              # an equation, not a named value
+    ("\\boxed{7 = 11a + c}", "11a+c", False),
+    ("\\boxed{1} papers and \\boxed{2} bins", "1, 2", True),
+    ("\\boxed{1} no no no no no \\boxed{2}", "1, 2", False),
+    ("\\boxed{1}\\boxed{2}", "2", False),                              # adjacent boxes are a list
+    ("\\boxed{\\\\left( 3, \\\\frac{\\\\pi}{2} \\\\right)}", "(3, \\frac{\\pi}{2})", True),  # escaped backslashes
+    ("\\boxed{\\left[\\begin{array}{cc}1 & 2 \\\\ 3 & 4\\end{array}\\right]}",
+     "\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix}", True),
+    ("\\boxed{\\sec^2 y}", "\\tan^2 y + 1", True),
+    ("\\boxed{\\cot 2}", "\\tan^{-1} 2", False),                        # \tan^{-1} is arctan, not 1/tan
+    ("Final Answer: The final answer is \\\"$18$\\\".", "18", True),
+]
+
+
+@pytest.mark.parametrize("response,gold,expected", FORMS, ids=short_id)
+def test_math_verify_forms(response, gold, expected):
+    assert is_correct(response, gold) is expected
+
+
 MATH_GOLDS = [
     r"\left( 3, \frac{\pi}{2} \right)", "p - q", r"\frac{14}{3}", r"\text{Evelyn}", r"\frac{243}{625}",
     r"-\frac{1}{3}", r"\pi", r"3\sqrt{13}", r"\frac{\sqrt{3}}{2}", r"(-\infty,-2)\cup(-2,\infty)", "[-2,7]",

@@ -1,4 +1,5 @@
-"""Table-driven tests for verify.py, written from the rules in its docstring (issue 5).
+"""Table-driven tests for verify.py, written from the rules in its docstring (issue 5), the reward hacks and misses
+of issue 24, and Math-Verify's own test suite as an external reference (tests/math_verify_cases.jsonl).
 
 Run: python -m pytest -q tests/test_verify.py tests/test_verify_property.py
 """
@@ -709,3 +710,38 @@ def test_audit_against_math_verify():
     assert sum(p and not t for p, t in zip(ours, labels)) <= sum(p and not t for p, t in zip(theirs, labels))
     assert sum(t and not p for p, t in zip(ours, labels)) <= sum(t and not p for p, t in zip(theirs, labels))
     assert sum(a == b for a, b in zip(ours, theirs)) / len(rows) >= 0.9
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Math-Verify's own test suite as an external reference: tests/math_verify_cases.jsonl holds its 276 labelled cases
+# (huggingface/Math-Verify tests/*.py, Apache-2.0; the file's header names the commit, the licence and how they were
+# read). Its labels are the truth here, written by other people for their own grader.
+#
+# In scope is what a GSM8K or MATH reward must grade: plain answers; extraction from boxed, unboxed, sentenced and
+# signed responses; number formats (thousands separators, decimal commas, .5, percent, units); precision at the
+# default rounding; gold forms ($...$, \boxed, "x = ", several boxes, a whole solution); and relations, sets,
+# tuples, intervals and matrices as long as they compare item by item. Out of scope, marked in the file with the
+# reason (24 cases): relation algebra (-x > -1 vs x < 1, rescaled or solved equations), an inequality against an
+# interval (-2 <= x <= 7 vs [-2, 7]), matrix arithmetic, summation notation, cases run with a non-default Math-Verify
+# option (strict=False, rounding to 2 or 4 decimals, where 0.33 counts as 1/3), a multiple-choice letter without
+# the list of choices, solution sets written as assignments against tuples, and one label that contradicts
+# arithmetic (1 - 1/e labelled equal to 1 + 1/e).
+
+MATH_VERIFY_FILE = Path(__file__).resolve().parent / "math_verify_cases.jsonl"
+MATH_VERIFY_MIN_AGREEMENT = 0.9
+
+
+def test_math_verify_suite():
+    lines = MATH_VERIFY_FILE.read_text(encoding="utf-8").splitlines()
+    cases = [json.loads(line) for line in lines if line.strip() and not line.startswith("#")]
+    assert len(cases) == 276 and sum(c["scope"] == "in" for c in cases) == 252
+    got = [is_correct(c["pred"], c["gold"]) for c in cases]
+    in_scope = [(c, g) for c, g in zip(cases, got) if c["scope"] == "in"]
+    agree_all = sum(g == c["expected"] for c, g in zip(cases, got))
+    agree_in = sum(g == c["expected"] for c, g in in_scope)
+    print(f"\nMath-Verify suite: agrees on {agree_all}/{len(cases)}, in scope {agree_in}/{len(in_scope)}")
+    false_pos = [(c["id"], c["source"], c["pred"][-80:], c["gold"][-80:]) for c, g in zip(cases, got)
+                 if g and not c["expected"]]
+    assert not false_pos  # in scope or not: a reward Math-Verify's authors call wrong is reward hacking
+    misses = [(c["id"], c["source"], c["pred"][-80:], c["gold"][-80:]) for c, g in in_scope if g != c["expected"]]
+    assert agree_in / len(in_scope) >= MATH_VERIFY_MIN_AGREEMENT, misses

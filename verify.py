@@ -184,7 +184,8 @@ _FINAL_RE = re.compile(r"(?=[fF])final answer\**\s*(?:is\b|:)", re.I)
 # "The largest $n$ is 34": a sentence stating the answer; what follows its last "is" is the answer.
 _LEAD_IN_RE = re.compile(r"[a-zA-Z][^\n]{0,200}\s(?:is|are|equals|was|=)\s+(?=[-\d$\\(.])", re.I)
 _WORDS_RE = re.compile(r"[a-zA-Z]{2,}")
-_HEDGE_WORDS_RE = re.compile(r"\b(?:not|no|or|than|either|maybe|perhaps|between|least|most|except|unless|if)\b", re.I)
+_HEDGE_WORDS_RE = re.compile(r"\b(?:not|no|or|and|than|either|maybe|perhaps|between|least|most|except|unless|if)\b",
+                             re.I)
 # ", which is the total" / ", so she ..." / ", not 20": prose after the answer. A comma followed by two words (or by
 # one of these) ends the answer; "1, 2, and 3", "x = 1, y = 2" and "2,125" do not match, and neither does a
 # correction or a second answer (", no wait, it is 6", ", or maybe 20", ", and 20 for part b"): the answer stays a
@@ -206,8 +207,8 @@ _NUMBER_RE = re.compile(
 # \frac{1+\sqrt{5}}{2}), an operand (3 * 6) or one of a hedge or a list ("either 18 or 20", "2 and 3").
 _LATEX_BEFORE_RE = re.compile(r"(?:[{^_\[]|\\[a-zA-Z]+)\s*$")
 _TEXT_WRAP_BEFORE_RE = re.compile(r"\\(?:text|textbf|mathbf|mathrm|mbox)\s*\{\s*$")
-_LATEX_AFTER_RE = re.compile(r"\s*(?:[\^_{}(]|\\(?!(?:text\w*|mbox|quad|qquad|right|%|\$|,|;|!)(?![a-zA-Z]))[a-zA-Z]"
-                             r"|[a-zA-Z](?![a-zA-Z]))")
+_LATEX_AFTER_RE = re.compile(r"\s*(?:[\^_{}](?!\s*\{?\s*\\circ)|\\(?!(?:text\w*|mbox|quad|qquad|right)(?![a-zA-Z]))[a-zA-Z])"
+                             r"|\(|[a-zA-Z](?![a-zA-Z])")  # 12x, 2(3) are products; "18 m", "18 a day" are not
 _OPERAND_RE = re.compile(r"[\w)}\]]\s*(?:[-+*/\u00d7\u00f7]|\\times|\\cdot|\\div)\s*$")
 _HEDGE_RE = re.compile(r"(?:\b(?:or|either|nor)|\d\S*\s*,?\s*and)\s+(?:maybe\s+|perhaps\s+|possibly\s+|probably\s+)?"
                        r"(?:\\?\$\s*)?$", re.I)
@@ -390,6 +391,8 @@ def _last_math_or_number(s):
     for last in _NUMBER_RE.finditer(s):
         pass
     if block is not None and (last is None or last.start() < block.end()):
+        if _HEDGE_RE.search(s[max(0, block.start() - 60):block.start()]):  # "$18$ or $20$"
+            return None, None
         return next(g for g in block.groups() if g is not None).strip(), "math"
     ans = None if last is None else _number_answer(s, last)
     return (ans, "number") if ans else (None, None)
@@ -404,6 +407,8 @@ def _number_answer(s, m):
         inner = s[i + 1:j].strip()
         if "," in inner and not re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", inner):  # (1,2) a tuple, (1,234) not
             return s[i:j + 1]
+        if i > 0 and re.match(r"[\w)\]}]", s[i - 1]):  # 2(3) is a product, f(3) a function's value
+            return None
     before, after = s[max(0, start - 60):start], s[end:end + 20]
     if _LATEX_BEFORE_RE.search(before) and not _TEXT_WRAP_BEFORE_RE.search(before):
         return None
@@ -642,7 +647,7 @@ def _split_top(s, sep):
 _NAME = r"[a-zA-Z]{1,10}(?:_\{?\w+\}?)?"
 _VARLIKE_RE = re.compile(r"[a-zA-Z](?:_\{?\w+\}?)?(?:\([a-zA-Z]\))?|\\[a-zA-Z]+|\([a-zA-Z](?:\s*,\s*[a-zA-Z])*\)"
                          r"|[a-zA-Z](?:\s*[+\-]\s*[a-zA-Z])+|[a-zA-Z][a-zA-Z ]{0,20}"
-                         rf"|\|{_NAME}\||{_NAME}(?:\s*:\s*{_NAME})+|\\frac\{{{_NAME}\}}\{{{_NAME}\}}")  # |AB|, A:B
+                         rf"|\|[a-zA-Z]{{2,10}}\||{_NAME}(?:\s*:\s*{_NAME})+|\\frac\{{{_NAME}\}}\{{{_NAME}\}}")  # |AB|, A:B
 
 
 def _strip_lhs(s):

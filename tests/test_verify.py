@@ -97,6 +97,12 @@ EXTRACT = [
     ("grew by 20%", "20%"),
     ("pi is about 3.14159", "3.14159"),
     ("x2 and y", None),                                         # a digit glued to a name is not a number
+    ("so 12x", None),                                           # nor a coefficient
+    ("it is 2(3)", None),                                       # a product
+    ("The distance is 18 m.", "18"),                            # a unit after a space is not a variable
+    ("She makes 18 a day", "18"),
+    ("so the angle is 90^\\circ", "90"),
+    ("so 18 (hours)", "18"),
     # nothing
     ("", None),
     ("I do not know.", None),
@@ -477,6 +483,7 @@ HACKS = [
     ("The point is (7, 6).", "6", "(7,6)"),
     ("so x = -\\frac{10}{9}", "\\frac{10}{9}", "-10/9"),          # the sign belongs to the answer
     ("I think it's either 18 or 20.", "20", None),                 # a hedge
+    ("It is $18$ or $20$", "20", None),
     ("Maybe 18, or maybe 20", "20", None),
     ("The roots are 2 and 3", "3", None),
     ("so she pays 3 * 6", "6", None),                              # an operand

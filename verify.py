@@ -208,7 +208,7 @@ _NUMBER_RE = re.compile(
 _LATEX_BEFORE_RE = re.compile(r"(?:[{^_\[]|\\[a-zA-Z]+)\s*$")
 _TEXT_WRAP_BEFORE_RE = re.compile(r"\\(?:text|textbf|mathbf|mathrm|mbox)\s*\{\s*$")
 _LATEX_AFTER_RE = re.compile(r"\s*(?:[\^_{}](?!\s*\{?\s*\\circ)|\\(?!(?:text\w*|mbox|quad|qquad|right)(?![a-zA-Z]))[a-zA-Z])"
-                             r"|\(|[a-zA-Z](?![a-zA-Z])")  # 12x, 2(3) are products; "18 m", "18 a day" are not
+                             r"|\(|[xyzni](?![a-zA-Z])")  # 12x, 3i, 2(3) are not numbers; 18 m, 100g, 18 a day are
 _OPERAND_RE = re.compile(r"[\w)}\]]\s*(?:[-+*/\u00d7\u00f7]|\\times|\\cdot|\\div)\s*$")
 _HEDGE_RE = re.compile(r"(?:\b(?:or|either|nor)|\d\S*\s*,?\s*and)\s+(?:maybe\s+|perhaps\s+|possibly\s+|probably\s+)?"
                        r"(?:\\?\$\s*)?$", re.I)
@@ -414,17 +414,27 @@ def _number_answer(s, m):
         return None
     if _LATEX_AFTER_RE.match(after) and not (after.lstrip().startswith("}") and _TEXT_WRAP_BEFORE_RE.search(before)):
         return None
-    if _OPERAND_RE.search(before) or _HEDGE_RE.search(before):
+    if _OPERAND_RE.search(before):
         return None
+    hedge = _HEDGE_RE.search(before)
+    if hedge:  # "18 or 20" is a hedge; "0.6, or 60%" says the same number twice
+        other = None
+        for other in _NUMBER_RE.finditer(before, 0, hedge.start()):
+            pass
+        if other is None or not _equal(other.group(), m.group()):
+            return None
     if _in_broken_inline(s, start):
         return None  # inside "$ ... $" or "\\( ... \\)" broken over lines: neither a math block nor a sentence
     return m.group().strip().replace("\u2212", "-")
 
 
 def _in_broken_inline(s, start):
-    """Whether start lies inside an inline math span, $...$ or \\(...\\), that runs over a line break."""
+    """Whether start lies inside an inline math span, $...$ or \\(...\\), that runs over a line break; a $ beside a
+    digit ("$5", "97$") is money, not a delimiter."""
     opened = None
     for d in _INLINE_RE.finditer(s):
+        if d.group() == "$" and (s[d.start() - 1:d.start()].isdigit() or s[d.end():d.end() + 1].isdigit()):
+            continue
         if d.start() >= start:
             return opened is not None and d.group() != "\\(" and "\n" in s[opened:d.start()]
         if d.group() == "\\(" or (d.group() == "$" and opened is None):

@@ -103,6 +103,10 @@ EXTRACT = [
     ("She makes 18 a day", "18"),
     ("so the angle is 90^\\circ", "90"),
     ("so 18 (hours)", "18"),
+    ("She needs 370g of flour.", "370"),                         # an attached unit too, but not a variable
+    ("so 3i", None),
+    ("x=97$\nGreg spent 97$ on a shirt.", "97"),                # a $ beside a digit is money, not math
+    ("That is 0.60 or 60% off", "60%"),                          # the same value said twice is no hedge
     # nothing
     ("", None),
     ("I do not know.", None),

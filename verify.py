@@ -213,8 +213,9 @@ _OPERAND_RE = re.compile(r"[\w)}\]]\s*(?:[-+*/\u00d7\u00f7]|\\times|\\cdot|\\div
 _HEDGE_RE = re.compile(r"(?:\b(?:or|either|nor)|\d\S*\s*,?\s*and)\s+(?:maybe\s+|perhaps\s+|possibly\s+|probably\s+)?"
                        r"(?:\\?\$\s*)?$", re.I)
 # A math block: $$...$$, \[...\], \(...\) or $...$ on one line; one holding prose ("$5 and he pays $") is money.
-_MATH_RE = re.compile(r"\$\$([^$]{1,2000})\$\$|\\\[(.{1,2000}?)\\\]|\\\(([^\n]{1,2000}?)\\\)"
-                      r"|(?<!\\)\$((?:[^$\\\n]|\\[^\n]){1,2000})\$", re.S)
+# A block ends at the next delimiter of its kind, so 5,000 unclosed "\[" take linear time.
+_MATH_RE = re.compile(r"\$\$([^$]{1,2000})\$\$|\\\[((?:(?!\\[\[\]]).){1,2000})\\\]"
+                      r"|\\\(((?:(?!\\[()])[^\n]){1,2000})\\\)|(?<!\\)\$((?:[^$\\\n]|\\[^\n]){1,2000})\$", re.S)
 _INLINE_RE = re.compile(r"\\\(|\\\)|(?<![\\$])\$(?!\$)")
 _PROSE_RE = re.compile(r"[a-zA-Z]{2,}[\s,.;:]+[a-zA-Z]{2,}")
 _TEXT_CMD_RE = re.compile(r"\\(?:text\w*|mbox|mathrm|operatorname)\s*\{[^{}]*\}|\\[a-zA-Z]+")

@@ -207,13 +207,14 @@ _NUMBER_RE = re.compile(
 # \frac{1+\sqrt{5}}{2}), an operand (3 * 6) or one of a hedge or a list ("either 18 or 20", "2 and 3").
 _LATEX_BEFORE_RE = re.compile(r"(?:[{^_\[]|\\[a-zA-Z]+)\s*$")
 _TEXT_WRAP_BEFORE_RE = re.compile(r"\\(?:text|textbf|mathbf|mathrm|mbox)\s*\{\s*$")
-_LATEX_AFTER_RE = re.compile(r"\s*(?:[\^_{}](?!\s*\{?\s*\\circ)|\\(?!(?:text\w*|mbox|quad|qquad|right)(?![a-zA-Z]))[a-zA-Z])"
-                             r"|\(|[xyzni](?![a-zA-Z])")  # 12x, 3i, 2(3) are not numbers; 18 m, 100g, 18 a day are
+# 12^2, 12\pi, 12x, 3i, 2(3) are not numbers; 90^\circ, 18 m, 100g, 18 a day, 18\text{ cm} are.
+_LATEX_AFTER_RE = re.compile(r"\s*(?:[\^_{}](?!\s*\{?\s*\\circ)|\\(?!(?:text\w*|mbox|quad|qquad|right)(?![a-zA-Z]))"
+                             r"[a-zA-Z])|\(|[xyzni](?![a-zA-Z])")
 _OPERAND_RE = re.compile(r"[\w)}\]]\s*(?:[-+*/\u00d7\u00f7]|\\times|\\cdot|\\div)\s*$")
 _HEDGE_RE = re.compile(r"(?:\b(?:or|either|nor)|\d\S*\s*,?\s*and)\s+(?:maybe\s+|perhaps\s+|possibly\s+|probably\s+)?"
                        r"(?:\\?\$\s*)?$", re.I)
 # A math block: $$...$$, \[...\], \(...\) or $...$ on one line; one holding prose ("$5 and he pays $") is money.
-# A block ends at the next delimiter of its kind, so 5,000 unclosed "\[" take linear time.
+# A block ends at the next delimiter of its kind, so a run of unclosed "\[" takes linear time, not quadratic.
 _MATH_RE = re.compile(r"\$\$([^$]{1,2000})\$\$|\\\[((?:(?!\\[\[\]]).){1,2000})\\\]"
                       r"|\\\(((?:(?!\\[()])[^\n]){1,2000})\\\)|(?<!\\)\$((?:[^$\\\n]|\\[^\n]){1,2000})\$", re.S)
 _INLINE_RE = re.compile(r"\\\(|\\\)|(?<![\\$])\$(?!\$)")
@@ -222,7 +223,7 @@ _TEXT_CMD_RE = re.compile(r"\\(?:text\w*|mbox|mathrm|operatorname)\s*\{[^{}]*\}|
 
 
 def _extract(text):
-    """(answer, rule) with rule in "boxed", "####", "phrase", "number", "truncated", None."""
+    """(answer, rule) with rule in "boxed", "####", "phrase", "math", "number", "truncated", None."""
     s = _prepare(text)
     if not s:
         return None, None
@@ -658,7 +659,8 @@ def _split_top(s, sep):
 _NAME = r"[a-zA-Z]{1,10}(?:_\{?\w+\}?)?"
 _VARLIKE_RE = re.compile(r"[a-zA-Z](?:_\{?\w+\}?)?(?:\([a-zA-Z]\))?|\\[a-zA-Z]+|\([a-zA-Z](?:\s*,\s*[a-zA-Z])*\)"
                          r"|[a-zA-Z](?:\s*[+\-]\s*[a-zA-Z])+|[a-zA-Z][a-zA-Z ]{0,20}"
-                         rf"|\|[a-zA-Z]{{2,10}}\||{_NAME}(?:\s*:\s*{_NAME})+|\\frac\{{{_NAME}\}}\{{{_NAME}\}}")  # |AB|, A:B
+                         rf"|\|[a-zA-Z]{{2,10}}\||{_NAME}(?:\s*:\s*{_NAME})+"  # |AB|, A:B
+                         rf"|\\frac\{{{_NAME}\}}\{{{_NAME}\}}")
 
 
 def _strip_lhs(s):

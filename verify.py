@@ -180,7 +180,7 @@ _PHRASE_RE = re.compile(r"(?=[aA])\banswers?\**\s*(?:(?:is|are)\b\**\s*:?|:)", r
 _NEXT_LINE_RE = re.compile(r"\s*([^\n]*)")
 _DISPLAY_RE = re.compile(r"[\s*:]*(\\\[|\$\$)(.{1,300}?)(?:\\\]|\$\$)", re.S)
 _SENTENCE_END_RE = re.compile(r"\.(?=\s|$)|;|\s\(?(?:because|since|which|so that|where)\b", re.I)
-_FINAL_RE = re.compile(r"(?=[fF])final answer\**\s*(?:is\b|:)", re.I)
+_FINAL_RE = re.compile(r"final answer\**\s*(?:is\b|:)", re.I)
 # "The largest $n$ is 34": a sentence stating the answer; what follows its last "is" is the answer.
 _LEAD_IN_RE = re.compile(r"[a-zA-Z][^\n]{0,200}\s(?:is|are|equals|was|=)\s+(?=[-\d$\\(.])", re.I)
 _WORDS_RE = re.compile(r"[a-zA-Z]{2,}")
@@ -232,10 +232,8 @@ def _extract(text):
         if truncated:
             return None, "truncated"
         if ans:
-            final = None
-            for final in _FINAL_RE.finditer(s):
-                pass
-            if final is None or final.start() < max(s.rfind("\\boxed"), s.rfind("\\fbox")):
+            final = s.lower().rfind("final answer")
+            if final < max(s.rfind("\\boxed"), s.rfind("\\fbox")) or not _FINAL_RE.match(s, final):
                 return ans, "boxed"
             later = _from_phrase(s)  # "\boxed{200} ... Final Answer: The final answer is $10,455$."
             return (later, "phrase") if later else (ans, "boxed")
@@ -433,8 +431,8 @@ def _number_answer(s, m):
 def _in_broken_inline(s, start):
     """Whether start lies inside an inline math span, $...$ or \\(...\\), that runs over a line break; a $ beside a
     digit ("$5", "97$") is money, not a delimiter."""
-    opened = None
-    for d in _INLINE_RE.finditer(s):
+    opened, begin = None, max(0, start - 2000, s.rfind("\n\n", 0, start))  # no math span is longer or has a blank line
+    for d in _INLINE_RE.finditer(s, begin):
         if d.group() == "$" and (s[d.start() - 1:d.start()].isdigit() or s[d.end():d.end() + 1].isdigit()):
             continue
         if d.start() >= start:

@@ -561,6 +561,10 @@ _UNIT_TAIL_RE = re.compile(r"(?<=[\d}).%])\s+" + _UNIT_PHRASE + r"\s*\.?\s*$", r
 _PERCENT_WORD_RE = re.compile(r"(?<=\d)\s*(?:percent|per\s*cent)(?![a-zA-Z])", re.I)
 _MINUS_SPACE_RE = re.compile(r"(^|[\s(\[{,=])-\s+(?=[\d\\a-zA-Z(])")
 _TIMES_X_RE = re.compile(r"(?<=\d)\s*x\s*(?=10\s*\^)")
+_ESCAPED_CMD_RE = re.compile(r"\\\\(?=[a-zA-Z])")
+_QUOTES_RE = re.compile(r'^(?:\\?")+|(?:\\?")+$')
+_THOUSANDS_BANG_RE = re.compile(r"(?<=\d),\\!\s*(?=\d{3}(?!\d))")
+_THOUSANDS_BRACES_RE = re.compile(r"(?<=\d)\s*\{\s*,\s*\}\s*(?=\d{3}(?!\d))")
 _RELATION_RE = re.compile(r"\\(?:geq?(?:slant)?|leq?(?:slant)?|gt|lt|neq?)(?![a-zA-Z])|>=|<=|!=")
 _RELATIONS = {"\\geq": "\\ge", "\\geqslant": "\\ge", "\\geslant": "\\ge", ">=": "\\ge", "\\leq": "\\le",
               "\\leqslant": "\\le", "\\leslant": "\\le", "<=": "\\le", "\\gt": ">", "\\lt": "<", "\\neq": "\\ne",
@@ -687,11 +691,13 @@ def _normalize(s):
         inner, _ = _from_boxes(s)
         if inner:
             s = inner
-    if "\\begin" not in s:  # "\\\\frac" written with escaped backslashes (JSON, raw strings); "\\\\" is a row break
-        s = re.sub(r"\\\\(?=[a-zA-Z])", r"\\", s)
-    s = re.sub(r'^(?:\\?")+|(?:\\?")+$', "", s.strip())  # 'The final answer is "18".'
+    if "\\\\" in s and "\\begin" not in s:  # "\\\\frac" with escaped backslashes (JSON); "\\\\" is a row break
+        s = _ESCAPED_CMD_RE.sub(r"\\", s)
+    if '"' in s:
+        s = _QUOTES_RE.sub("", s.strip())  # 'The final answer is "18".'
     s = s.replace("\\$", "").replace("$", "").replace("\\%", "%")
-    s = re.sub(r"(?<=\d),\\!\s*(?=\d{3}(?!\d))", ",", s)  # 11,\! 111 is 11111
+    if ",\\!" in s:
+        s = _THOUSANDS_BANG_RE.sub(",", s)  # 11,\! 111 is 11111
     s = _MATH_DELIM_RE.sub(lambda m: m.group() if m.group() == "\\\\" else "", s)
     s = _LEFTRIGHT_RE.sub("", s)
     s = _SPACES_RE.sub(lambda m: {"\\\\": "\\\\", "\\!": "", "\\,": ""}.get(m.group(), " "), s)
@@ -709,7 +715,8 @@ def _normalize(s):
     s = _MINUS_SPACE_RE.sub(r"\1-", s)
     s = _fix_frac_sqrt(s)
     s = re.sub(r"_\{\s*(\w)\s*\}", r"_\1", s)  # 4210_{5} -> 4210_5, x_{1} -> x_1
-    s = re.sub(r"(?<=\d)\s*\{\s*,\s*\}\s*(?=\d{3}(?!\d))", "", s).replace("{,}", ",")
+    if "{" in s:
+        s = _THOUSANDS_BRACES_RE.sub("", s).replace("{,}", ",")  # 1{,}234 and 14 {, }916
     s = _drop_thousands_commas(s)
     s = _SPACE_THOUSANDS_RE.sub(lambda m: m.group().replace(" ", ""), s)  # 1 234 567 -> 1234567
     s = _TIMES_X_RE.sub(r"\\times ", s)

@@ -36,9 +36,10 @@ Extraction (response side), in this priority:
        hedges ("not", "or", "at least"...);
     4. the last math block ($...$ on one line, \\(...\\), \\[...\\], $$...$$; one holding prose, "$5 and he pays $",
        is money) or the last number (integers, decimals, .5, 1,234, 1 234, a/b, \\frac{a}{b}, 2 1/2, a trailing %),
-       whichever comes later. A number that is part of an unfinished LaTeX expression (\\sqrt{17}, 2^{10}, 12\\pi), an
-       operand ("3 * 6"), one of a hedge or a list ("either 18 or 20", "2 and 3") or inside a $...$ broken over lines
-       is no answer (None); an item of a tuple gives the tuple ("(1, 2)").
+       whichever comes later. A number that is part of an unfinished LaTeX expression (\\sqrt{17}, 2^{10}, 12\\pi), a
+       product (12x, 2(3)), an operand ("3 * 6"), one of a hedge or a list ("either 18 or 20", "2 and 3"; "0.6 or
+       60%" is one value) or inside a $...$ broken over lines is no answer (None), nor is a block after "or"; an
+       item of a tuple gives the tuple ("(1, 2)"). Units stay ("18 m", "370g", "90^\\circ").
     The response is first cut at "\\n\\nQuestion:" / "\\n\\nProblem:" (base models keep writing new problems) and
     only its last 10,000 characters are read.
 

@@ -6,7 +6,8 @@ state, so it is safe to call from many threads.
 
 API
     extract_answer(text) -> str | None    the model's final answer (None: nothing found -> not correct)
-    extract_gold(gold) -> str             text after the last "####", else the last \\boxed{}, else the whole string
+    extract_gold(gold) -> str             text after the last "####", else the last \\boxed{}, else what an answer
+                                          phrase ("The answer is X") gives, else the whole string
     is_correct(response, gold) -> bool    extract both, then compare
     reward(response, gold) -> float       1.0 correct, 0.0 otherwise (what rl.py uses)
     format_reward(response) -> float      1.0 if the answer is stated explicitly (box, ####, "the answer is"), else
@@ -20,16 +21,25 @@ it is reached only when one side is not a plain number, and gives the same verdi
 
 Extraction (response side), in this priority:
     1. the last non-empty \\boxed{...} / \\fbox{...} (nested braces matched). Boxes separated only by "," / ";" /
-       "and" / "or" (and $, spaces) form a list, so a hedge "\\boxed{20} or \\boxed{18}" matches no single gold; if
-       they are all the same, one is kept. A box left open at the end (truncated generation) gives None, with no
-       fallback, so a cut-off answer is never rewarded.
+       "and" / "or" (and $, spaces), by nothing on one line, or by a short phrase with "and" and no number or
+       sentence end (" papers and ") form a list, so a hedge "\\boxed{20} or \\boxed{18}" matches no single gold;
+       if they are all the same, one is kept. A box left open at the end (truncated generation) gives None, with no
+       fallback, so a cut-off answer is never rewarded. A "Final answer is X" / "Final Answer: X" after the last box
+       is read by rule 3 instead.
     2. the last "#### X" (rest of that line, cut as in 3.);
     3. the last "... answer is X" / "answers are X" / "Answer: X": a display block \\[...\\] or $$...$$ right after
        it, else the rest of that line (or the next line if that is empty), ** removed, cut at the end of the
        sentence and before a clause: ", which is the total", ", so ...", ", because ...", ", not 20" and a comma
        followed by two words end the answer; a correction or a second answer (", no wait, 6", ", or 20",
-       ", and 20 ...") does not, so the answer stays a list and matches no single gold;
-    4. the last number in the text (integers, decimals, 1,234, a/b, \\frac{a}{b}, a trailing %).
+       ", and 20 ...") does not, so the answer stays a list and matches no single gold. A sentence there gives what
+       follows its last "is" ("The largest $n$ is 34") or its one number ("Jane started 3 hours ago"), unless it
+       hedges ("not", "or", "at least"...);
+    4. the last math block ($...$ on one line, \\(...\\), \\[...\\], $$...$$; one holding prose, "$5 and he pays $",
+       is money) or the last number (integers, decimals, .5, 1,234, 1 234, a/b, \\frac{a}{b}, 2 1/2, a trailing %),
+       whichever comes later. A number that is part of an unfinished LaTeX expression (\\sqrt{17}, 2^{10}, 12\\pi), a
+       product (12x, 2(3)), an operand ("3 * 6"), one of a hedge or a list ("either 18 or 20", "2 and 3"; "0.6 or
+       60%" is one value) or inside a $...$ broken over lines is no answer (None), nor is a block after "or"; an
+       item of a tuple gives the tuple ("(1, 2)"). Units stay ("18 m", "370g", "90^\\circ").
     The response is first cut at "\\n\\nQuestion:" / "\\n\\nProblem:" (base models keep writing new problems) and
     only its last 10,000 characters are read.
 
@@ -39,19 +49,24 @@ at the end of an answer after a space or in \\text{} (never inside a \\command: 
 \\left into \\le), unicode minus, "- 3" -> "-3", \\dfrac/\\tfrac -> \\frac, \\frac12 -> \\frac{1}{2}, \\sqrt3 ->
 \\sqrt{3}, \\dbinom / {n \\choose k} -> \\binom{n}{k}, 4210_{5} -> 4210_5, thousands separators 1,234 / 1{,}234 /
 1\\,234 (a comma counts as a separator only before exactly three digits and outside brackets: "32, 349" and
-"(100,200)" are two items), "x = 5" / "x \\in [2,5]" -> the right-hand side.
+"(100,200)" are two items; 11,\\! 111 and 1 234 are numbers), ";" between items -> ",", surrounding quotes,
+\\\\frac (escaped backslashes) -> \\frac outside matrices, \\geq / >= -> \\ge (and \\le, \\ne, \\gt, \\lt),
+"x = 5" / "x = 5+6 = 11" / "|AB| = 5" / "A:B = 5" / "x \\in [2,5]" -> the right-hand side, "x = 1/3 \\approx 0.33"
+-> 1/3.
 
 Comparison:
     - numbers by value, exactly with fractions.Fraction (integers, decimals, a/b, \\frac, mixed numbers 2\\frac12
       and "2 1/2", 1.5e3, 1.5 \\times 10^{3}), otherwise through a small safe evaluator of LaTeX arithmetic (\\sqrt,
       \\sqrt[n], \\pi, ^, !, \\binom, products, \\frac of expressions) with a relative tolerance of 1e-6 and no
       absolute tolerance. A written decimal must also agree within one unit of its last digit: 0.333333333 == 1/3, but
-      1.414 != \\sqrt{2} and 1000000.5 != 1000001; 1/2^99 != 1/2^98 (exact).
+      1.414 != \\sqrt{2} and 1000000.5 != 1000001; 1/2^99 != 1/2^98 (exact). A decimal comma, 2,74 == 2.74, only
+      against a plain decimal and where the comma cannot separate thousands.
     - percent: "20%" equals 20 and 0.2; without a % sign nothing is rescaled (25 != 0.25, 500 != 5); no unit
       conversion (600 cents != 6 dollars).
     - matrices (pmatrix, bmatrix, matrix, array) entry by entry, whatever the spacing (a vmatrix is not a matrix);
-      (a, b) / [a, b) compare in order with the same brackets ((2,5] != [2,5]); bare comma lists, \\{...\\} sets,
-      unions and "2 or 3" compare as multisets; \\pm expands to two items.
+      (a, b) / [a, b) compare in order with the same brackets ((2,5] != [2,5]); bare comma lists, \\{...\\} and
+      {...} sets, unions and "2 or 3" compare as multisets; \\pm expands to two items; one relation compares side
+      by side with the same operator, 5 \\ge x read as x \\le 5 (no algebra: -x > -1 != x < 1).
     - expressions with variables are evaluated at three fixed points (x+1 == 1+x, x^2-1 == (x-1)(x+1));
     - everything else, e.g. \\text{Evelyn} vs evelyn, as text: case-insensitive, spaces ignored; plain words after
       a number ("42 apples", "18 (hours)") are dropped only when the other side is a plain number.
@@ -101,7 +116,8 @@ def extract_answer(text):
 
 
 def extract_gold(gold):
-    """Text after the last '####' (GSM8K), else the last \\boxed{} (MATH), else the whole string ('' for None)."""
+    """Text after the last '####' (GSM8K), else the last \\boxed{} (MATH), else the answer of an answer phrase, else
+    the whole string ('' for None)."""
     try:
         if gold is None:
             return ""
@@ -114,7 +130,7 @@ def extract_gold(gold):
             boxed, _ = _from_boxes(g)
             if boxed:
                 return boxed
-        return g.strip()
+        return _from_phrase(g) or g.strip()  # a solution without a box: its "The final answer is X"
     except Exception:
         return ""
 
@@ -161,10 +177,16 @@ _BOX_RE = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 _WS_RE = re.compile(r"\s*")
 _BOX_TOKEN_RE = re.compile(r"[^\s${}]+")
 _BOX_SEP_RE = re.compile(r"(?:\s|\$|\\[()]|\\quad|\\qquad|\\,|\\text\{\s*(?:and|or)\s*\}|and|or|,|;)*")
-_PHRASE_RE = re.compile(r"\banswers?\**\s*(?:(?:is|are)\b\**\s*:?|:)", re.I)
+_PHRASE_RE = re.compile(r"(?=[aA])\banswers?\**\s*(?:(?:is|are)\b\**\s*:?|:)", re.I)
 _NEXT_LINE_RE = re.compile(r"\s*([^\n]*)")
 _DISPLAY_RE = re.compile(r"[\s*:]*(\\\[|\$\$)(.{1,300}?)(?:\\\]|\$\$)", re.S)
-_SENTENCE_END_RE = re.compile(r"\.(?=\s|$)|;|\s(?:because|since|which|so that|where)\b", re.I)
+_SENTENCE_END_RE = re.compile(r"\.(?=\s|$)|;|\s\(?(?:because|since|which|so that|where)\b", re.I)
+_FINAL_RE = re.compile(r"final answer\**\s*(?:is\b|:)", re.I)
+# "The largest $n$ is 34": a sentence stating the answer; what follows its last "is" is the answer.
+_LEAD_IN_RE = re.compile(r"[a-zA-Z][^\n]{0,200}\s(?:is|are|equals|was|=)\s+(?=[-\d$\\(.])", re.I)
+_WORDS_RE = re.compile(r"[a-zA-Z]{2,}")
+_HEDGE_WORDS_RE = re.compile(r"\b(?:not|no|or|and|than|either|maybe|perhaps|between|least|most|except|unless|if)\b",
+                             re.I)
 # ", which is the total" / ", so she ..." / ", not 20": prose after the answer. A comma followed by two words (or by
 # one of these) ends the answer; "1, 2, and 3", "x = 1, y = 2" and "2,125" do not match, and neither does a
 # correction or a second answer (", no wait, it is 6", ", or maybe 20", ", and 20 for part b"): the answer stays a
@@ -173,13 +195,36 @@ _CLAUSE_RE = re.compile(r",\s+(?:(?:which|so|because|since|as|then|thus|hence|no
                         r"|approximately|about|roughly|around)(?![\w])"
                         r"|(?!(?:no|wait|actually|or|and|but|however|though|although|unless|except|if|instead|rather"
                         r"|oops|sorry|hmm|correction|maybe|perhaps)\b)[a-zA-Z]{2,}\s+[a-zA-Z]{2,})", re.I)
+# A number as the last-number rule reads it: \frac{a}{b}, a mixed number 2 1/2, 1,234 or 1 234, 2,74, .5, a/b, a %;
+# a sign only where it cannot be a binary minus ("5 - 3" has no -3).
 _NUMBER_RE = re.compile(
-    r"\\[dt]?frac\{-?\d+\}\{-?\d+\}"
-    r"|(?:(?<![\w)\]}.])[-\u2212])?(?<![\w.])(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?(?:\s?\\?%)?")
+    r"(?=[-\u2212\\.\d])"  # a plain first character lets the regex engine skip ahead to candidates
+    r"(?:(?<![\w)\]}.])[-\u2212])?"
+    r"(?:\\[dt]?frac\{\d+\}\{\d+\}"
+    r"|(?<![\w.,])(?:\d+ \d+/\d+(?![\d/])|(?:\d{1,3}(?:,\d{3})+(?!\d)|\d{1,3}(?: \d{3})+(?![\d/])|\d+,\d{1,2}(?![\d,])"
+    r"|\d+)(?:\.\d+)?"
+    r"|\.\d+)(?:\s*/\s*\d+)?(?:\s?\\?%)?)")
+# The last number is not the answer when it is part of an unfinished LaTeX expression (\sqrt{17}, 2^{10}, 12\pi,
+# \frac{1+\sqrt{5}}{2}), an operand (3 * 6) or one of a hedge or a list ("either 18 or 20", "2 and 3").
+_LATEX_BEFORE_RE = re.compile(r"(?:[{^_\[]|\\[a-zA-Z]+)\s*$")
+_TEXT_WRAP_BEFORE_RE = re.compile(r"\\(?:text|textbf|mathbf|mathrm|mbox)\s*\{\s*$")
+# 12^2, 12\pi, 12x, 3i, 2(3) are not numbers; 90^\circ, 18 m, 100g, 18 a day, 18\text{ cm} are.
+_LATEX_AFTER_RE = re.compile(r"\s*(?:[\^_{}](?!\s*\{?\s*\\circ)|\\(?!(?:text\w*|mbox|quad|qquad|right)(?![a-zA-Z]))"
+                             r"[a-zA-Z])|\(|[xyzni](?![a-zA-Z])")
+_OPERAND_RE = re.compile(r"[\w)}\]]\s*(?:[-+*/\u00d7\u00f7]|\\times|\\cdot|\\div)\s*$")
+_HEDGE_RE = re.compile(r"(?:\b(?:or|either|nor)|\d\S*\s*,?\s*and)\s+(?:maybe\s+|perhaps\s+|possibly\s+|probably\s+)?"
+                       r"(?:\\?\$\s*)?$", re.I)
+# A math block: $$...$$, \[...\], \(...\) or $...$ on one line; one holding prose ("$5 and he pays $") is money.
+# A block ends at the next delimiter of its kind, so a run of unclosed "\[" takes linear time, not quadratic.
+_MATH_RE = re.compile(r"\$\$([^$]{1,2000})\$\$|\\\[((?:(?!\\[\[\]]).){1,2000})\\\]"
+                      r"|\\\(((?:(?!\\[()])[^\n]){1,2000})\\\)|(?<!\\)\$((?:[^$\\\n]|\\[^\n]){1,2000})\$", re.S)
+_INLINE_RE = re.compile(r"\\\(|\\\)|(?<![\\$])\$(?!\$)")
+_PROSE_RE = re.compile(r"[a-zA-Z]{2,}[\s,.;:]+[a-zA-Z]{2,}")
+_TEXT_CMD_RE = re.compile(r"\\(?:text\w*|mbox|mathrm|operatorname)\s*\{[^{}]*\}|\\[a-zA-Z]+")
 
 
 def _extract(text):
-    """(answer, rule) with rule in "boxed", "####", "phrase", "number", "truncated", None."""
+    """(answer, rule) with rule in "boxed", "####", "phrase", "math", "number", "truncated", None."""
     s = _prepare(text)
     if not s:
         return None, None
@@ -188,7 +233,11 @@ def _extract(text):
         if truncated:
             return None, "truncated"
         if ans:
-            return ans, "boxed"
+            final = s.lower().rfind("final answer")
+            if final < max(s.rfind("\\boxed"), s.rfind("\\fbox")) or not _FINAL_RE.match(s, final):
+                return ans, "boxed"
+            later = _from_phrase(s)  # "\boxed{200} ... Final Answer: The final answer is $10,455$."
+            return (later, "phrase") if later else (ans, "boxed")
     if "####" in s:
         ans = _from_hashes(s)
         if ans:
@@ -196,8 +245,7 @@ def _extract(text):
     ans = _from_phrase(s)
     if ans:
         return ans, "phrase"
-    ans = _last_number(s)
-    return (ans, "number") if ans else (None, None)
+    return _last_math_or_number(s)
 
 
 def _prepare(text):
@@ -258,7 +306,7 @@ def _from_boxes(s):
         if prev[2] is None or not prev[2].strip() or prev[1] > cur[0]:  # open, empty, or cur is nested inside prev
             break
         gap = s[prev[1]:cur[0]]
-        if len(gap) > 40 or not _BOX_SEP_RE.fullmatch(gap) or not re.search(r"[,;]|and|or", gap):
+        if len(gap) > 40 or not _is_box_separator(gap):
             break
         group.append(prev[2])
         k -= 1
@@ -266,6 +314,16 @@ def _from_boxes(s):
     if len({re.sub(r"\s+", "", c) for c in group}) == 1:
         return group[-1].strip(), False
     return ", ".join(c.strip() for c in group), False
+
+
+def _is_box_separator(gap):
+    """Whether the text between two boxes makes them one list: ", " / " or " / " and " (with $, spaces, \\quad), nothing
+    or spaces on one line, or a short phrase joined by "and" (" papers and ", "\\text{ for part (a) and }") with no
+    sentence end and no number in it."""
+    if _BOX_SEP_RE.fullmatch(gap):
+        return bool(re.search(r"[,;]|and|or", gap)) or "\n" not in gap
+    return (re.search(r"\band\b", gap) is not None and re.search(r"[.!?](?:\s|$)|\n", gap) is None
+            and not re.search(r"\d", re.sub(r"_\{?\w+\}?", "", gap)))
 
 
 def _cut_clause(rest):
@@ -303,35 +361,134 @@ def _from_phrase(s):
     rest = s[last.end():end if end != -1 else len(s)]
     if not rest.replace("*", "").strip() and end != -1:  # "The final answer is:\n\n42"
         rest = _NEXT_LINE_RE.match(s, end, min(len(s), end + 300)).group(1)
-    rest = _cut_clause(rest).lstrip(":=").strip()
+    rest = _answer_of_sentence(_cut_clause(rest).lstrip(":=").strip())
     if not re.sub(r"\\boxed\{\s*\}|\$|\s", "", rest):
         return None
     return rest
 
 
-def _last_number(s):
+def _answer_of_sentence(rest):
+    """'The largest $n$ is 34' -> '34', 'Jane started growing Sphere 3 hours ago' -> '3'; a hedge ('not', 'or',
+    'at least'...) or a second number keeps the sentence, which then matches no plain gold."""
+    if not rest[:1].isalpha() or len(_WORDS_RE.findall(rest)) < 3 or _HEDGE_WORDS_RE.search(rest):
+        return rest
+    m = _LEAD_IN_RE.match(rest)
+    if m:
+        return rest[m.end():]
+    numbers = list(_NUMBER_RE.finditer(rest))
+    if len(numbers) == 1:
+        return _number_answer(rest, numbers[0]) or rest
+    return rest
+
+
+def _last_math_or_number(s):
+    """(answer, rule): the last math block or the last number, whichever comes later; (None, None) if neither."""
+    block = None
+    for m in _MATH_RE.finditer(s):
+        content = next(g for g in m.groups() if g is not None)
+        if content.strip() and not _PROSE_RE.search(_TEXT_CMD_RE.sub(" ", content)):
+            block = m
     last = None
     for last in _NUMBER_RE.finditer(s):
         pass
-    return None if last is None else last.group().replace("\u2212", "-")
+    if block is not None and (last is None or last.start() < block.end()):
+        if _HEDGE_RE.search(s[max(0, block.start() - 60):block.start()]):  # "$18$ or $20$"
+            return None, None
+        return next(g for g in block.groups() if g is not None).strip(), "math"
+    ans = None if last is None else _number_answer(s, last)
+    return (ans, "number") if ans else (None, None)
+
+
+def _number_answer(s, m):
+    """The last number m as the answer: the tuple it belongs to, or None where it cannot be the answer."""
+    start, end = m.start(), m.end()
+    group = _enclosing_group(s, start, end)
+    if group is not None:
+        i, j = group
+        inner = s[i + 1:j].strip()
+        if "," in inner and not re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", inner):  # (1,2) a tuple, (1,234) not
+            return s[i:j + 1]
+        if i > 0 and re.match(r"[\w)\]}]", s[i - 1]):  # 2(3) is a product, f(3) a function's value
+            return None
+    before, after = s[max(0, start - 60):start], s[end:end + 20]
+    if _LATEX_BEFORE_RE.search(before) and not _TEXT_WRAP_BEFORE_RE.search(before):
+        return None
+    if _LATEX_AFTER_RE.match(after) and not (after.lstrip().startswith("}") and _TEXT_WRAP_BEFORE_RE.search(before)):
+        return None
+    if _OPERAND_RE.search(before):
+        return None
+    hedge = _HEDGE_RE.search(before)
+    if hedge:  # "18 or 20" is a hedge; "0.6, or 60%" says the same number twice
+        other = None
+        for other in _NUMBER_RE.finditer(before, 0, hedge.start()):
+            pass
+        if other is None or not _equal(other.group(), m.group()):
+            return None
+    if _in_broken_inline(s, start):
+        return None  # inside "$ ... $" or "\\( ... \\)" broken over lines: neither a math block nor a sentence
+    return m.group().strip().replace("\u2212", "-")
+
+
+def _in_broken_inline(s, start):
+    """Whether start lies inside an inline math span, $...$ or \\(...\\), that runs over a line break; a $ beside a
+    digit ("$5", "97$") is money, not a delimiter."""
+    opened, begin = None, max(0, start - 2000, s.rfind("\n\n", 0, start))  # no math span is longer or has a blank line
+    for d in _INLINE_RE.finditer(s, begin):
+        if d.group() == "$" and (s[d.start() - 1:d.start()].isdigit() or s[d.end():d.end() + 1].isdigit()):
+            continue
+        if d.start() >= start:
+            return opened is not None and d.group() != "\\(" and "\n" in s[opened:d.start()]
+        if d.group() == "\\(" or (d.group() == "$" and opened is None):
+            opened = d.end()
+        else:
+            opened = None
+    return False
+
+
+def _enclosing_group(s, start, end):
+    """(i, j): the innermost ( or [ open before start and its closing bracket after end, within 200 characters."""
+    depth = 0
+    for i in range(start - 1, max(-1, start - 200), -1):
+        c = s[i]
+        if c in ")]":
+            depth += 1
+        elif c in "([":
+            if depth == 0:
+                break
+            depth -= 1
+    else:
+        return None
+    depth = 0
+    for j in range(end, min(len(s), end + 200)):
+        c = s[j]
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            if depth == 0:
+                return i, j
+            depth -= 1
+    return None
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # Number comparison: a GSM8K answer and most RL rewards end here; anything that is not a plain number on both sides
 # goes to the LaTeX equivalence of part 2.
 
-_PLAIN_NUMBER_RE = re.compile(r"\s*(?:\\?\$\s*)?(-?(?:\d{1,3}(?:,\d{3})+|\d+))(?:\.(\d+))?\s*")
+_PLAIN_NUMBER_RE = re.compile(r"\s*(?:\\?\$\s*)?(-?(?:[1-9]\d{0,2}(?:,\d{3})+|[1-9]\d{0,2}(?: \d{3})+|\d+))(?:\.(\d+))?"
+                              r"\s*")
+_DECIMAL_COMMA_RE = re.compile(r"\s*(-?\d+),(\d+)\s*")
 
 
 def _plain_number(s):
-    """'18' / '-3' / '1,234.50' / '$72' / '\\$72.00' -> (exact value, one unit of its last decimal or None);
+    """'18' / '-3' / '1,234.50' / '1 234' / '$72' / '\\$72.00' -> (exact value, one unit of its last decimal or None);
     None for anything else."""
     m = _PLAIN_NUMBER_RE.fullmatch(s) if len(s) <= 100 else None
     if m is None:
         return None
     decimals = m.group(2) or ""
     scale = 10 ** len(decimals)
-    return Fraction(int(m.group(1).replace(",", "") + decimals), scale), Fraction(1, scale) if decimals else None
+    value = Fraction(int(m.group(1).replace(",", "").replace(" ", "") + decimals), scale)
+    return value, Fraction(1, scale) if decimals else None
 
 
 def _close(x, y, ux, uy):
@@ -354,8 +511,18 @@ def _close(x, y, ux, uy):
     return all(u is None or diff <= float(u) * (1 + 1e-9) for u in (ux, uy))
 
 
+def _decimal_comma(s, other):
+    """'2,74' read as 2.74, only against a plain decimal ('2.74') and where the comma cannot separate thousands."""
+    m = _DECIMAL_COMMA_RE.fullmatch(s) if len(s) <= 100 and "." in other else None
+    if m and (len(m.group(2)) != 3 or m.group(1).lstrip("-") == "0"):
+        return _plain_number(f"{m.group(1)}.{m.group(2)}")
+    return None
+
+
 def _equal(pred, gold):
     a, b = _plain_number(pred), _plain_number(gold)
+    if (a is None) != (b is None):  # "1000,99" against "1000.99"
+        a, b = a or _decimal_comma(pred, gold), b or _decimal_comma(gold, pred)
     if a is not None and b is not None:
         return _close(a[0], b[0], a[1], b[1])
     return _latex_equal(pred, gold)
@@ -372,7 +539,7 @@ def _equal(pred, gold):
 _UNICODE = str.maketrans({
     "\u2212": "-", "\u2013": "-", "\u00d7": r"\times ", "\u00b7": r"\cdot ", "\u00f7": r"\div ",
     "\u221a": r"\sqrt", "\u03c0": r"\pi ", "\u221e": r"\infty ", "\u00b0": r"^\circ", "\u2264": r"\le ",
-    "\u2265": r"\ge ", "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\uff0c": ",", "\u00bd": " 1/2",
+    "\u2265": r"\ge ", "\u2260": r"\ne ", "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\uff0c": ",", "\u00bd": " 1/2",
 })
 _UNICODE_SQRT_RE = re.compile(r"\u221a\s*(\d+(?:\.\d+)?|[a-zA-Z])")
 _LEFTRIGHT_RE = re.compile(r"\\(?:left|right)\s*\.|\\(?:left|right|[bB]igg?[lr]?)(?![a-zA-Z])")
@@ -395,6 +562,15 @@ _UNIT_TAIL_RE = re.compile(r"(?<=[\d}).%])\s+" + _UNIT_PHRASE + r"\s*\.?\s*$", r
 _PERCENT_WORD_RE = re.compile(r"(?<=\d)\s*(?:percent|per\s*cent)(?![a-zA-Z])", re.I)
 _MINUS_SPACE_RE = re.compile(r"(^|[\s(\[{,=])-\s+(?=[\d\\a-zA-Z(])")
 _TIMES_X_RE = re.compile(r"(?<=\d)\s*x\s*(?=10\s*\^)")
+_ESCAPED_CMD_RE = re.compile(r"\\\\(?=[a-zA-Z])")
+_QUOTES_RE = re.compile(r'^(?:\\?")+|(?:\\?")+$')
+_THOUSANDS_BANG_RE = re.compile(r"(?<=\d),\\!\s*(?=\d{3}(?!\d))")
+_THOUSANDS_BRACES_RE = re.compile(r"(?<=\d)\s*\{\s*,\s*\}\s*(?=\d{3}(?!\d))")
+_RELATION_RE = re.compile(r"\\(?:geq?(?:slant)?|leq?(?:slant)?|gt|lt|neq?)(?![a-zA-Z])|>=|<=|!=")
+_RELATIONS = {"\\geq": "\\ge", "\\geqslant": "\\ge", "\\geslant": "\\ge", ">=": "\\ge", "\\leq": "\\le",
+              "\\leqslant": "\\le", "\\leslant": "\\le", "<=": "\\le", "\\gt": ">", "\\lt": "<", "\\neq": "\\ne",
+              "!=": "\\ne"}
+_SPACE_THOUSANDS_RE = re.compile(r"(?<![\d.])\d{1,3}(?: \d{3})+(?![\d./])")
 _BRACKET_OR_COMMA_RE = re.compile(r"[(\[{]|[)\]}]|(?<=\d),(?=\d{3}(?!\d))")
 
 
@@ -462,7 +638,8 @@ _SEPS = {
     "in": re.compile(r"[(\[{]|[)\]}]|\\in(?![a-zA-Z])"),
     "cup": re.compile(r"[(\[{]|[)\]}]|\\cup(?![a-zA-Z])"),
     "pm": re.compile(r"[(\[{]|[)\]}]|\\pm(?![a-zA-Z])"),
-    "orand": re.compile(r"[(\[{]|[)\]}]|\s+(?:or|and)\s+"),
+    "orand": re.compile(r"[(\[{]|[)\]}]|\s+(?:or|and)\s+|(?<=[)\]])\s*(?:or|and)\s*(?=[(\[])"),
+    "rel": re.compile(r"[(\[{]|[)\]}]|<|>|\\(?:le|ge|ne)(?![a-zA-Z])"),
 }
 
 
@@ -482,19 +659,26 @@ def _split_top(s, sep):
     return parts
 
 
+_NAME = r"[a-zA-Z]{1,10}(?:_\{?\w+\}?)?"
 _VARLIKE_RE = re.compile(r"[a-zA-Z](?:_\{?\w+\}?)?(?:\([a-zA-Z]\))?|\\[a-zA-Z]+|\([a-zA-Z](?:\s*,\s*[a-zA-Z])*\)"
-                         r"|[a-zA-Z](?:\s*[+\-]\s*[a-zA-Z])+|[a-zA-Z][a-zA-Z ]{0,20}")
+                         r"|[a-zA-Z](?:\s*[+\-]\s*[a-zA-Z])+|[a-zA-Z][a-zA-Z ]{0,20}"
+                         rf"|\|[a-zA-Z]{{2,10}}\||{_NAME}(?:\s*:\s*{_NAME})+"  # |AB|, A:B
+                         rf"|\\frac\{{{_NAME}\}}\{{{_NAME}\}}")
 
 
 def _strip_lhs(s):
-    """x = 5 -> 5, (x, y) = (1, 2) -> (1, 2), 3 \\times 4 = 12 -> 12, x \\in [2,5] -> [2,5]; equations stay."""
+    """x = 5 -> 5, (x, y) = (1, 2) -> (1, 2), 3 \\times 4 = 12 -> 12, x = 5+6 = 11 -> 11, x \\in [2,5] -> [2,5],
+    x = 1/3 \\approx 0.33 -> 1/3, x \\approx 0.33 -> 0.33; equations stay."""
     if len(_split_top(s, ",")) > 1:  # "x = 1, y = 2" is handled item by item
         return s
+    if "\\approx" in s:
+        s = s[:s.index("\\approx")] if len(_split_top(s, "=")) > 1 else s.replace("\\approx", "=")
     parts = _split_top(s, "=")
     if len(parts) >= 2 and parts[-1].strip():
-        if len(parts) == 2 and _VARLIKE_RE.fullmatch(parts[0].strip()):
-            return parts[1].strip()
-        if not re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", "".join(parts[:-1]))):  # 3 \times 4 = 12
+        if _VARLIKE_RE.fullmatch(parts[0].strip()) and (
+                len(parts) == 2 or not re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", "".join(parts[1:])))):
+            return parts[-1].strip()
+        if not re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", "".join(parts))):  # 3 \times 4 = 12, not 7 = 11a
             return parts[-1].strip()
     parts = _split_top(s, "in")
     if len(parts) == 2 and parts[1].strip() and _VARLIKE_RE.fullmatch(parts[0].strip()):
@@ -508,7 +692,13 @@ def _normalize(s):
         inner, _ = _from_boxes(s)
         if inner:
             s = inner
+    if "\\\\" in s and "\\begin" not in s:  # "\\\\frac" with escaped backslashes (JSON); "\\\\" is a row break
+        s = _ESCAPED_CMD_RE.sub(r"\\", s)
+    if '"' in s:
+        s = _QUOTES_RE.sub("", s.strip())  # 'The final answer is "18".'
     s = s.replace("\\$", "").replace("$", "").replace("\\%", "%")
+    if ",\\!" in s:
+        s = _THOUSANDS_BANG_RE.sub(",", s)  # 11,\! 111 is 11111
     s = _MATH_DELIM_RE.sub(lambda m: m.group() if m.group() == "\\\\" else "", s)
     s = _LEFTRIGHT_RE.sub("", s)
     s = _SPACES_RE.sub(lambda m: {"\\\\": "\\\\", "\\!": "", "\\,": ""}.get(m.group(), " "), s)
@@ -526,11 +716,13 @@ def _normalize(s):
     s = _MINUS_SPACE_RE.sub(r"\1-", s)
     s = _fix_frac_sqrt(s)
     s = re.sub(r"_\{\s*(\w)\s*\}", r"_\1", s)  # 4210_{5} -> 4210_5, x_{1} -> x_1
-    s = re.sub(r"(?<=\d)\{,\}(?=\d{3}(?!\d))", "", s).replace("{,}", ",")
+    if "{" in s:
+        s = _THOUSANDS_BRACES_RE.sub("", s).replace("{,}", ",")  # 1{,}234 and 14 {, }916
     s = _drop_thousands_commas(s)
+    s = _SPACE_THOUSANDS_RE.sub(lambda m: m.group().replace(" ", ""), s)  # 1 234 567 -> 1234567
     s = _TIMES_X_RE.sub(r"\\times ", s)
-    s = s.strip().rstrip(".;:").strip()
-    return _strip_lhs(s).strip()
+    s = _RELATION_RE.sub(lambda m: _RELATIONS.get(m.group(), m.group()), s.strip().rstrip(".;:").strip())
+    return _strip_lhs(s.replace(";", ",")).strip()
 
 
 def _text_key(s):
@@ -554,7 +746,8 @@ _TOKEN_RE = re.compile(r"(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)
 _GREEK = set("alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi rho "
              "sigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Sigma Phi Psi Omega".split())
 _FUNCS = {"sin": math.sin, "cos": math.cos, "tan": math.tan, "ln": math.log, "log": math.log10, "exp": math.exp,
-          "arcsin": math.asin, "arccos": math.acos, "arctan": math.atan}
+          "arcsin": math.asin, "arccos": math.acos, "arctan": math.atan, "sec": lambda x: 1 / math.cos(x),
+          "csc": lambda x: 1 / math.sin(x), "cot": lambda x: 1 / math.tan(x)}
 _CLOSE = {"(": ")", "{": "}", "[": "]"}
 
 
@@ -722,7 +915,15 @@ class _Parser:
             if val == "log" and self.peek() == ("op", "_"):
                 self.take()
                 base = self.group()
-            return ("fn", val, base, self.nest(self.power))
+            power = None
+            if self.peek() == ("op", "^"):  # \sin^2 x is (\sin x)^2; \tan^{-1} x (arctan) is refused
+                self.take()
+                power = self.group()
+                if power[0] != "num" or not isinstance(power[1], Fraction) or power[1] < 1 \
+                        or power[1].denominator != 1:
+                    raise _EvalError("function power")
+            node = ("fn", val, base, self.nest(self.power))
+            return node if power is None else ("^", node, power)
         raise _EvalError("unexpected token")
 
     def subscript(self):
@@ -977,6 +1178,8 @@ def _structure(s, depth=0):
     if depth > 3 or not s or len(s) > MAX_ANSWER_CHARS:
         return _Scalar(s)
     m = _MATRIX_RE.fullmatch(s)
+    if m is None and s[0] in "([" and s[-1] in ")]":  # \left[\begin{array}...\end{array}\right]
+        m = _MATRIX_RE.fullmatch(s[1:-1].strip())
     if m and depth == 0:
         mat = _matrix(m, depth)
         if mat is not None:
@@ -986,23 +1189,38 @@ def _structure(s, depth=0):
         return _bag([_structure(p, depth + 1) for p in parts])
     if s.startswith("\\{") and s.endswith("\\}"):
         return _bag([_structure(p, depth + 1) for p in _split_top(s[2:-2], ",") if p.strip()])
+    if s[0] == "{" and s[-1] == "}" and _spans(s):  # {1, 2}: braces written without the backslash
+        return _bag([_structure(p, depth + 1) for p in _split_top(s[1:-1], ",") if p.strip()])
     if s[0] in "([" and s[-1] in ")]" and _spans(s):
         items = _split_top(s[1:-1], ",")
         if len(items) > 1:
             return _Seq(s[0], s[-1], [_structure(_strip_lhs(p), depth + 1) for p in items])
-    items = [p for p in _split_top(s, ",") if p.strip()]
+    items = _split_top(s, ",")
     if len(items) > 1:
-        return _bag([_structure(_strip_lhs(p), depth + 1) for p in items])
+        items = [q for p in items for q in _split_top(p, "orand") if q.strip()]  # "19, 46, and 82"
+        if len(items) > 1:
+            return _bag([_structure(_strip_lhs(p), depth + 1) for p in items])
     items = _split_top(s, "orand")
     if len(items) > 1:
-        scalars = [_Scalar(p) for p in items]
-        if all(x.num is not None for x in scalars):  # "2 or 3"; "Tom and Jerry" stays text
-            return _Bag(scalars)
+        nodes = [_structure(_strip_lhs(p), depth + 1) for p in items]
+        if all(not isinstance(x, _Scalar) or x.num is not None for x in nodes):  # "2 or 3"; "Tom and Jerry": text
+            return _Bag(nodes)
     items = _split_top(s, "pm")
     if len(items) == 2 and items[1].strip():
         a, b = items
         return _Bag([_Scalar(f"{a}+{b}"), _Scalar(f"{a}-{b}")])
+    parts = _split_top(s, "rel") if _RELATION_OP_RE.search(s) else ()
+    if len(parts) == 2 and parts[0].strip() and parts[1].strip():  # x \le 5, read the same as 5 \ge x
+        lhs, rhs = parts
+        op = s[len(lhs):len(s) - len(rhs)].strip()
+        if not re.search(r"[a-zA-Z]", re.sub(r"\\[a-zA-Z]+", "", lhs)):
+            lhs, op, rhs = rhs, _FLIP[op], lhs
+        return _Seq(op, "", [_structure(lhs, depth + 1), _structure(rhs, depth + 1)])
     return _Scalar(s)
+
+
+_RELATION_OP_RE = re.compile(r"[<>]|\\[lgn]e(?![a-zA-Z])")
+_FLIP = {"<": ">", ">": "<", "\\le": "\\ge", "\\ge": "\\le", "\\ne": "\\ne"}
 
 
 def _bag(items):

@@ -5,6 +5,7 @@ Audit of verify.py against hand labels and against Math-Verify, case by case.
     python bench/verify_audit.py --show=disagree      # also print every case where someone is wrong
     python bench/verify_audit.py --build              # rewrite the synthetic rows from the tables below
     python bench/verify_audit.py --import_real="out/gsm8k_eval*/*.jsonl" --n_real=250   # add real responses
+    python bench/verify_audit.py --suite --show=disagree   # Math-Verify's own test cases (tests/math_verify_cases.jsonl)
 
 bench/verify_audit.jsonl holds one case per line: {response, gold, label, source, note}. `label` is the truth,
 assigned by hand: True if the response's final answer is the gold answer, False otherwise (a wrong final answer
@@ -23,6 +24,10 @@ Two kinds of rows:
     full-attention run of runs/gsm8k_smollm2_eval.sh, greedy, 320 tokens) had no disagreement; the 27 that are
     labelled True or mention the gold number anywhere were read by hand as well ("read by hand" in the note).
 
+--suite reports instead on the 276 labelled cases of Math-Verify's own test suite (tests/math_verify_cases.jsonl,
+described in its header; its labels are the truth there): agreement on all of them and on those in scope, and false
+positives (verify.py says correct where the label says wrong), with the in-scope disagreements under --show.
+
 Math-Verify (pip install math-verify; test-only, it needs sympy) sees the gold as a grader would give it: a GSM8K
 gold is the text after "####" with thousands commas removed, a MATH gold is wrapped in $...$ (or passed as is if it
 holds a \\boxed), and it is called as verify(parse(gold), parse(response)) with its default extraction.
@@ -40,6 +45,7 @@ sys.path.insert(0, ROOT)
 import verify  # noqa: E402
 
 AUDIT_FILE = os.path.join(ROOT, "bench", "verify_audit.jsonl")
+SUITE_FILE = os.path.join(ROOT, "tests", "math_verify_cases.jsonl")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -486,6 +492,24 @@ def report(rows, mv, show):
     return out
 
 
+def suite_report(path, show):
+    """verify.py on Math-Verify's labelled test cases: agreement (all, in scope) and false positives."""
+    with open(path, encoding="utf-8") as f:
+        cases = [json.loads(line) for line in f if line.strip() and not line.startswith("#")]
+    for c in cases:
+        c["_ours"] = verify.is_correct(c["pred"], c["gold"])
+    for name, rows in (("all", cases), ("in scope", [c for c in cases if c["scope"] == "in"])):
+        agree = sum(c["_ours"] == c["expected"] for c in rows)
+        fp = sum(c["_ours"] and not c["expected"] for c in rows)
+        print(f"{name:<9} {agree}/{len(rows)} agree ({agree / len(rows):.1%}), {fp} false positives")
+    if show:
+        for c in cases:
+            if c["_ours"] != c["expected"] and (show == "all" or c["scope"] == "in"):
+                print(f"\n--- #{c['id']} {c['source']} label={c['expected']} ours={c['_ours']} [{c['scope']}]")
+                print(f"    extracted: {verify.extract_answer(c['pred'])!r}   gold: {verify.extract_gold(c['gold'])!r}")
+                print("    " + c["pred"][-300:].replace("\n", "\n    "))
+
+
 def import_real(pattern, n, mv, existing):
     """Real SmolLM2 responses: the first n rows of the files matching pattern (sorted), labelled by agreement of
     verify.py and Math-Verify, or left null for a hand label where they disagree."""
@@ -519,7 +543,13 @@ def main():
     parser.add_argument("--import_real", default="", help="glob of eval jsonl files (question, gold, response...)")
     parser.add_argument("--n_real", type=int, default=250, help="how many real responses to import")
     parser.add_argument("--show", default="", choices=["", "disagree", "all"], help="print cases")
+    parser.add_argument("--suite", action="store_true", help="report on Math-Verify's own test cases instead "
+                                                             "(tests/math_verify_cases.jsonl); --show=all includes "
+                                                             "the out-of-scope disagreements")
     args = parser.parse_args()
+    if args.suite:
+        suite_report(SUITE_FILE, args.show)
+        return
 
     mv = math_verify_grader()
     if mv is None:

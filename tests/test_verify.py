@@ -1,4 +1,5 @@
-"""Table-driven tests for verify.py, written from the rules in its docstring (issue 5).
+"""Table-driven tests for verify.py, written from the rules in its docstring (issue 5), the reward hacks and misses
+of issue 24, and Math-Verify's own test suite as an external reference (tests/math_verify_cases.jsonl).
 
 Run: python -m pytest -q tests/test_verify.py tests/test_verify_property.py
 """
@@ -90,12 +91,22 @@ EXTRACT = [
     ("First 18, then 25, so 30 in total", "30"),
     ("the result is 1,234 apples", "1,234"),
     ("she pays $-3 back... no, x = -4", "-4"),
-    ("5 - 3", "3"),                                            # binary minus is not a sign
+    ("5 - 3", None),                                           # an operand is not the answer (nor is -3)
     ("it is 3/4 of the cake", "3/4"),
     ("the probability is \\frac{1}{6}", "\\frac{1}{6}"),
     ("grew by 20%", "20%"),
     ("pi is about 3.14159", "3.14159"),
     ("x2 and y", None),                                         # a digit glued to a name is not a number
+    ("so 12x", None),                                           # nor a coefficient
+    ("it is 2(3)", None),                                       # a product
+    ("The distance is 18 m.", "18"),                            # a unit after a space is not a variable
+    ("She makes 18 a day", "18"),
+    ("so the angle is 90^\\circ", "90"),
+    ("so 18 (hours)", "18"),
+    ("She needs 370g of flour.", "370"),                         # an attached unit too, but not a variable
+    ("so 3i", None),
+    ("x=97$\nGreg spent 97$ on a shirt.", "97"),                # a $ beside a digit is money, not math
+    ("That is 0.60 or 60% off", "60%"),                          # the same value said twice is no hedge
     # nothing
     ("", None),
     ("I do not know.", None),
@@ -458,6 +469,118 @@ def test_is_correct(response, gold, expected):
     assert reward(response, gold) == (1.0 if expected else 0.0)
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Reward hacking (issue 24): the last-number fallback must not reward a number that is only part of the answer.
+# Each wrong answer is paired with the right one for the same response, so a verifier that refuses everything fails.
+
+HACKS = [
+    # (response, gold it must NOT match, gold it must match)
+    ("$\\sqrt{17}$", "17", "\\sqrt{17}"),                        # a number inside an unfinished LaTeX expression
+    ("$2^{10}$", "10", "1024"),
+    ("$12\\pi$", "12", "12\\pi"),
+    ("$\\frac{1+\\sqrt{5}}{2}$", "2", "\\frac{1+\\sqrt5}{2}"),
+    ("so x = \\sqrt{17}", "17", None),                            # the same without $...$: no answer at all
+    ("so it is 2^{10}", "10", None),
+    ("the area is 12\\pi", "12", None),
+    ("x = \\frac{1+\\sqrt{5}}{2}", "2", None),
+    ("(1,2)", "2", "(1, 2)"),                                     # an item of a tuple
+    ("The point is (7, 6).", "6", "(7,6)"),
+    ("so x = -\\frac{10}{9}", "\\frac{10}{9}", "-10/9"),          # the sign belongs to the answer
+    ("I think it's either 18 or 20.", "20", None),                 # a hedge
+    ("It is $18$ or $20$", "20", None),
+    ("Maybe 18, or maybe 20", "20", None),
+    ("The roots are 2 and 3", "3", None),
+    ("so she pays 3 * 6", "6", None),                              # an operand
+    ("Answer $ \n 9 \n $", "9", None),                             # inline math broken over lines (Math-Verify)
+]
+
+
+@pytest.mark.parametrize("response,wrong,right", HACKS, ids=short_id)
+def test_reward_hacks_rejected(response, wrong, right):
+    assert not is_correct(response, wrong)
+    if right is not None:
+        assert is_correct(response, right)
+
+
+# Answers the issue found missed (issue 24), each with a wrong gold for the same response.
+MISSES = [
+    ("so $\\frac{14}{3}$", "\\frac{14}{3}", True),                      # the last $...$ when there is no box
+    ("so $\\frac{14}{3}$", "\\frac{14}{5}", False),
+    ("The identity matrix is $ \\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix} $.",
+     "\\begin{pmatrix}1 & 0 \\\\ 0 & 1\\end{pmatrix}", True),
+    ("Thus \\(x = 7\\). <|im_start|>user", "7", True),
+    ("It costs $5 and he pays $6", "6", True),                         # money is not a math block
+    ("Final Answer: The largest $n$ is 34.", "34", True),
+    ("Final Answer: The largest $n$ is 34.", "3", False),
+    ("Final Answer: The volume of $ABCDEFGH$ is 120. I hope it is correct.", "120", True),
+    ("Final Answer: Jane started growing Sphere 3 hours ago. I hope it is correct.", "3", True),
+    ("Final Answer: It is not 5.", "5", False),
+    ("\\boxed{200} So she has $10,455. Final Answer: The final answer is $10,455$.", "10455", True),  # later final
+    ("\\boxed{200} So she has $10,455. Final Answer: The final answer is $10,455$.", "200", False),
+    ("Therefore $x \\geq 5$ is the solution.", "x \\ge 5", True),       # relations, however spelled
+    ("Therefore $x \\geq 5$ is the solution.", "x \\le 5", False),
+    ("We find that $x \\lt 3$.", "x < 3", True),
+    ("Thus $x <= 2$ is our answer.", "x \\leq 2", True),
+    ("The solution is $x != 5$", "x \\neq 5", True),
+    ("$5 \\geq x$", "x \\le 5", True),
+    ("$5 \\geq x$", "x \\ge 5", False),
+    ("$-x > -1$", "x < 1", False),                                     # no algebra on relations
+    ("The answer is 42 (since 6 x 7 = 42).", "42", True),
+    ("The answer is 42 (since 6 x 7 = 42).", "7", False),
+    (".4", "0.4", True),
+    ("x is .4", "4", False),
+    ("She needs 2 1/2 cups", "5/2", True),                             # a mixed number
+    ("She needs 2 1/2 cups", "1/2", False),
+]
+
+
+@pytest.mark.parametrize("response,gold,expected", MISSES, ids=short_id)
+def test_issue_misses(response, gold, expected):
+    assert is_correct(response, gold) is expected
+
+
+# Forms Math-Verify's own tests use (tests/math_verify_cases.jsonl), one rule each, with the wrong answer beside.
+FORMS = [
+    ("1000,99", "1000.99", True),                                      # a decimal comma against a decimal
+    ("\\boxed{1,22}", "1.22", True),
+    ("\\boxed{1,22}", "122", False),
+    ("\\boxed{2,125}", "2.125", False),                                # before three digits it separates thousands
+    ("\\boxed{0,111}", "0.111", True),
+    ("\\boxed{11,\\! 111,\\! 100}", "11111100", True),
+    ("\\boxed{14 {, }916}", "14916", True),
+    ("\\boxed{1 000}", "1000", True),
+    ("\\boxed{-12;-11;-10}", "\\{-10, -11, -12\\}", True),
+    ("\\boxed{{1,3}}", "\\{3, 1\\}", True),
+    ("\\boxed{{1,3}}", "\\{3, 2\\}", False),
+    ("\\boxed{(11,7)or(7,11)}", "(7,11), (11,7)", True),
+    ("\\boxed{19, 46, \\text{ and } 82}", "19, 46, and 82", True),
+    ("\\boxed{19, 46, \\text{ and } 82}", "21, 46, and 82", False),
+    ("\\boxed{x = 5+5+1 = 11}", "11", True),                            # the last right-hand side
+    ("\\boxed{x = 5+5+1 = 11}", "5", False),
+    ("\\boxed{x = \\frac13 \\approx 0.33}", "1/3", True),
+    ("\\boxed{x = \\frac13 \\approx 0.33}", "0.33", False),
+    ("\\boxed{x \\approx 11}", "11", True),
+    ("\\boxed{|AB| = 1}", "1", True),
+    ("\\boxed{A:B = 7:32}", "7:32", True),
+    ("\\boxed{2x + z = 1}", "1", False),                              # an equation, not a named value
+    ("\\boxed{7 = 11a + c}", "11a+c", False),
+    ("\\boxed{1} papers and \\boxed{2} bins", "1, 2", True),
+    ("\\boxed{1} no no no no no \\boxed{2}", "1, 2", False),
+    ("\\boxed{1}\\boxed{2}", "2", False),                              # adjacent boxes are a list
+    ("\\boxed{\\\\left( 3, \\\\frac{\\\\pi}{2} \\\\right)}", "(3, \\frac{\\pi}{2})", True),  # escaped backslashes
+    ("\\boxed{\\left[\\begin{array}{cc}1 & 2 \\\\ 3 & 4\\end{array}\\right]}",
+     "\\begin{pmatrix}1 & 2 \\\\ 3 & 4\\end{pmatrix}", True),
+    ("\\boxed{\\sec^2 y}", "\\tan^2 y + 1", True),
+    ("\\boxed{\\cot 2}", "\\tan^{-1} 2", False),                        # \tan^{-1} is arctan, not 1/tan
+    ("Final Answer: The final answer is \\\"$18$\\\".", "18", True),
+]
+
+
+@pytest.mark.parametrize("response,gold,expected", FORMS, ids=short_id)
+def test_math_verify_forms(response, gold, expected):
+    assert is_correct(response, gold) is expected
+
+
 MATH_GOLDS = [
     r"\left( 3, \frac{\pi}{2} \right)", "p - q", r"\frac{14}{3}", r"\text{Evelyn}", r"\frac{243}{625}",
     r"-\frac{1}{3}", r"\pi", r"3\sqrt{13}", r"\frac{\sqrt{3}}{2}", r"(-\infty,-2)\cup(-2,\infty)", "[-2,7]",
@@ -598,3 +721,38 @@ def test_audit_against_math_verify():
     assert sum(p and not t for p, t in zip(ours, labels)) <= sum(p and not t for p, t in zip(theirs, labels))
     assert sum(t and not p for p, t in zip(ours, labels)) <= sum(t and not p for p, t in zip(theirs, labels))
     assert sum(a == b for a, b in zip(ours, theirs)) / len(rows) >= 0.9
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Math-Verify's own test suite as an external reference: tests/math_verify_cases.jsonl holds its 276 labelled cases
+# (huggingface/Math-Verify tests/*.py, Apache-2.0; the file's header names the commit, the licence and how they were
+# read). Its labels are the truth here, written by other people for their own grader.
+#
+# In scope is what a GSM8K or MATH reward must grade: plain answers; extraction from boxed, unboxed, sentenced and
+# signed responses; number formats (thousands separators, decimal commas, .5, percent, units); precision at the
+# default rounding; gold forms ($...$, \boxed, "x = ", several boxes, a whole solution); and relations, sets,
+# tuples, intervals and matrices as long as they compare item by item. Out of scope, marked in the file with the
+# reason (24 cases): relation algebra (-x > -1 vs x < 1, rescaled or solved equations), an inequality against an
+# interval (-2 <= x <= 7 vs [-2, 7]), matrix arithmetic, summation notation, cases run with a non-default Math-Verify
+# option (strict=False, rounding to 2 or 4 decimals, where 0.33 counts as 1/3), a multiple-choice letter without
+# the list of choices, solution sets written as assignments against tuples, and one label that contradicts
+# arithmetic (1 - 1/e labelled equal to 1 + 1/e).
+
+MATH_VERIFY_FILE = Path(__file__).resolve().parent / "math_verify_cases.jsonl"
+MATH_VERIFY_MIN_AGREEMENT = 0.9
+
+
+def test_math_verify_suite():
+    lines = MATH_VERIFY_FILE.read_text(encoding="utf-8").splitlines()
+    cases = [json.loads(line) for line in lines if line.strip() and not line.startswith("#")]
+    assert len(cases) == 276 and sum(c["scope"] == "in" for c in cases) == 252
+    got = [is_correct(c["pred"], c["gold"]) for c in cases]
+    in_scope = [(c, g) for c, g in zip(cases, got) if c["scope"] == "in"]
+    agree_all = sum(g == c["expected"] for c, g in zip(cases, got))
+    agree_in = sum(g == c["expected"] for c, g in in_scope)
+    print(f"\nMath-Verify suite: agrees on {agree_all}/{len(cases)}, in scope {agree_in}/{len(in_scope)}")
+    false_pos = [(c["id"], c["source"], c["pred"][-80:], c["gold"][-80:]) for c, g in zip(cases, got)
+                 if g and not c["expected"]]
+    assert not false_pos  # in scope or not: a reward Math-Verify's authors call wrong is reward hacking
+    misses = [(c["id"], c["source"], c["pred"][-80:], c["gold"][-80:]) for c, g in in_scope if g != c["expected"]]
+    assert agree_in / len(in_scope) >= MATH_VERIFY_MIN_AGREEMENT, misses

@@ -80,6 +80,14 @@ ADVERSARIAL = [
     "The answer is " + "1, " * 3000 + "which is it",
     "The answer is " + ", " * 4000 + "so it is",
     "The answer is " + "\\(" * 3000,
+    "\\[" * 5000,
+    "\\(" * 5000,
+    "\\[1 " * 2500,
+    "$a " * 3000,
+    "(1 " * 3000,
+    "1 or " * 2000,
+    "Final Answer: " * 700 + "\\boxed{1}",
+    "\\boxed{1} and " * 1000,
 ]
 
 FRAGMENTS = ["\\boxed{", "\\fbox{", "}", "{", "\\frac", "\\dfrac", "\\sqrt", "\\sqrt[", "]", "^", "_", "10", "9", "0",

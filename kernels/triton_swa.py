@@ -52,7 +52,13 @@ is fully masked computes exp(-inf - (-1e30)) = 0 instead of exp(-inf + inf) = Na
 TF32), so fp32 results match a float64 reference to ~1e-6. Head dims that are not a power of two are padded to
 BLOCK_D with masked loads; any T works (rows and keys >= T are masked). Inputs may be non-contiguous: every
 kernel takes explicit strides.
+
+Tiles per GPU: tiles(arch, head_dim, dtype, kernel) gives each kernel its block sizes, warps and pipeline stages for
+the GPU it launches on, so that its shared memory fits that GPU's per-block limit (99 KiB on sm_86/sm_89, 163 KiB on
+sm_80, 227 KiB on sm_90). tests/test_kernel_compile.py compiles every kernel for sm_80, sm_89 and sm_90 without a
+GPU; bench/RESULTS.md has the shared memory and spills of each. Head dims go up to 256 in bf16/fp16, 128 in fp32.
 """
+import functools
 import math
 import os
 
@@ -296,22 +302,83 @@ def _interpreting():
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def _config(q):
-    """Block sizes and launch options: 64x64 tiles with 4 warps on GPU, not tuned. Small blocks keep the CPU
-    interpreter fast and make the tests cross several block boundaries."""
-    block_d = max(16, triton.next_power_of_2(q.shape[-1]))  # tl.dot needs a power of two >= 16
-    fp32 = q.dtype == torch.float32
-    if _interpreting():
-        block = 16
-    else:
-        block = 32 if fp32 and block_d > 64 else 64  # fp32 tiles are twice as large; keep them in shared memory
-    return dict(
-        BLOCK_M=block, BLOCK_N=block, BLOCK_D=block_d,
-        # fp32 gets exact IEEE dots, not TF32; None keeps the backend's default for 16-bit inputs.
-        DOT_PRECISION="ieee" if fp32 else None,
-        num_warps=4,
-        num_stages=2 if fp32 else 3,
-    )
+# Shared memory one thread block may use (KiB), by compute capability. CUDA C++ Programming Guide, "Compute
+# Capabilities" appendix (maximum shared memory per thread block, with the cudaFuncSetAttribute opt-in Triton makes):
+# 163 KiB on 8.0 and 8.7, 99 KiB on 8.6 and 8.9 (A10, L4, RTX 4090), 227 KiB on 9.0. Other GPUs get the tiles of
+# the 99 KiB ones (only sm_80, sm_89 and sm_90 are compile-checked).
+SHARED_KIB = {80: 163, 86: 99, 87: 163, 89: 99, 90: 227}
+
+# (BLOCK_M, BLOCK_N, num_warps, num_stages) per kernel and BLOCK_D, chosen with bench/kernel_tiles.py so that every
+# kernel fits SHARED_KIB on sm_80, sm_89 and sm_90 without register spills in dK/dV (tests/test_kernel_compile.py
+# holds them to it). FlashAttention's 64x64 tiles stay where they fit. dK/dV keeps two fp32 accumulators of
+# BLOCK_N x BLOCK_D, so at BLOCK_D >= 128 it walks the queries 32 (or 16) rows at a time with 8 warps.
+_TILES_16BIT = {
+    "fwd": {64: (64, 64, 4, 3), 128: (64, 64, 4, 3), 256: (64, 32, 8, 2)},
+    "bwd_dq": {64: (64, 64, 4, 3), 128: (64, 64, 4, 3), 256: (32, 32, 4, 2)},
+    "bwd_dkdv": {64: (64, 64, 4, 3), 128: (32, 64, 8, 2), 256: (16, 64, 8, 2)},
+}
+# fp32's IEEE dots run as FMAs on the CUDA cores, not the tensor cores, and need many more registers per output
+# element: 64x64 tiles spilled kilobytes per thread, so fp32 tiles are small.
+_TILES_FP32 = {
+    "fwd": {64: (32, 32, 4, 2), 128: (32, 32, 8, 2)},
+    "bwd_dq": {64: (32, 32, 4, 2), 128: (32, 32, 4, 2)},
+    "bwd_dkdv": {64: (32, 32, 8, 2), 128: (16, 32, 8, 2)},
+}
+KERNELS = ("fwd", "bwd_delta", "bwd_dq", "bwd_dkdv")
+
+
+def tiles(arch, head_dim, dtype, kernel):
+    """Launch options of one kernel on a GPU of compute capability `arch` (80 = sm_80): block sizes, num_warps and
+    num_stages, as keyword arguments of that kernel. Pure, so tests check every architecture without its GPU.
+
+    Raises a one-line ValueError for what no tile here fits: head dims above 256, and above 128 in float32.
+    """
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; one of {', '.join(KERNELS)}")
+    fp32 = dtype == torch.float32
+    table = _TILES_FP32 if fp32 else _TILES_16BIT
+    key = max(64, _block_d(head_dim))
+    if key not in table["fwd"]:
+        raise ValueError(f"head dim {head_dim} in {str(dtype).removeprefix('torch.')} has no triton tiles on GPU "
+                         f"(up to 128 in float32, 256 in bfloat16/float16); use another attention backend")
+    if kernel == "bwd_delta":  # a row-wise reduction: no dot, no pipeline
+        return dict(BLOCK_D=_block_d(head_dim), BLOCK_M=64, num_warps=4)
+    block_m, block_n, num_warps, num_stages = table[kernel][key]
+    if kernel == "bwd_dq" and not fp32 and key == 128 and SHARED_KIB.get(arch, 99) < 163:
+        num_stages = 2  # a third stage of K and V tiles does not fit the 99 KiB of sm_86/sm_89
+    return dict(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_D=_block_d(head_dim), DOT_PRECISION=_dot_precision(dtype),
+                num_warps=num_warps, num_stages=num_stages)
+
+
+def _block_d(head_dim):
+    return max(16, triton.next_power_of_2(head_dim))  # tl.dot needs a power of two >= 16
+
+
+def _dot_precision(dtype):
+    # fp32 gets exact IEEE dots, not TF32; None keeps the backend's default for 16-bit inputs.
+    return "ieee" if dtype == torch.float32 else None
+
+
+# Tests set a compute capability here to run that GPU's tiles in the CPU interpreter.
+INTERPRETER_ARCH = None
+
+
+@functools.lru_cache(maxsize=None)
+def _device_arch(device):
+    major, minor = torch.cuda.get_device_capability(device)
+    return 10 * major + minor
+
+
+def _config(q, kernel):
+    """Launch options of `kernel` for q. The interpreter takes 16-wide blocks unless INTERPRETER_ARCH is set: they
+    keep it fast and make the tests cross several block boundaries."""
+    D = q.shape[-1]
+    if _interpreting() and INTERPRETER_ARCH is None:
+        if kernel == "bwd_delta":
+            return dict(BLOCK_D=_block_d(D), BLOCK_M=16)
+        return dict(BLOCK_M=16, BLOCK_N=16, BLOCK_D=_block_d(D), DOT_PRECISION=_dot_precision(q.dtype))
+    arch = INTERPRETER_ARCH if _interpreting() else _device_arch(q.device)
+    return tiles(arch, D, q.dtype, kernel)
 
 
 def _strides(x):
@@ -320,7 +387,7 @@ def _strides(x):
 
 def _forward(q, k, v, W, sinks, scale):
     B, H, T, D = q.shape
-    cfg = _config(q)
+    cfg = _config(q, "fwd")
     o = torch.empty((B, H, T, D), dtype=q.dtype, device=q.device)
     lse = torch.empty((B, H, T), dtype=torch.float32, device=q.device)
     grid = (triton.cdiv(T, cfg["BLOCK_M"]), B * H)
@@ -336,22 +403,23 @@ def _forward(q, k, v, W, sinks, scale):
 def _backward(do, q, k, v, o, lse, W, sinks, scale):
     B, H, T, D = q.shape
     H_KV = k.shape[1]
-    cfg = _config(q)
     delta = torch.empty_like(lse)
-    grid_m = (triton.cdiv(T, cfg["BLOCK_M"]), B * H)
-    _bwd_delta_kernel[grid_m](
+    cfg = _config(q, "bwd_delta")
+    _bwd_delta_kernel[(triton.cdiv(T, cfg["BLOCK_M"]), B * H)](
         o, do, delta, *_strides(o), *_strides(do), H, T,
-        HEAD_DIM=D, BLOCK_D=cfg["BLOCK_D"], BLOCK_M=cfg["BLOCK_M"], num_warps=cfg["num_warps"],
+        HEAD_DIM=D, **cfg,
     )
     dq = torch.empty((B, H, T, D), dtype=q.dtype, device=q.device)
     dk = torch.empty((B, H_KV, T, D), dtype=k.dtype, device=k.device)
     dv = torch.empty((B, H_KV, T, D), dtype=v.dtype, device=v.device)
-    _bwd_dq_kernel[grid_m](
+    cfg = _config(q, "bwd_dq")
+    _bwd_dq_kernel[(triton.cdiv(T, cfg["BLOCK_M"]), B * H)](
         q, k, v, do, lse, delta, dq,
         *_strides(q), *_strides(k), *_strides(v), *_strides(do), *_strides(dq),
         H, H // H_KV, T, W, sinks, scale,
         HEAD_DIM=D, **cfg,
     )
+    cfg = _config(q, "bwd_dkdv")
     grid_n = (triton.cdiv(T, cfg["BLOCK_N"]), B * H_KV)  # key block first: the long sink blocks launch first
     _bwd_dkdv_kernel[grid_n](
         q, k, v, do, lse, delta, dk, dv,
@@ -398,7 +466,7 @@ def _check_inputs(q, k, v, window, sinks):
     if T == 0:
         raise ValueError("windowed_attention needs at least one position (T >= 1)")
     if not 1 <= D <= 256:
-        raise ValueError(f"head dim {D} is not supported; use 1..256 (tested: 32, 64, 128)")
+        raise ValueError(f"head dim {D} is not supported; use 1..256 (tested: 32, 48, 64, 128, 256)")
     if q.dtype not in (torch.float16, torch.bfloat16, torch.float32) or k.dtype != q.dtype or v.dtype != q.dtype:
         raise ValueError(f"q, k, v must share one dtype among float16/bfloat16/float32, got "
                          f"{q.dtype}/{k.dtype}/{v.dtype}")

@@ -2,13 +2,15 @@
 
 Without CUDA, tests/conftest.py sets TRITON_INTERPRET=1, so the kernels run in Triton's CPU interpreter with 16-wide
 blocks: sizes stay small (T <= 77) but still cross several query and key blocks, so the band bounds, the sink
-blocks and the T boundary are all exercised.
+blocks and the T boundary are all exercised. test_gpu_tiles_match_reference runs the tiles a GPU launch uses
+(triton_swa.tiles, which tests/test_kernel_compile.py compiles for each architecture).
 """
 import pytest
 import torch
 
 pytest.importorskip("triton")
 from helpers import reference_attention  # noqa: E402
+from kernels import triton_swa  # noqa: E402
 from kernels.triton_swa import windowed_attention  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -81,6 +83,27 @@ def test_half_precision_matches_reference(dtype, B, Hq, Hkv, T, D, window, sinks
         pytest.skip("Triton's CPU interpreter multiplies the raw uint16 bits of bf16 in tl.dot; bf16 runs on CUDA")
     q, k, v, do = make_inputs(B, Hq, Hkv, T, D, dtype)
     check_against_reference(q, k, v, do, window, sinks, TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype,D", [(torch.float16, 128), (torch.float16, 256), (torch.float32, 64),
+                                     (torch.float32, 128)])
+def test_gpu_tiles_match_reference(monkeypatch, dtype, D):
+    # sm_89's tiles where they differ from the 64x64 ones the kernel had before: dK/dV's 32x64 and 16x64, the
+    # 256-wide head's smaller blocks, fp32's 32x32 and 16x32 (bf16 takes fp16's tiles; the interpreter cannot run
+    # bf16 dots). T=150 and W=20 give several blocks of 64 and a query block whose band leaves a sink block behind.
+    monkeypatch.setattr(triton_swa, "INTERPRETER_ARCH", 89)
+    q, k, v, do = make_inputs(1, 2, 1, 150, D, dtype)
+    check_against_reference(q, k, v, do, 20, 4, TOL[dtype])
+
+
+def test_head_dim_beyond_the_gpu_tiles_is_refused_in_one_line(monkeypatch):
+    monkeypatch.setattr(triton_swa, "INTERPRETER_ARCH", 89)  # on CPU, what a GPU launch would do
+    q = torch.randn(1, 2, 8, 256, device=DEVICE)
+    with pytest.raises(ValueError, match="head dim 256 in float32 has no triton tiles") as refused:
+        windowed_attention(q, q, q, window=4)
+    assert "\n" not in str(refused.value)
+    with pytest.raises(ValueError, match="head dim 320 is not supported"):
+        windowed_attention(*(torch.randn(1, 2, 8, 320, device=DEVICE, dtype=torch.float16),) * 3, window=4)
 
 
 def test_non_contiguous_inputs():

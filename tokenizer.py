@@ -28,10 +28,12 @@ tokenizer.json; transformers' GGUF loader uses GPT-2's regex there and differs o
 Vocabularies that lack some bytes (SmolLM2 has no token for 21 byte values, e.g. \x04) drop those bytes like HF.
 
 Chat: render_chat runs the model's own Jinja chat template (tokenizer_config.json / chat_template.jinja
-`chat_template`, the "default" one of a named list, or GGUF tokenizer.chat_template) as transformers does: jinja2's
-ImmutableSandboxedEnvironment with trim_blocks, lstrip_blocks and loop controls, raise_exception, strftime_now,
-tojson; variables messages, add_generation_prompt, bos/eos/unk/pad_token, tools=None and any extra keyword
-(enable_thinking=False, date_string=...). The rendered text is tokenized as apply_chat_template does (added-token
+`chat_template`, the "default" one of a named list (none named so is an error, as in transformers), or GGUF
+tokenizer.chat_template) as transformers does: jinja2's ImmutableSandboxedEnvironment with trim_blocks,
+lstrip_blocks and loop controls, raise_exception, strftime_now, tojson; variables messages, add_generation_prompt,
+bos/eos/unk/pad_token, tools=None and any extra keyword (enable_thinking=False, date_string=...). Unlike
+transformers, a render is bounded in time, output and value size (MAX_RENDER_SECONDS, MAX_RENDER_CHARS,
+MAX_INT_BITS): a hostile template stops with one line naming the limit. The rendered text is tokenized as apply_chat_template does (added-token
 strings become their ids, the text between them is encoded; BOS only where the template writes {{ bos_token }}),
 with the safety rule of encode(): a special token written by the template becomes its id, the same string inside a
 message stays text. transformers' default would turn a user's "<|im_end|>" into the real token; our ids equal

@@ -201,13 +201,15 @@ def main(argv=None):
                                    "samples": (1, 2**12), "temperature": (0, 100), "seed": (0, 2**32 - 1)})
         if args.samples > 1 and args.temperature == 0:
             raise ValueError("--samples > 1 needs --temperature > 0 (greedy samples would all be the same)")
+        common.check_out_dir(args.out_dir, inputs=[parse_init(spec)[0] for spec in inits])
         dataset = data.load_dataset(args.data, split=args.split)
         rows = []
-        os.makedirs(args.out_dir, exist_ok=True)
+        common.claim_dir(args.out_dir)
         for spec in inits:
             path, overrides = parse_init(spec)
             model, tok = convert.load_model(path, device=args.device, dtype="float32", **overrides)
             device = model.embed.weight.device
+            common.check_attn_backend(model.config.attn_backend, device, training=False, what=f"{spec}: attn_backend")
             dtype = common.autocast_dtype(args.dtype, device, model.num_params())
             with common.autocast(device, dtype):
                 summary, records = evaluate(model, tok, dataset, limit=args.limit or None, batch_size=args.batch_size,

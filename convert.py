@@ -692,7 +692,7 @@ def check_train_state(state, where):
     for key, (low, high) in STATE_COUNTERS.items():
         value = state.get(key, low)
         if type(value) is not int or not low <= value <= high:
-            raise ValueError(f"{where}: {key} is {str(value)[:40]!r}, not an integer in [{low}, {high}]: a damaged "
+            raise ValueError(f"{where}: {key} is {repr(value)[:40]}, not an integer in [{low}, {high}]: a damaged "
                              f"or hand-edited training state")
     optimizer = state.get("optimizer", {"state": {}, "param_groups": []})
     if not (isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)

@@ -491,6 +491,25 @@ def test_resume_refuses_a_hand_edited_train_state(tmp_path, capsys):
     assert state_step(out) == 3
 
 
+def test_rl_resume_refuses_a_hand_edited_train_state(tmp_path, ckpt, capsys):
+    model = tiny_model()
+    other = torch.optim.AdamW(GPT(GPTConfig(vocab_size=257, n_layer=1, n_head=2, n_embd=16)).parameters())
+    other.zero_grad()
+    for p in other.param_groups[0]["params"]:
+        p.grad = torch.ones_like(p)
+    other.step()  # a state with exp_avg tensors, of another model's shapes
+    for name, state, message in [
+            ("shapes", {"optimizer": other.state_dict()}, "the optimizer state holds exp_avg of shape"),
+            ("step", {"step": -2}, "train_state.pt: step is -2"),
+            ("cursor", {"cursor": "0"}, "train_state.pt: cursor is '0'")]:
+        out = tmp_path / name
+        good = {"step": 1, "cursor": 0, "optimizer": torch.optim.AdamW(model.parameters()).state_dict(),
+                "rng": common.rng_state()}
+        convert.save_checkpoint(out, model, Tokenizer.byte_level(), run_config={"init": str(ckpt), "steps": 2,
+                                "data": "synthetic?size=32", "eval_every": 0}, train_state={**good, **state})
+        assert message in one_line(capsys, rl.main, [f"--out_dir={out}", "--resume=true", "--device=cpu"])
+
+
 def test_resume_refuses_another_init(tmp_path, ckpt, capsys):
     """--resume continues a run from its checkpoint, so an --init other than the run's own would be ignored:
     refused; the same init, spelled as given or through a symlink, is fine."""

@@ -772,7 +772,7 @@ def load_teacher(init, device, student, student_tok=None):
     if teacher.config.vocab_size != student.config.vocab_size:
         raise ValueError(f"--teacher: vocabulary of {teacher.config.vocab_size} tokens, the student's has "
                          f"{student.config.vocab_size}; the teacher must share the student's tokenizer")
-    if student_tok is not None and teacher_tok.fingerprint() != student_tok.fingerprint():  # same size, but an id must mean the same text
+    if student_tok is not None and teacher_tok.fingerprint() != student_tok.fingerprint():  # not only the size
         raise ValueError(f"--teacher: {init} has another tokenizer than the student (the same number of ids, but "
                          f"not the same tokens); the teacher must share the student's tokenizer")
     return teacher.eval().requires_grad_(False)

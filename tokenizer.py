@@ -33,10 +33,10 @@ tokenizer.chat_template) as transformers does: jinja2's ImmutableSandboxedEnviro
 lstrip_blocks and loop controls, raise_exception, strftime_now, tojson; variables messages, add_generation_prompt,
 bos/eos/unk/pad_token, tools=None and any extra keyword (enable_thinking=False, date_string=...). Unlike
 transformers, a render is bounded in time, output and value size (MAX_RENDER_SECONDS, MAX_RENDER_CHARS,
-MAX_INT_BITS): a hostile template stops with one line naming the limit. The rendered text is tokenized as apply_chat_template does (added-token
-strings become their ids, the text between them is encoded; BOS only where the template writes {{ bos_token }}),
-with the safety rule of encode(): a special token written by the template becomes its id, the same string inside a
-message stays text. transformers' default would turn a user's "<|im_end|>" into the real token; our ids equal
+MAX_INT_BITS): a hostile template stops with one line naming the limit. The rendered text is tokenized as
+apply_chat_template does (added-token strings become their ids, the text between them is encoded; BOS only where
+the template writes {{ bos_token }}), with the safety rule of encode(): a special token written by the template
+becomes its id, the same string inside a message stays text. transformers' default would turn a user's "<|im_end|>" into the real token; our ids equal
 apply_chat_template(..., sanitize_control_tokens=True) with tokenizer.chat_control_tokens = [] (only special
 tokens are control tokens), which equals its default for messages without special-token text. Its
 sanitize_control_tokens=True alone also marks non-special added tokens that the template contains, such as

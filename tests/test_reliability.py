@@ -591,6 +591,7 @@ def test_rl_reports_skipped_rows_as_sft_does(tmp_path, ckpt, capsys):
              {"question": "q", "answer": "x\n#### }{"}, {"question": "no answer"}]
     data_file = tmp_path / "rows.jsonl"
     data_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    rl.main([f"--init={ckpt}", f"--data=jsonl:{data_file}?instruction=", "--steps=1", "--prompts_per_step=2", "--group_size=2",
-             "--max_new_tokens=4", "--eval_every=0", "--sample_every=0", "--device=cpu", f"--out_dir={tmp_path / 'rl'}"])
+    rl.main([f"--init={ckpt}", f"--data=jsonl:{data_file}?instruction=", "--steps=1", "--prompts_per_step=2",
+             "--group_size=2", "--max_new_tokens=4", "--eval_every=0", "--sample_every=0", "--device=cpu",
+             f"--out_dir={tmp_path / 'rl'}"])
     assert "6 train prompts (4 malformed rows skipped (3 answer not a number, 1 no answer))" in capsys.readouterr().out

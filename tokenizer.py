@@ -287,9 +287,10 @@ def render_bounded(template, **variables):
 
     previous = sys.gettrace()
     sys.settrace(check_clock)
+    stream = template.generate(**variables)
     try:
         pieces, size = [], 0
-        for piece in template.generate(**variables):
+        for piece in stream:
             size += len(piece)
             if size > MAX_RENDER_CHARS:
                 raise RenderLimit(f"the output passed {MAX_RENDER_CHARS:,} characters (the output limit)")
@@ -297,6 +298,7 @@ def render_bounded(template, **variables):
         return "".join(pieces)
     finally:
         sys.settrace(previous)
+        stream.close()
 
 
 @functools.lru_cache(maxsize=16)

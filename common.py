@@ -7,6 +7,7 @@ of a checkpoint directory.
 import argparse
 import contextlib
 import functools
+import importlib.util
 import json
 import os
 import random
@@ -14,6 +15,7 @@ import shutil
 import signal
 import stat
 import sys
+import tempfile
 import uuid
 
 import numpy as np
@@ -192,10 +194,12 @@ def optional_int(v):
 
 class OneLineErrorParser(argparse.ArgumentParser):
     """argparse that reports a bad flag in one line (argparse already does) with the usage hint. finish(args), if
-    given, runs on every parsed namespace (the scripts fill their init-dependent defaults there)."""
+    given, runs on every parsed namespace (the scripts fill their init-dependent defaults there). Abbreviated flags
+    are refused (argparse would read --ste=1 as --steps=1 and --out as --out_dir, so a typo, or a flag added
+    later that shares the prefix, silently changes what a command means)."""
 
     def __init__(self, *args, finish=None, **kwargs):
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, allow_abbrev=False, **kwargs)
         self.finish = finish
 
     def parse_known_args(self, args=None, namespace=None):
@@ -345,7 +349,30 @@ def parse_resumable(parser, argv, script):
         saved = read_run_config(ckpt)
         parser.set_defaults(**{k: v for k, v in saved.items() if k in known and k not in ("resume", "out_dir")})
         args = parser.parse_args(argv)
+        if isinstance(saved.get("init"), str) and not same_source(args.init, saved["init"]):
+            raise ValueError(f"--resume continues the run in {ckpt}, which started from --init={saved['init']}; "
+                             f"--init={args.init} would be ignored (a resumed run's weights come from its "
+                             f"checkpoint): drop --init, or start a fresh run in a new --out_dir")
     return args
+
+
+def source_path(spec):
+    """The file or directory a model spec (hf:DIR, gguf:FILE, a checkpoint dir) reads, resolved; None for anything
+    that is not on this disk (scratch, a Hub repo id)."""
+    spec = os.fspath(spec)
+    for prefix in ("hf:", "gguf:"):
+        if spec.startswith(prefix):
+            spec = spec[len(prefix):]
+    spec = os.path.expanduser(spec)
+    return os.path.realpath(spec) if spec and os.path.exists(spec) else None
+
+
+def same_source(a, b):
+    """Whether two model specs name the same model: the same text, or the same file or directory on this disk."""
+    if a == b:
+        return True
+    pa, pb = source_path(a), source_path(b)
+    return pa is not None and pb is not None and os.path.samefile(pa, pb)
 
 
 def read_run_config(path):
@@ -404,6 +431,40 @@ def check_ranges(args, ranges):
         if not ok:
             span = f"{'(' if kind else '['}{low}, {high}]"
             raise ValueError(f"--{name}={x} is out of range: it must be in {span}")
+
+
+def check_attn_backend(backend, device, training=True, what="--attn_backend"):
+    """One line at start for an attention backend that cannot run on device, instead of an error in the first
+    step: triton needs the triton package and a CUDA GPU (or TRITON_INTERPRET=1, the tests' slow interpreter);
+    FlexAttention runs forward on a CPU but has no backward there, so it trains on CUDA only."""
+    cuda = str(device).startswith("cuda")
+    if backend == "triton":
+        if importlib.util.find_spec("triton") is None:
+            raise ValueError(f"{what}=triton needs the triton package (pip install triton); or use auto")
+        if not cuda and os.environ.get("TRITON_INTERPRET") != "1":
+            raise ValueError(f"{what}=triton runs on CUDA GPUs only, not on {device}; use auto (dense or chunked "
+                             f"there)")
+    if backend == "flex" and training and not cuda:
+        raise ValueError(f"{what}=flex trains on CUDA GPUs only (FlexAttention has no backward on {device}); use "
+                         f"auto")
+
+
+def load_optimizer_state(optimizer, saved):
+    """optimizer.load_state_dict(saved), with one line (ValueError) for a state that does not belong to this model:
+    torch compares only the number of parameters per group, so a state tensor of another shape (a hand-edited or
+    foreign train_state.pt) would fail only in the first step."""
+    try:
+        optimizer.load_state_dict(saved)
+    except (ValueError, KeyError, TypeError, IndexError, RuntimeError) as e:
+        raise ValueError(f"the optimizer state does not fit this model ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0][:120] if str(e) else ''})") from None
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state.get(p, {}).items():
+                if torch.is_tensor(value) and value.dim() > 0 and (
+                        value.shape != p.shape or not value.is_floating_point()):
+                    raise ValueError(f"the optimizer state holds {key} of shape {tuple(value.shape)} ({value.dtype}) "
+                                     f"for a parameter of shape {tuple(p.shape)}: it belongs to another model")
 
 
 def echo_config(config, title="config"):
@@ -465,6 +526,112 @@ def trim_jsonl(path, last_step):
 # Crash-safe checkpoint directories (convert.save_checkpoint says what goes in one; this says how it is replaced)
 
 COMPLETE = ".complete"  # written last into a new checkpoint directory, after everything else is on disk
+OWN_MARK = ".swarr"  # written into the output folder eval.py creates, so that a later eval may write there again
+RUN_LOGS = ("metrics.jsonl", "samples.jsonl")  # what a run writes into out_dir before its first checkpoint
+# the longest sibling a save makes beside out_dir, .NAME.tmp-XXXXXXXX, and the longest file it writes inside
+SIBLING_EXTRA, INSIDE_EXTRA = len("..tmp-12345678"), len("/tokenizer_config.json.tmp")
+
+
+def is_own_dir(path):
+    """Whether a save may replace (or eval.py write into) the existing directory path: it is empty, or this project
+    wrote it: a checkpoint or an export (COMPLETE, or a config.json with "format": "swarr" from before COMPLETE
+    existed), eval.py's output (OWN_MARK), or only the logs of a run that has not saved yet."""
+    entries = set(os.listdir(path))
+    if not entries or COMPLETE in entries or OWN_MARK in entries:
+        return True
+    if entries <= {*RUN_LOGS, *(f"{log}.tmp" for log in RUN_LOGS)}:
+        return True
+    config = os.path.join(path, "config.json")
+    try:
+        if os.path.getsize(config) > 2**20:  # ours are a few KiB; never parse a large foreign file
+            return False
+        with open(config, encoding="utf-8") as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(saved, dict) and saved.get("format") == "swarr"
+
+
+def check_out_dir(path, flag="--out_dir", inputs=(), probe=True):
+    """Refuse, with one line (ValueError), a directory that a save must not replace or cannot make: the root, the
+    working directory or a folder above it (the swap would pull the cwd from under the process), one of the run's
+    inputs (model specs such as hf:DIR or a checkpoint dir: the save would destroy what the run reads), a file or a
+    path under one, a name too long for the file system (with the sibling a save makes beside it), a place this
+    process cannot write (probe: tried by making and removing an entry), and an existing directory that is neither
+    empty nor this project's (is_own_dir). Scripts call it at start, before any training; replace_dir calls it
+    again before every save, as the last guard (without the probe: the save itself then fails on a write, and a
+    kill there must not leave a stray entry). Returns the resolved path."""
+    given = os.fspath(path)
+    what = f"{flag}={given}" if flag.startswith("--") else f"{flag} {given!r}"
+    if not given:
+        raise ValueError(f"{what}: the path is empty")
+    real = os.path.realpath(os.path.abspath(os.path.expanduser(given)))
+    parent, name = os.path.split(real)
+    if not name:
+        raise ValueError(f"{what} is the root directory; a save replaces the whole directory: use a new one")
+    try:
+        cwd = os.path.realpath(os.getcwd())
+    except OSError:  # the working directory was removed: nothing there to protect
+        cwd = None
+    if cwd is not None and (real == cwd or cwd.startswith(real + os.sep)):
+        raise ValueError(f"{what} is the working directory or holds it; a save replaces the whole directory: use a "
+                         f"new one, e.g. out/run")
+    if os.path.exists(real):
+        for spec in inputs:
+            source = source_path(spec) if spec else None
+            if source is not None and os.path.samefile(source, real):
+                raise ValueError(f"{what} is {spec}, which this run reads: the save would replace it; write to "
+                                 f"another directory")
+    existing = real
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        where = "is a file" if existing == real else f"is under the file {existing}"
+        raise ValueError(f"{what} {where}, not a directory")
+    try:
+        name_max = os.pathconf(existing, "PC_NAME_MAX")
+        path_max = os.pathconf(existing, "PC_PATH_MAX")
+    except (OSError, ValueError):
+        name_max, path_max = 255, 4096
+    new_parts = os.path.relpath(real, existing).split(os.sep) if real != existing else []
+    if (any(len(os.fsencode(part)) > name_max for part in new_parts)
+            or len(os.fsencode(name)) + SIBLING_EXTRA > name_max
+            or len(os.fsencode(real)) + max(SIBLING_EXTRA, INSIDE_EXTRA) > path_max):
+        raise ValueError(f"{what}: the path is too long for the file system (names of at most "
+                         f"{name_max - SIBLING_EXTRA} bytes, paths of at most {path_max - INSIDE_EXTRA})")
+    if probe:  # a save writes into out_dir and renames it in its parent
+        for folder in [real, parent] if existing == real else [existing]:
+            if not _writable(folder):
+                raise ValueError(f"{what}: cannot write in {folder} (permissions or a read-only file system)")
+    if existing == real:
+        try:
+            own = is_own_dir(real)
+        except OSError as e:
+            raise ValueError(f"{what}: cannot read the directory ({e.strerror or e})") from None
+        if not own:
+            found = sorted(os.listdir(real))
+            raise ValueError(f"{what} holds files that are not a swarr checkpoint ({', '.join(found[:3])}"
+                             f"{', ...' if len(found) > 3 else ''}); a save replaces the whole directory: use a new "
+                             f"or empty one")
+    return real
+
+
+def _writable(folder):
+    """Whether this process can create entries in folder, tried for real: os.access says yes to root on a
+    read-only file system's directories with write bits, and no to ACL grants it cannot see."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".swarr-probe-", dir=folder))
+        return True
+    except OSError:
+        return False
+
+
+def claim_dir(path):
+    """Make the output folder path that eval.py writes its files into, and mark it as this project's (OWN_MARK),
+    so that a later run may write into it again. check_out_dir(path) first."""
+    os.makedirs(path, exist_ok=True)
+    open(os.path.join(path, OWN_MARK), "a").close()
+    return path
 
 
 def replace_dir(out_dir, write, keep):
@@ -477,7 +644,9 @@ def replace_dir(out_dir, write, keep):
     into place. The next save removes what crashed saves left beside out_dir. Entries of out_dir not named in keep
     (metrics.jsonl, samples.jsonl...) are hard-linked into the new copy, so they survive the swap and stay the one
     file the training loop appends to. A symlinked out_dir stays a link (the new copy goes where it points); an
-    existing out_dir keeps its permissions.
+    existing out_dir keeps its permissions. Only a new or empty directory, or one this project wrote, is ever
+    replaced (check_out_dir, which the scripts also call at start): never the working directory, a model the user
+    downloaded or a folder of their files.
 
     Test hook: SWARR_KILL_AT=PHASE[:N] kills the process (SIGKILL) at PHASE of its N-th save (default the first):
     written (files written, not yet complete), complete (before (2)), aside (between (2) and (3)), swapped
@@ -489,10 +658,9 @@ def replace_dir(out_dir, write, keep):
     given = os.path.abspath(os.fspath(out_dir))
     out_dir = os.path.realpath(given)
     parent, name = os.path.split(out_dir)
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"checkpoint path {given} exists and is not a directory")
-    os.makedirs(parent, exist_ok=True)
     find_checkpoint(out_dir)  # a crashed save's copy back in place first: its metrics.jsonl is carried over below
+    check_out_dir(out_dir, "save directory", probe=False)  # the last guard: only an empty directory or ours
+    os.makedirs(parent, exist_ok=True)
     _remove_copies(parent, name)
     tmp = os.path.join(parent, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
     os.mkdir(tmp)  # the umask's permissions, or out_dir's own:

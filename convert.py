@@ -38,8 +38,9 @@ from contextlib import ExitStack, contextmanager
 
 import torch
 
-from common import (COMPLETE, KEEP, OneLineErrorParser, add_window_flags, apply_window, find_checkpoint, init_profile,
-                    replace_dir, resolve_device, resolve_dtype)
+from common import (BIG, COMPLETE, KEEP, OneLineErrorParser, add_window_flags, apply_window, check_out_dir,
+                    find_checkpoint, init_profile, replace_dir, resolve_device, resolve_dtype, rng_state,
+                    set_rng_state)
 from model import GPT, GPTConfig, rope_inv_freq
 from tokenizer import Tokenizer
 
@@ -134,6 +135,9 @@ HUB_FILES = ["config.json", "generation_config.json", "model*.safetensors", "mod
              "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"]
 CHECKPOINT_FILES = ("model.safetensors", "config.json", "run_config.json", "train_state.pt", "tokenizer.json",
                     "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", COMPLETE)
+# what export_hf replaces in its directory (a transformers directory may hold all of these; other files stay)
+EXPORT_FILES = ("model.safetensors", "model.safetensors.index.json", "config.json", "generation_config.json",
+                "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", COMPLETE)
 # config.json keys whose type model.py takes on trust: a string hidden_size would fail deep inside, or worse, load
 HF_INTS = ("vocab_size", "n_layer", "n_head", "n_embd", "n_inner", "n_positions", "num_hidden_layers",
            "num_attention_heads", "num_key_value_heads", "hidden_size", "head_dim", "intermediate_size",
@@ -297,6 +301,16 @@ def shortest_pattern(types):
     return types[:len(types) - border[-1]]
 
 
+def make_config(fields, overrides, where):
+    """GPTConfig from checked fields and the window overrides. Sinks are bounded by the context: the KV cache
+    allocates sinks + W slots per windowed layer, so sinks=10**9 would ask for terabytes at the first generate."""
+    config = GPTConfig(**apply_overrides(fields, **overrides))
+    if config.sinks > config.block_size:
+        raise ValueError(f"{where}: sinks={config.sinks} is more than the model's context of {config.block_size} "
+                         f"positions; use at most {config.block_size}")
+    return config
+
+
 def apply_overrides(cfg, window=KEEP, sinks=KEEP, layer_pattern=KEEP, attn_backend=KEEP):
     cfg = dict(cfg)
     if window != KEEP:
@@ -349,6 +363,9 @@ def build_model(config, names, get, table, source, transform=None, device="cpu",
     state = {}
     for src, ours in wanted.items():
         t = get(src)
+        if not t.is_floating_point():  # would load (cast to float) and train: an int8 export is quantized data
+            raise ValueError(f"{source}: tensor {src} is stored as {str(t.dtype).removeprefix('torch.')}; swarr "
+                             f"loads floating-point weights only (float32, bfloat16, float16...)")
         if transform is not None:
             t = transform(src, t)
         sizes = [expected[o][0] for o in ours]  # a fused tensor is split along its rows
@@ -479,7 +496,7 @@ def load_model(init, window=KEEP, sinks=KEEP, layer_pattern=KEEP, dtype="auto", 
     hf = _read_json(os.path.join(path, "config.json"), "model")
     if hf.get("format") == "swarr":
         return _load_swarr_dir(path, overrides, device, dtype)
-    config = GPTConfig(**apply_overrides(config_from_hf(hf), **overrides))
+    config = make_config(config_from_hf(hf), overrides, path)
     tokenizer = Tokenizer.from_hf_dir(path)
     _check_vocab(config, tokenizer, path)
     table, transform = TABLES[config.model_type], None
@@ -564,7 +581,7 @@ def _load_gguf(path, overrides, device, dtype):
                tie_embeddings="output.weight" not in tensors, rope_theta=float(meta("llama.rope.freq_base", 1e4)),
                rope_scaling=rope_scaling, model_type="llama", window=None, sinks=0, layer_pattern=None)
     check_config(cfg, path)
-    config = GPTConfig(**apply_overrides(cfg, **overrides))
+    config = make_config(cfg, overrides, path)
     tokenizer = Tokenizer.from_gguf(reader)
     _check_vocab(config, tokenizer, path)
 
@@ -661,7 +678,36 @@ def load_checkpoint(path, device="auto", dtype="auto", state_keys=None, **overri
             what = "no train_state.pt" if train_state is None else f"a train_state.pt without {', '.join(missing)}"
             raise ValueError(f"{path} has {what}: a partial or foreign training state, so the run cannot continue "
                              f"exactly (optimizer, RNG or data position would restart)")
+        check_train_state(train_state, state_path)
     return model, tokenizer, run_config, train_state
+
+
+# train_state.pt's counters and their ranges (the step is bounded like --steps, common.BIG)
+STATE_COUNTERS = {"step": (0, BIG), "epoch": (0, BIG), "cursor": (0, BIG), "global_batch": (1, BIG)}
+
+
+def check_train_state(state, where):
+    """The parts of a train_state.pt that a resume uses, checked before the run starts (a hand-edited or foreign
+    file would otherwise fail mid-loop): counters are integers in range, the optimizer state has torch's two
+    sections (common.load_optimizer_state checks its shapes against the model), and the RNG state loads."""
+    for key, (low, high) in STATE_COUNTERS.items():
+        value = state.get(key, low)
+        if type(value) is not int or not low <= value <= high:
+            raise ValueError(f"{where}: {key} is {repr(value)[:40]}, not an integer in [{low}, {high}]: a damaged "
+                             f"or hand-edited training state")
+    optimizer = state.get("optimizer", {"state": {}, "param_groups": []})
+    if not (isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)
+            and isinstance(optimizer.get("param_groups"), list)):
+        raise ValueError(f"{where}: the optimizer entry is not an optimizer state (state and param_groups)")
+    if "rng" in state:
+        current = rng_state()
+        try:
+            set_rng_state(state["rng"])
+        except Exception as e:  # wrong types, lengths or shapes: torch, numpy and random each fail their own way
+            raise ValueError(f"{where}: the RNG state does not load ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:100] if str(e) else ''})") from None
+        finally:
+            set_rng_state(current)
 
 
 def _load_swarr_dir(path, overrides, device, dtype):
@@ -679,7 +725,7 @@ def _load_swarr_dir(path, overrides, device, dtype):
         raise ValueError(f"{path}/config.json: the model's settings lack {', '.join(missing)}: a damaged or "
                          f"hand-edited checkpoint")
     check_config(fields, f"{path}/config.json")
-    config = GPTConfig(**apply_overrides(GPTConfig.from_dict(fields).to_dict(), **overrides))
+    config = make_config(GPTConfig.from_dict(fields).to_dict(), overrides, f"{path}/config.json")
     tokenizer = Tokenizer.load(path)
     _check_vocab(config, tokenizer, path)
     with _safetensors(path) as (names, get):
@@ -696,7 +742,8 @@ def export_hf(model, tokenizer, out_dir):
     The HF family follows the model's layout: GPT-2 (learned positions, LayerNorm, GELU, biases), Qwen3 (q/k norm),
     Qwen2 (q/k/v biases only), else Llama, or Mistral when the model came from one. A scratch "swarr" model is thus
     exported as Llama when its layout is Llama-like; a layout no family has raises ValueError.
-    Windows go where transformers applies them, when it can:
+    Like a checkpoint, the directory is swapped in whole (common.replace_dir), and only a new or empty directory,
+    or one this project wrote, is replaced. Windows go where transformers applies them, when it can:
       uniform window, no sinks, Llama layout   model_type "mistral" with sliding_window=W (same weights and layout as
                                                Llama plus the window, so Llama models are exported as Mistral)
       any pattern, no sinks, Qwen2/Qwen3       use_sliding_window, sliding_window=W and per-layer layer_types (older
@@ -734,11 +781,13 @@ def export_hf(model, tokenizer, out_dir):
             hf_name = "transformer." + hf_name
         tensors[hf_name] = t.detach().to("cpu").contiguous()
     assert used == set(state), f"name table misses {sorted(set(state) - used)} (a model.py change?)"
-    os.makedirs(out_dir, exist_ok=True)
-    _save_safetensors(tensors, os.path.join(out_dir, "model.safetensors"))
-    _write_json(os.path.join(out_dir, "config.json"), hf)
-    tokenizer.save(out_dir)
-    return out_dir
+
+    def write(tmp):
+        _save_safetensors(tensors, os.path.join(tmp, "model.safetensors"))
+        _write_json(os.path.join(tmp, "config.json"), hf)
+        tokenizer.save(tmp)
+
+    return replace_dir(out_dir, write, EXPORT_FILES)
 
 
 def _export_family(cfg):
@@ -822,6 +871,13 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu", help="auto, cpu, cuda or mps")
     args = parser.parse_args(argv)
     try:
+        if args.out_dir:  # before loading: what the saves would replace is checked first
+            check_out_dir(args.out_dir, "--out_dir", inputs=[args.init])
+        if args.export_hf:
+            check_out_dir(args.export_hf, "--export_hf", inputs=[args.init])
+            if args.out_dir and os.path.realpath(args.export_hf) == os.path.realpath(args.out_dir):
+                raise ValueError("--export_hf and --out_dir are the same directory: the export would replace the "
+                                 "checkpoint; give them different directories")
         model, tokenizer = load_model(args.init, dtype=args.dtype, device=args.device, attn_backend=args.attn_backend)
         apply_window(args, model, init_profile(args.init))
         print(summary(model, tokenizer))

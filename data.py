@@ -36,7 +36,9 @@ Bad data never crashes a run: a malformed row is skipped and counted under its r
 (Dataset.skipped is the total): "not UTF-8" (bytes that do not decode, or an escaped lone surrogate "\ud800" that
 no tokenizer can encode), "not JSON", "nested too deep" (past the JSON decoder's recursion limit), "integer too
 long" (past Python's 4,300 digits), "not an object", "no question", "no answer" (missing, empty, not a string or a
-number; a GSM8K row with nothing after ####, a MATH row without \boxed{}), "solution not a string". SFT trains
+number; a GSM8K row with nothing after ####, a MATH row without \boxed{}), "answer not a number" (a GSM8K answer
+that is not a plain number such as 72, -3, 0.5 or 1,234: "1,2,3", "seventy", "nan", "1e400"), "answer not
+readable" (unbalanced braces, or a number that is not finite), "solution not a string". SFT trains
 on Dataset.with_solutions(), which counts the examples without a solution under "no solution". A source with no
 usable row at all fails with one line. Hub sources need the internet; without it they fail at once with one line
 that points to jsonl: and synthetic (a DNS probe spares datasets' ~25 s of retries; to use a cached copy offline,
@@ -414,6 +416,8 @@ def _example(question, answer, solution=None):
         raise BadRow("no question")
     if not isinstance(answer, str) or not answer.strip():
         raise BadRow("no answer")
+    if not _readable_answer(answer.strip()):
+        raise BadRow("answer not readable")
     if solution is not None and not isinstance(solution, str):
         raise BadRow("solution not a string")
     try:  # JSON may escape a lone surrogate ("\ud800"): a str that no tokenizer can encode
@@ -423,6 +427,29 @@ def _example(question, answer, solution=None):
         raise BadRow("not UTF-8") from None
     return {"question": question.strip(), "answer": answer.strip(),
             "solution": solution if solution and solution.strip() else None}
+
+
+def _readable_answer(answer):
+    """Whether a gold answer is one a grader can read: its braces balance (a '}{' would become the SFT target
+    \\boxed{}{}), and a plain number is finite (not nan, inf or 1e400). Anything else, LaTeX or words, is left to
+    verify.py."""
+    depth = 0
+    for c in answer:
+        depth += {"{": 1, "}": -1}.get(c, 0)
+        if depth < 0:
+            return False
+    if depth:
+        return False
+    if re.fullmatch(r"[-+]?\d+", answer):  # an integer, however long (float() would call 4,000 digits inf)
+        return True
+    try:
+        return math.isfinite(float(answer))
+    except ValueError:  # not a plain number
+        return True
+
+
+# GSM8K's gold answers are plain numbers: 72, -3, 0.5, with well-formed thousands separators (1,234)
+GSM8K_GOLD = re.compile(r"-?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?")
 
 
 def _last_boxed(text):
@@ -448,7 +475,10 @@ def _gsm8k_row(row):
     if not isinstance(answer, str) or "####" not in answer:
         raise BadRow("no answer")
     work, _, gold = answer.rpartition("####")
-    gold = gold.strip().replace(",", "")
+    gold = gold.strip()
+    if gold and not GSM8K_GOLD.fullmatch(gold):  # '1,2,3' is not 123, 'seventy' and 'nan' are not numbers
+        raise BadRow("answer not a number")
+    gold = gold.replace(",", "")
     work = re.sub(r"<<[^>]*>>", "", work).strip()
     return _example(question, gold, f"{work}\nThe final answer is \\boxed{{{gold}}}.".lstrip())
 
@@ -638,7 +668,8 @@ def load_dataset(name="synthetic", split="train", **knobs):
 
 
 def main():
-    p = argparse.ArgumentParser(description="Print a few examples of a dataset as the training scripts see them.")
+    p = argparse.ArgumentParser(description="Print a few examples of a dataset as the training scripts see them.",
+                                allow_abbrev=False)
     p.add_argument("--data", default="synthetic", help="gsm8k | math | math500 | jsonl:/path/file.jsonl | synthetic | "
                    "synthetic:arith; knobs after '?', e.g. synthetic:lagged?n_digits=8&n_steps=9")
     p.add_argument("--split", default="train", choices=SPLITS, help="which split")

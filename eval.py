@@ -202,9 +202,10 @@ def main(argv=None):
         if args.samples > 1 and args.temperature == 0:
             raise ValueError("--samples > 1 needs --temperature > 0 (greedy samples would all be the same)")
         device = common.resolve_device(args.device, announce=True)
+        common.check_out_dir(args.out_dir, inputs=[parse_init(spec)[0] for spec in inits])
         dataset = data.load_dataset(args.data, split=args.split)
         rows = []
-        os.makedirs(args.out_dir, exist_ok=True)
+        common.claim_dir(args.out_dir)
         for spec in inits:
             path, overrides = parse_init(spec)
             if "window" not in overrides:  # the model as it is
@@ -214,6 +215,7 @@ def main(argv=None):
                                                 attn_backend=overrides.get("attn_backend", common.KEEP))
                 given = {k: overrides.get(k, common.KEEP) for k in ("window", "sinks", "layer_pattern")}
                 common.apply_window(argparse.Namespace(**given), model, common.init_profile(path))
+            common.check_attn_backend(model.config.attn_backend, device, training=False, what=f"{spec}: attn_backend")
             dtype = common.autocast_dtype(args.dtype, device, model.num_params())
             with common.autocast(device, dtype):
                 summary, records = evaluate(model, tok, dataset, limit=args.limit or None, batch_size=args.batch_size,

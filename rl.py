@@ -577,7 +577,7 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
     state = state or {}
     start_step, cursor = int(state.get("step", 0)), int(state.get("cursor", 0))
     if "optimizer" in state:
-        optimizer.load_state_dict(state["optimizer"])
+        common.load_optimizer_state(optimizer, state["optimizer"])
     if "rng" in state:
         common.set_rng_state(state["rng"])
     out_dir = cfg.out_dir
@@ -789,15 +789,19 @@ def load_policy(cfg, device):
     return model, tok, train_state
 
 
-def load_teacher(init, device, student):
+def load_teacher(init, device, student, student_tok=None):
     """--teacher: the frozen teacher of on-policy distillation, fp32 on device, always at FULL attention
-    (window=None, whatever its checkpoint says): the control asks what imitating the SA model gives."""
+    (window=None, whatever its checkpoint says): the control asks what imitating the SA model gives. Its tokenizer
+    must be the student's (student_tok, which main always passes): the same ids meaning the same tokens."""
     if not init.startswith(("hf:", "gguf:")) and not os.path.isdir(init):
         raise FileNotFoundError(f"--teacher: no checkpoint at {init}")
-    teacher, _ = convert.load_model(init, window=None, device=device, dtype="float32")
+    teacher, teacher_tok = convert.load_model(init, window=None, device=device, dtype="float32")
     if teacher.config.vocab_size != student.config.vocab_size:
         raise ValueError(f"--teacher: vocabulary of {teacher.config.vocab_size} tokens, the student's has "
                          f"{student.config.vocab_size}; the teacher must share the student's tokenizer")
+    if student_tok is not None and teacher_tok.fingerprint() != student_tok.fingerprint():  # not only the size
+        raise ValueError(f"--teacher: {init} has another tokenizer than the student (the same number of ids, but "
+                         f"not the same tokens); the teacher must share the student's tokenizer")
     return teacher.eval().requires_grad_(False)
 
 
@@ -817,17 +821,21 @@ def main(argv=None):
         cfg.data = resolve_data_name(cfg.data, init_config)
         common.echo_config(vars(cfg), "rl config")
         check_config(cfg, world)
+        if cfg.out_dir:
+            common.check_out_dir(cfg.out_dir, inputs=[cfg.init, cfg.teacher])
         model, tok, train_state = load_policy(cfg, device)
+        common.check_attn_backend(model.config.attn_backend, device, what="the checkpoint's attn_backend")
         ref_model = None
         if cfg.kl_coef:
             ref_model, _ = convert.load_model(cfg.init, device=device, dtype="float32", **common.window_overrides(cfg))
             ref_model.eval().requires_grad_(False)
-        teacher = load_teacher(cfg.teacher, device, model) if cfg.teacher else None
+        teacher = load_teacher(cfg.teacher, device, model, tok) if cfg.teacher else None
         train_set = data.load_dataset(cfg.data, "train", seed=cfg.seed)
         eval_set = data.load_dataset(cfg.data, "test", seed=cfg.seed) if cfg.eval_every else None
         w = model.config
         common.print0(f"policy: {model.num_params() / 1e6:.2f}M parameters, window={w.window} sinks={w.sinks} "
-                      f"layer_pattern={w.layer_pattern}; {len(train_set)} train prompts; {world} rank(s) on {device}")
+                      f"layer_pattern={w.layer_pattern}; {len(train_set)} train prompts ({train_set.skip_report()}); "
+                      f"{world} rank(s) on {device}")
         history = train(cfg, model, tok, train_set, eval_set, state=train_state, ref_model=ref_model,
                         teacher=teacher)
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:

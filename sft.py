@@ -181,6 +181,9 @@ def check_args(args):
     common.check_ranges(args, RANGES)
     if args.init == "scratch" and isinstance(args.window, int) and args.window > args.block_size:
         raise ValueError(f"--window={args.window} is longer than --block_size={args.block_size}")
+    if args.init == "scratch" and isinstance(args.sinks, int) and args.sinks > args.block_size:
+        raise ValueError(f"--sinks={args.sinks} is more than --block_size={args.block_size} positions")
+    common.check_out_dir(args.out_dir, inputs=[args.init])
 
 
 # -----------------------------------------------------------------------------
@@ -326,6 +329,7 @@ def main(argv=None):
         args = parse_args(argv)
         check_args(args)
         device = common.resolve_device(args.device, announce=True)
+        common.check_attn_backend(args.attn_backend, device)
         rank, world, device = common.init_distributed(device)
         if common.autocast_dtype(args.dtype, device, num_params=0) == torch.float16:  # checks the name early
             raise ValueError("--dtype=float16 would need loss scaling, which sft.py leaves out; use bfloat16")
@@ -378,7 +382,13 @@ def main(argv=None):
         if state["global_batch"] != global_batch:
             common.die(f"--resume: the checkpoint was trained with a global batch of {state['global_batch']} "
                        f"examples, this run has {global_batch} (batch_size * grad_accum * processes); use the same")
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            common.load_optimizer_state(optimizer, state["optimizer"])
+        except ValueError as e:
+            common.die(f"--resume: {ckpt}: {e}", code=2)
+        if state["cursor"] > steps_per_epoch:
+            common.die(f"--resume: {ckpt} continues at batch {state['cursor']} of an epoch that has "
+                       f"{steps_per_epoch}: a hand-edited training state, or other data", code=2)
         common.set_rng_state(state["rng"])
         step, epoch, cursor = state["step"], state["epoch"], state["cursor"]
         common.print0(f"resumed from {ckpt} at step {step} (epoch {epoch}, batch {cursor})")
@@ -464,7 +474,8 @@ def main(argv=None):
     if last_eval:
         summary += f", held-out loss {last_eval['eval_loss']:.4f}"
         if "accuracy" in last_eval:
-            summary += f", greedy accuracy {last_eval['accuracy']:.3f} on {args.eval_limit} problems"
+            n = min(args.eval_limit, len(test_set))  # --eval_limit may ask for more problems than there are
+            summary += f", greedy accuracy {last_eval['accuracy']:.3f} on {n} problems"
     common.print0(summary + f", peak memory {common.peak_memory_mb(device):.0f} MB")
     common.cleanup_distributed()
     return last_eval

@@ -28,13 +28,15 @@ tokenizer.json; transformers' GGUF loader uses GPT-2's regex there and differs o
 Vocabularies that lack some bytes (SmolLM2 has no token for 21 byte values, e.g. \x04) drop those bytes like HF.
 
 Chat: render_chat runs the model's own Jinja chat template (tokenizer_config.json / chat_template.jinja
-`chat_template`, the "default" one of a named list, or GGUF tokenizer.chat_template) as transformers does: jinja2's
-ImmutableSandboxedEnvironment with trim_blocks, lstrip_blocks and loop controls, raise_exception, strftime_now,
-tojson; variables messages, add_generation_prompt, bos/eos/unk/pad_token, tools=None and any extra keyword
-(enable_thinking=False, date_string=...). The rendered text is tokenized as apply_chat_template does (added-token
-strings become their ids, the text between them is encoded; BOS only where the template writes {{ bos_token }}),
-with the safety rule of encode(): a special token written by the template becomes its id, the same string inside a
-message stays text. transformers' default would turn a user's "<|im_end|>" into the real token; our ids equal
+`chat_template`, the "default" one of a named list (none named so is an error, as in transformers), or GGUF
+tokenizer.chat_template) as transformers does: jinja2's ImmutableSandboxedEnvironment with trim_blocks,
+lstrip_blocks and loop controls, raise_exception, strftime_now, tojson; variables messages, add_generation_prompt,
+bos/eos/unk/pad_token, tools=None and any extra keyword (enable_thinking=False, date_string=...). Unlike
+transformers, a render is bounded in time, output and value size (MAX_RENDER_SECONDS, MAX_RENDER_CHARS,
+MAX_INT_BITS): a hostile template stops with one line naming the limit. The rendered text is tokenized as
+apply_chat_template does (added-token strings become their ids, the text between them is encoded; BOS only where
+the template writes {{ bos_token }}), with the safety rule of encode(): a special token written by the template
+becomes its id, the same string inside a message stays text. transformers' default would turn a user's "<|im_end|>" into the real token; our ids equal
 apply_chat_template(..., sanitize_control_tokens=True) with tokenizer.chat_control_tokens = [] (only special
 tokens are control tokens), which equals its default for messages without special-token text. Its
 sanitize_control_tokens=True alone also marks non-special added tokens that the template contains, such as
@@ -56,9 +58,13 @@ vocab (HF's ignore_merges=True), which for BPE-trained vocabularies gives the sa
 
 import datetime
 import functools
+import hashlib
 import json
+import math
 import os
 import re
+import sys
+import time
 import unicodedata
 
 import tiktoken
@@ -167,9 +173,39 @@ def _normalizer_forms(normalizer):
     return forms
 
 
-def _token_name(value):
+def _token_name(value, key="a special token", where="tokenizer_config.json"):
     """tokenizer_config.json writes special tokens either as strings or as AddedToken dicts."""
-    return value.get("content") if isinstance(value, dict) else value
+    name = value.get("content") if isinstance(value, dict) else value
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"{where}: {key} must be a string (or an AddedToken object with a string 'content'), got "
+                         f"{type(name).__name__} {repr(name)[:60]}")
+    return name
+
+
+def _default_template(value, where):
+    """tokenizer_config.json's chat_template -> the template to render (or None), as transformers reads it: a
+    string, or named templates (a list of {"name", "template"} objects, or an object name -> template), of which
+    transformers renders the one named "default" and refuses to guess when there is none; so do we."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        for entry in value:
+            if not (isinstance(entry, dict) and isinstance(entry.get("name"), str)
+                    and isinstance(entry.get("template"), str)):
+                raise ValueError(f"{where}: each entry of a chat_template list needs a string 'name' and a string "
+                                 f"'template', got {repr(entry)[:80]}")
+        value = {entry["name"]: entry["template"] for entry in value}
+    if not isinstance(value, dict):
+        raise ValueError(f"{where}: chat_template must be a string or a list of {{\"name\", \"template\"}} objects, "
+                         f"got {type(value).__name__} {repr(value)[:60]}")
+    bad = next((name for name, template in value.items() if not isinstance(template, str)), None)
+    if bad is not None:
+        raise ValueError(f"{where}: the chat template named {bad!r} is not a string")
+    if "default" not in value:
+        raise ValueError(f"{where}: chat_template has no template named 'default' (it has "
+                         f"{sorted(value) or 'none'}); transformers refuses to pick one too: name one 'default' or "
+                         f"put it in chat_template.jinja")
+    return value["default"]
 
 
 def _read_json(path):
@@ -188,14 +224,125 @@ def _read_json(path):
 CONTROL_START, CONTROL_END = "\U000f0000", "\U000f0001"
 
 
+# A chat template is code that comes with a model. jinja2's sandbox keeps it away from Python's internals; these
+# bounds keep it from running forever or filling the memory (transformers hangs on such templates). A real template
+# renders a conversation in milliseconds, into a few thousand characters. Module globals: tests lower them.
+MAX_RENDER_SECONDS = 10.0
+MAX_RENDER_CHARS = 4_000_000  # a chat this long is 1M+ tokens, past the context of every supported model
+MAX_INT_BITS = 100_000  # about 30,000 digits; Python refuses to print an int of more than 4,300
+
+
+class RenderLimit(Exception):
+    """A chat template went past MAX_RENDER_SECONDS, MAX_RENDER_CHARS or MAX_INT_BITS."""
+
+
+def _bounded(value):
+    """value, unless it is a string or container longer than the output limit, or an int past MAX_INT_BITS."""
+    if isinstance(value, (str, bytes, list, tuple, dict)) and len(value) > MAX_RENDER_CHARS:
+        raise RenderLimit(f"a value of {len(value):,} characters or items, past the output limit of "
+                          f"{MAX_RENDER_CHARS:,}")
+    if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
+        raise RenderLimit(f"a number of {value.bit_length():,} bits, past the limit of {MAX_INT_BITS:,}")
+    return value
+
+
+def _check_sizes(args, kwargs=None):
+    """Refuse an int argument larger than the output limit before a call that may size a value by it
+    ('x'.ljust(n), center(n), lipsum(n), '%*s' % (n, x)...): the allocation would come before any check after."""
+    for a in (*args, *(kwargs or {}).values()):
+        if isinstance(a, int) and not isinstance(a, bool) and abs(a) > MAX_RENDER_CHARS:
+            raise RenderLimit(f"a number argument of {a if a.bit_length() < 64 else 'many digits'}, past the output "
+                              f"limit of {MAX_RENDER_CHARS:,}")
+
+
+def _check_binop(operator, left, right):
+    """Refuse an operation whose result would pass the bounds, before computing it: a sequence repeated too often,
+    a product or a power of ints too large (Python computes (n+8)**(9**9) for hours, uninterruptibly)."""
+    ints = isinstance(left, int) and isinstance(right, int)
+    if operator == "*":
+        for seq, n in ((left, right), (right, left)):
+            if isinstance(seq, (str, list, tuple)) and isinstance(n, int) and len(seq) * n > MAX_RENDER_CHARS:
+                raise RenderLimit(f"a sequence of {len(seq):,} repeated {n:,} times, past the output limit of "
+                                  f"{MAX_RENDER_CHARS:,}")
+        if ints and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            raise RenderLimit(f"a product of more than {MAX_INT_BITS:,} bits")
+    elif operator == "**" and ints and abs(left) > 1 and right > 0 and right * math.log2(abs(left)) > MAX_INT_BITS:
+        raise RenderLimit(f"a power of more than {MAX_INT_BITS:,} bits")
+    elif operator == "%" and isinstance(left, str):
+        _check_sizes(right if isinstance(right, tuple) else (right,))
+
+
+def render_bounded(template, **variables):
+    """template.render(**variables) within MAX_RENDER_SECONDS and MAX_RENDER_CHARS of output, else RenderLimit.
+    The output is counted as it streams; the clock is read at every function call during the render and at every
+    line of the template's own code (a trace function, set only for the render), so a loop that writes nothing
+    stops too. (One slow builtin call cannot be interrupted: the environment of compile_chat_template bounds the
+    operations that could make one.)"""
+    deadline = time.monotonic() + MAX_RENDER_SECONDS
+
+    def check_clock(frame, event, arg):
+        if time.monotonic() > deadline:
+            raise RenderLimit(f"the render took more than {MAX_RENDER_SECONDS:g} s (the time limit)")
+        return check_clock if frame.f_code.co_filename == "<template>" else None  # jinja2's name for its code
+
+    previous = sys.gettrace()
+    sys.settrace(check_clock)
+    stream = template.generate(**variables)
+    try:
+        pieces, size = [], 0
+        for piece in stream:
+            size += len(piece)
+            if size > MAX_RENDER_CHARS:
+                raise RenderLimit(f"the output passed {MAX_RENDER_CHARS:,} characters (the output limit)")
+            pieces.append(piece)
+        return "".join(pieces)
+    finally:
+        sys.settrace(previous)
+        stream.close()
+
+
 @functools.lru_cache(maxsize=16)
 def compile_chat_template(template):
     """The chat template compiled as transformers compiles it: sandboxed, trim_blocks + lstrip_blocks, loop
     controls, {% generation %} (a no-op here), raise_exception, strftime_now and a tojson that does not escape
-    HTML. jinja2 is imported here only: `import tokenizer` and template-less tokenizers do not need it."""
+    HTML; plus the bounds above: every value that an operator, a call or a filter makes is checked (_bounded),
+    and the operations that could build a huge one are checked before they run (_check_binop, _check_sizes).
+    Render it with render_bounded. jinja2 is imported here only: `import tokenizer` and template-less tokenizers do
+    not need it."""
     import jinja2
+    import jinja2.compiler
     import jinja2.ext
     from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class BoundedCodeGenerator(jinja2.compiler.CodeGenerator):
+        def visit_Concat(self, node, frame):  # a ~ b: the one string-building operator the sandbox cannot intercept
+            self.write("environment.bounded(")
+            super().visit_Concat(node, frame)
+            self.write(")")
+
+    class BoundedEnvironment(ImmutableSandboxedEnvironment):
+        code_generator_class = BoundedCodeGenerator
+        intercepted_binops = frozenset(["*", "**", "+", "%"])
+
+        def bounded(self, value):
+            return _bounded(value)
+
+        def call_binop(self, context, operator, left, right):
+            _check_binop(operator, left, right)
+            return _bounded(super().call_binop(context, operator, left, right))
+
+        def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (jinja2's own spelling)
+            _check_sizes(args, kwargs)
+            return _bounded(super().call(__context, __obj, *args, **kwargs))
+
+    def bounded_filter(f):
+        first = 2 if getattr(f, "jinja_pass_arg", None) is not None else 1  # (context,) value, then arguments
+
+        @functools.wraps(f)  # keeps jinja_pass_arg, which tells jinja2 what to pass
+        def checked(*args, **kwargs):
+            _check_sizes(args[first:], kwargs)
+            return _bounded(f(*args, **kwargs))
+        return checked
 
     class Generation(jinja2.ext.Extension):  # transformers uses it to mask assistant tokens; we render it as is
         tags = {"generation"}
@@ -228,9 +375,9 @@ def compile_chat_template(template):
     def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
         return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-                                        extensions=[Generation, jinja2.ext.loopcontrols])
+    env = BoundedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[Generation, jinja2.ext.loopcontrols])
     env.filters["tojson"] = tojson
+    env.filters = {name: bounded_filter(f) for name, f in env.filters.items()}
     env.globals.update(raise_exception=raise_exception, namespace=Namespace,
                        strftime_now=lambda fmt: datetime.datetime.now().strftime(fmt))
     try:
@@ -265,6 +412,8 @@ class Tokenizer:
                  unk_token=None, add_bos=False, eos_id=None, eos_ids=None, name="swarr"):
         self.vocab, self.merges, self.added_tokens = vocab, merges, added_tokens
         self.pre_tokenizer, self.normalizer, self.post_processor = pre_tokenizer, normalizer, post_processor
+        if chat_template is not None and not isinstance(chat_template, str):  # e.g. a GGUF field of another type
+            raise ValueError(f"the chat template must be a string, got {type(chat_template).__name__}")
         self.ignore_merges, self.chat_template, self.add_bos = ignore_merges, chat_template, add_bos
         self.bos_token, self.eos_token, self.pad_token, self.unk_token = bos_token, eos_token, pad_token, unk_token
         self._forms = _normalizer_forms(normalizer)
@@ -377,13 +526,13 @@ class Tokenizer:
         for extra in ("special_tokens_map.json", "tokenizer_config.json"):  # the config wins
             if os.path.isfile(os.path.join(path, extra)):
                 config.update(_read_json(os.path.join(path, extra)))
-        template = config.get("chat_template")
-        if isinstance(template, list):  # named templates: [{"name": "default", "template": ...}, ...]
-            template = next((t["template"] for t in template if t.get("name") == "default"), None)
+        config_file = os.path.join(path, "tokenizer_config.json")
         jinja = os.path.join(path, "chat_template.jinja")
-        if os.path.isfile(jinja):  # recent transformers write the template here instead of into the config
+        if os.path.isfile(jinja):  # recent transformers write the template here; it wins over the config's
             with open(jinja, encoding="utf-8") as f:
                 template = f.read()
+        else:
+            template = _default_template(config.get("chat_template"), config_file)
         model = tj.get("model") if isinstance(tj.get("model"), dict) else {}
         kind = model.get("type")
         if kind != "BPE":
@@ -409,12 +558,12 @@ class Tokenizer:
             added.append({"id": a["id"], "content": a["content"], "special": bool(a.get("special"))})
         post = tj.get("post_processor")
         swarr = config.get("swarr") or {}
-        add_bos = bool(config.get("add_bos_token")) or _post_processor_adds_bos(post, _token_name(
-            config.get("bos_token")))
+        special = {key: _token_name(config.get(key), key, config_file)
+                   for key in ("bos_token", "eos_token", "pad_token", "unk_token")}
+        add_bos = bool(config.get("add_bos_token")) or _post_processor_adds_bos(post, special["bos_token"])
         return cls(vocab, merges, added, tj.get("pre_tokenizer"), normalizer=tj.get("normalizer"),
                    post_processor=post, ignore_merges=bool(model.get("ignore_merges")), chat_template=template,
-                   bos_token=_token_name(config.get("bos_token")), eos_token=_token_name(config.get("eos_token")),
-                   pad_token=_token_name(config.get("pad_token")), unk_token=_token_name(config.get("unk_token")),
+                   **special,
                    add_bos=add_bos, eos_id=swarr.get("eos_id"), eos_ids=swarr.get("eos_ids"),
                    name=os.path.basename(os.path.abspath(path)) or "hf")
 
@@ -519,6 +668,20 @@ class Tokenizer:
         if os.path.isfile(stale):
             os.remove(stale)
 
+    def fingerprint(self):
+        """A hash of what decides the ids of a text and the text of an id: the split regex, the normalizer, every
+        mergeable token's bytes and id in merge-priority order, every special or added token's id and text. The
+        same tokenizer gives the same hash however it was loaded and saved; two vocabularies of one size do not
+        (rl.py's --teacher must share the student's tokenizer, not only its size)."""
+        id_of = (lambda r: r) if self._id_of_rank is None else self._id_of_rank.__getitem__  # noqa: E731
+        h = hashlib.sha256(json.dumps([self.enc._pat_str, self._forms,
+                                       sorted((id_of(r), name) for name, r in self.enc._special_tokens.items()),
+                                       sorted((a["id"], a["content"], a["special"]) for a in self.added_tokens)],
+                                      ensure_ascii=False).encode("utf-8"))
+        for token, rank in sorted(self.enc._mergeable_ranks.items(), key=lambda kv: kv[1]):
+            h.update(id_of(rank).to_bytes(8, "little") + len(token).to_bytes(4, "little") + token)
+        return h.hexdigest()
+
     def _merges_from_ranks(self):
         """Merges that make HF's BPE behave like tiktoken's rank-ordered merging: every split of a token into two
         lower-ranked tokens, ordered by the token's rank (transformers' tiktoken converter does the same)."""
@@ -620,7 +783,10 @@ class Tokenizer:
             ("bos_token", self.bos_token), ("eos_token", self.eos_token), ("unk_token", self.unk_token),
             ("pad_token", self.pad_token)) if token is not None}, **mark(template_kwargs)}
         try:
-            text = template.render(messages=mark(messages), add_generation_prompt=add_generation_prompt, **variables)
+            text = render_bounded(template, messages=mark(messages), add_generation_prompt=add_generation_prompt,
+                                  **variables)
+        except RenderLimit as e:
+            raise ValueError(f"chat template stopped: {e}") from None
         except Exception as e:  # raise_exception(), an undefined name, a type error inside the template...
             raise ValueError(f"chat template failed: {type(e).__name__}: {e}".replace("\n", " ")) from None
 

@@ -9,6 +9,7 @@ import warnings
 import pytest
 import torch
 
+import common
 import convert
 from helpers import make_hf_dir, random_ids
 from model import GPT, GPTConfig
@@ -481,9 +482,40 @@ def test_eos_id_outside_the_vocabulary(tmp_path, llama_dir):
 def swarr_ckpt(tmp_path_factory, llama_dir):
     model, tok = load(llama_dir)
     path = tmp_path_factory.mktemp("swarr") / "ckpt"
+    optimizer = torch.optim.AdamW(model.parameters()).state_dict()
     convert.save_checkpoint(path, model, tok, run_config={"lr": 1e-3},
-                            train_state={"step": 3, "cursor": 1, "optimizer": {}, "rng": {}})
+                            train_state={"step": 3, "cursor": 1, "optimizer": optimizer, "rng": common.rng_state()})
     return str(path)
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.uint8, torch.int64, torch.bool])
+def test_non_float_weights_are_refused(tmp_path, llama_dir, swarr_ckpt, dtype):
+    """A weight stored as integers or booleans would be cast to float, load and train: refused with one line,
+    from a transformers folder and from a checkpoint."""
+    from safetensors.torch import load_file, save_file
+
+    for src, name in ((llama_dir, "model.norm.weight"), (swarr_ckpt, "norm_f.weight")):
+        d = copy_dir(src, tmp_path / f"{os.path.basename(src)}_{str(dtype)[6:]}")
+        tensors = load_file(os.path.join(d, "model.safetensors"))
+        tensors[name] = tensors[name].to(dtype)
+        save_file(tensors, os.path.join(d, "model.safetensors"))
+        one_line_error(ValueError, f"tensor {name} is stored as {str(dtype)[6:]}; swarr loads floating-point weights "
+                                   f"only", convert.load_model, d if src == swarr_ckpt else f"hf:{d}")
+    model, _ = convert.load_model(f"hf:{llama_dir}")
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # the float file still loads
+
+
+def test_sinks_are_bounded_by_the_context(tmp_path, llama_dir, swarr_ckpt):
+    """sinks=10**9 (a hand-edited checkpoint, or a flag) would make the KV cache ask for 10**9 slots per layer."""
+    d = copy_dir(swarr_ckpt, tmp_path / "sinks")
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    cfg["model"].update(window=8, sinks=10**9)
+    json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
+    one_line_error(ValueError, f"sinks=1000000000 is more than the model's context of {cfg['model']['block_size']} "
+                               f"positions", convert.load_checkpoint, d)
+    one_line_error(ValueError, "sinks=100000 is more than the model's context of 128 positions", load, llama_dir,
+                   window=8, sinks=100000)
+    assert load(llama_dir, window=8, sinks=128)[0].config.sinks == 128
 
 
 def test_damaged_checkpoint_files_are_one_line(tmp_path, swarr_ckpt):

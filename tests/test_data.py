@@ -450,6 +450,23 @@ def test_hostile_rows_are_skipped_and_counted(tmp_path):
     assert "\n" not in str(e.value)
 
 
+def test_gold_answers_must_be_numbers_or_readable(tmp_path):
+    """A GSM8K gold answer is a plain number (thousands separators well formed); a MATH or plain one must have
+    balanced braces and, when it is a number, a finite one. Other rows are skipped and counted, never trained on."""
+    gsm8k = {"72": "72", "-3": "-3", "0.5": "0.5", "1,234": "1234", "12,345,678.25": "12345678.25",
+             "1,2,3": None, "1,23": None, "1234,567": None, "seventy": None, "nan": None, "inf": None,
+             "1e400": None, "}{": None, "1/2": None, "$5": None}
+    plain = {"\\frac{1}{2}": "\\frac{1}{2}", "\\{1, 2\\}": "\\{1, 2\\}", "Monday": "Monday", "7" * 400: "7" * 400,
+             "}{": None, "{": None, "a}": None, "nan": None, "-inf": None, "1e400": None}
+    rows = [{"question": f"g{i}", "answer": f"Work.\n#### {gold}"} for i, gold in enumerate(gsm8k)]
+    rows += [{"question": f"p{i}", "answer": gold} for i, gold in enumerate(plain)]
+    ds = load_dataset(f"jsonl:{write_jsonl(tmp_path / 'golds.jsonl', rows)}")
+    want = [v for v in gsm8k.values() if v] + [v for v in plain.values() if v]
+    assert [e["answer"] for e in ds.examples] == want
+    assert ds.skip_reasons == {"answer not a number": 10, "answer not readable": 6}
+    assert [e["solution"] for e in ds.examples[:5]] == [f"Work.\nThe final answer is \\boxed{{{g}}}." for g in want[:5]]
+
+
 def test_sft_skips_and_counts_examples_without_a_solution(tmp_path):
     sft = pytest.importorskip("sft")
     rows = [NATALIA, {"question": "No work shown", "answer": "3"},

@@ -7,6 +7,8 @@ import json
 import os
 import random
 import re
+import sys
+import time
 import unicodedata
 
 import pytest
@@ -437,6 +439,114 @@ def test_chat_template_sources(chat_dirs, tmp_path):
                                {"name": "default", "template": TEMPLATES["mistral"]}]
     json.dump(config, open(config_file, "w", encoding="utf-8"))
     assert Tokenizer.load(str(tmp_path)).chat_template == TEMPLATES["mistral"]
+
+
+def test_malformed_chat_template_and_special_tokens_are_one_line(chat_dirs, tmp_path):
+    """tokenizer_config.json values of the wrong type fail with one line at load; named templates follow
+    transformers: the "default" one (from a list or an object), and an error when there is none."""
+    path, _ = chat_dirs["chatml"]
+    Tokenizer.from_hf_dir(path).save(str(tmp_path))
+    config_file = os.path.join(str(tmp_path), "tokenizer_config.json")
+    original = json.load(open(config_file, encoding="utf-8"))
+
+    def write(**changes):
+        json.dump({**original, **changes}, open(config_file, "w", encoding="utf-8"))
+
+    def load_with(**changes):
+        write(**changes)
+        return Tokenizer.load(str(tmp_path))
+
+    for value, message in [(7, "got int 7"), (True, "got bool True"), (["{{ x }}\n", "{{ y }}"], "got '{{ x }}\\n'"),
+                           ([{"template": "x"}], "needs a string 'name'"), ([{"name": "default"}], "'template'"),
+                           ([{"name": "default", "template": 3}], "'template', got"),
+                           ({"default": ["x"]}, "named 'default' is not a string"),
+                           ([], "no template named 'default' (it has none)"),
+                           ([{"name": "tool_use", "template": "x"}], "no template named 'default' (it has ['tool_"),
+                           ({"rag": "x"}, "no template named 'default'")]:
+        with pytest.raises(ValueError, match=re.escape(message)) as e:
+            load_with(chat_template=value)
+        assert "\n" not in str(e.value) and "tokenizer_config.json: " in str(e.value), value
+    for key in ("eos_token", "bos_token", "pad_token", "unk_token"):
+        with pytest.raises(ValueError, match=f"{key} must be a string .* got list") as e:
+            load_with(**{key: ["<|im_end|>"]})
+        assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="eos_token must be a string .* got int"):
+        load_with(eos_token={"content": 5})
+    assert load_with(chat_template={"default": "[{{ messages[0].content }}]"}).render_chat(
+        [{"role": "user", "content": "x"}]) == load_with().encode("[x]")
+
+    # the reference: transformers renders the "default" one, and refuses to guess when there is none
+    for named, works in ([{"name": "default", "template": "[{{ messages[0].content }}]"}], True), \
+                        ([{"name": "other", "template": "x"}], False), ([], False):
+        write(chat_template=named)
+        theirs = AutoTokenizer.from_pretrained(str(tmp_path))
+        render = lambda: theirs.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False)  # noqa
+        if works:
+            assert render() == "[x]"
+        else:
+            with pytest.raises(ValueError):
+                render()
+
+
+def test_hostile_templates_stop_at_a_limit(monkeypatch):
+    """Templates that would run for hours or fill the memory stop with one line naming the limit they hit (the
+    output size, the time, the size of a value), quickly, and a normal template still renders."""
+    import tokenizer
+
+    monkeypatch.setattr(tokenizer, "MAX_RENDER_SECONDS", 0.5)
+    tok = Tokenizer.byte_level()
+    user = [{"role": "user", "content": "hi"}]
+    cases = [
+        ("{% for i in range(100000) %}{{ 'x' * 10000 }}{% endfor %}", "the output passed 4,000,000 characters"),
+        ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+         "the render took more than 0.5 s (the time limit)"),
+        ("{% set n = messages|length %}{{ (n+8)**(9**9) }}", "a power of more than 100,000 bits"),
+        ("{{ 'a' * 1000000000 }}", "a sequence of 1 repeated 1,000,000,000 times"),
+        ("{{ [0] * 1000000000 }}", "repeated 1,000,000,000 times"),
+        ("{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+         "a value of 4,194,304 characters or items"),
+        ("{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
+         "a value of 4,194,304 characters or items"),
+        ("{% set ns = namespace(n=3) %}{% for i in range(60) %}{% set ns.n = ns.n * ns.n %}{% endfor %}",
+         "a product of more than 100,000 bits"),
+        ("{{ 'a'|center(1000000000) }}", "a number argument of 1000000000"),
+        ("{{ 'a'.ljust(1000000000) }}", "a number argument of 1000000000"),
+        ("{{ '%*s' % (1000000000, 'a') }}", "a number argument of 1000000000"),
+        ("{{ lipsum(n=100000000) }}", "a number argument of 100000000"),
+        ("{{ '%9999999s' % 'a' }}", "a value of 9,999,999 characters or items"),
+    ]
+    for template, message in cases:
+        tok.chat_template = template
+        start = time.monotonic()
+        with pytest.raises(ValueError, match=re.escape(message)) as e:
+            tok.render_chat(user)
+        assert time.monotonic() - start < 5, template
+        assert str(e.value).startswith("chat template stopped: ") and "\n" not in str(e.value), template
+    tok.chat_template = "{% for m in messages %}<{{ m.content ~ '!' }}>{% endfor %}"
+    assert tok.render_chat(user) == tok.encode("<hi!>")
+    assert sys.gettrace() is None  # the render's clock is gone
+
+
+def test_fingerprint_tells_tokenizers_apart(hf_dirs, tmp_path):
+    """The same tokenizer keeps its fingerprint through save and load; the same vocabulary size with other ids
+    (two bytes swapped) or another split regex does not."""
+    byte = Tokenizer.byte_level()
+    byte.save(str(tmp_path / "bytes"))
+    assert Tokenizer.load(str(tmp_path / "bytes")).fingerprint() == byte.fingerprint()
+    path, _ = hf_dirs["qwen2"]
+    tok = Tokenizer.from_hf_dir(path)
+    tok.save(str(tmp_path / "qwen2"))
+    assert Tokenizer.load(str(tmp_path / "qwen2")).fingerprint() == tok.fingerprint() != byte.fingerprint()
+
+    vocab = {BYTE_TO_CHAR[b]: b for b in range(256)}
+    vocab[BYTE_TO_CHAR[97]], vocab[BYTE_TO_CHAR[98]] = 98, 97  # "a" and "b" trade ids
+    added = [{"id": 256, "content": "<|endoftext|>", "special": True}]
+    swapped = Tokenizer(vocab, None, added, byte.pre_tokenizer, eos_token="<|endoftext|>")
+    assert swapped.vocab_size == byte.vocab_size and swapped.encode("ab") == [98, 97]
+    assert swapped.fingerprint() != byte.fingerprint()
+    digits = Tokenizer({BYTE_TO_CHAR[b]: b for b in range(256)}, None, added, {"type": "Sequence", "pretokenizers": [
+        {"type": "Digits", "individual_digits": True}, byte.pre_tokenizer]}, eos_token="<|endoftext|>")
+    assert digits.fingerprint() != byte.fingerprint()
 
 
 def test_render_for_sft_prompt_is_a_prefix(chat_dirs):

@@ -93,6 +93,9 @@ class GPTConfig:
                                  f"positions); use window=None for full attention")
         if not isinstance(self.sinks, int) or self.sinks < 0:
             raise ValueError(f"sinks must be an integer >= 0, got {self.sinks!r}")
+        if self.sinks > self.block_size:  # the KV cache allocates sinks + W slots per windowed layer
+            raise ValueError(f"sinks={self.sinks} is more than the model's context of {self.block_size} positions; "
+                             f"use at most {self.block_size}")
         if self.layer_pattern is not None and (not self.layer_pattern or set(self.layer_pattern) - {"L", "G"}):
             raise ValueError(f"layer_pattern must be a string of 'L' (windowed) and 'G' (global), "
                              f"e.g. 'LLLG', got {self.layer_pattern!r}")

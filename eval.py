@@ -192,6 +192,8 @@ def main(argv=None):
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     p.add_argument("--dtype", default="auto", help="autocast (compute) dtype over float32 weights: auto (bf16 on "
                    "GPUs and, for 20M+ parameter models, on CPUs with native bf16; else fp32) | float32 | bfloat16")
+    p.add_argument("--compile", type=common.str2bool, default=False, help="torch.compile the decode step "
+                   "(model.compile_decode)")
     p.add_argument("--out_dir", default="out/eval", help="where the table and per-example JSONL go")
     args = p.parse_args(argv)
     inits = args.init or ["out/sft"]
@@ -207,6 +209,8 @@ def main(argv=None):
         for spec in inits:
             path, overrides = parse_init(spec)
             model, tok = convert.load_model(path, device=args.device, dtype="float32", **overrides)
+            if args.compile:
+                model.compile_decode()
             device = model.embed.weight.device
             dtype = common.autocast_dtype(args.dtype, device, model.num_params())
             with common.autocast(device, dtype):

@@ -211,7 +211,8 @@ def padded_mask(positions, window, sinks):
     query also sees itself, which changes nothing for real tokens (they always see themselves) and keeps pad rows
     finite."""
     T = positions.size(1)
-    if not bool((positions != torch.arange(T, device=positions.device)).any()):
+    # under torch.compile the mask is always made: it is exact either way, and a branch on values breaks the graph
+    if not torch.compiler.is_compiling() and not bool((positions != torch.arange(T, device=positions.device)).any()):
         return None
     itself = torch.eye(T, dtype=torch.bool, device=positions.device)
     return window_mask(positions[:, None, :, None], positions[:, None, None, :], window, sinks) | itself
@@ -501,10 +502,12 @@ class GPT(nn.Module):
                                         reduction="none").view(targets.shape)
         else:
             logits = None
-            counted = targets != -1
-            per_token = torch.zeros(targets.shape, device=x.device, dtype=torch.float32)
-            per_token[counted] = F.cross_entropy(scale(self.head(x[counted]).float()), targets[counted],
-                                                 reduction="none")
+            # the counted positions as an index: under torch.compile the graph breaks at nonzero, and what follows
+            # (index_select, whose backward is index_add) compiles, where a boolean mask's backward would not
+            counted = (targets != -1).flatten().nonzero()[:, 0]
+            ce = F.cross_entropy(scale(self.head(x.flatten(0, 1).index_select(0, counted)).float()),
+                                 targets.flatten().index_select(0, counted), reduction="none")
+            per_token = torch.zeros(targets.numel(), device=x.device).index_copy(0, counted, ce).view(targets.shape)
         if loss_reduction == "none":
             return logits, per_token
         if loss_reduction == "sum":

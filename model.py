@@ -448,7 +448,7 @@ class GPT(nn.Module):
         B, T = idx.shape
         if positions is None:
             positions = torch.arange(T, device=idx.device)[None, :]
-        if self.config.pos_emb == "learned":  # here, not in run_blocks: generate's decode steps must not read the device
+        if self.config.pos_emb == "learned":  # checked here, not in run_blocks: a decode step must not read the device
             for p in (positions,) if prefix is None else (positions, prefix[1]):
                 if int(p.max()) >= self.config.block_size:
                     raise ValueError(f"sequence of {int(p.max()) + 1} tokens is longer than the model's context of "
@@ -608,9 +608,11 @@ class GPT(nn.Module):
 
     def compile_decode(self, **kwargs):
         """torch.compile generate's decode step (model over the cache + sampling) as one graph; kwargs go to
-        torch.compile (e.g. mode="reduce-overhead" for CUDA graphs). generate then runs it over a static plan: the
-        batch stays fixed, global layers attend over all their slots (the unwritten ones masked), every mask is
-        built, positions and the column are tensors; fullgraph=True holds it to no Python branch on tensor values."""
+        torch.compile. generate then runs it over a static plan: the batch stays fixed, global layers attend over
+        all their slots (the unwritten ones masked), every mask is built, positions and the column are tensors;
+        fullgraph=True holds it to no Python branch on tensor values. That is what a CUDA graph needs; capturing
+        one (mode="reduce-overhead") would also need the cache at fixed addresses across calls (a cache kept on the
+        model, torch._dynamo.mark_static_address), which generate does not do: it makes a cache per call."""
         self._decode_compiled = torch.compile(self._decode_step, fullgraph=True, **kwargs)
         return self
 
@@ -864,7 +866,7 @@ class KVCache:
         """Plan one decode step with nothing from the host: positions (B, 1) and the column col (1,) are tensors,
         global layers attend over all max_len slots (the unwritten ones hold position -1, so the mask hides them),
         every mask is built, and sink tokens are written through a one-hot select. The same ops on the same shapes
-        at every step: what a compiled (and CUDA-graph captured) step needs. Does not count columns (length)."""
+        at every step, what a compiled step (and a CUDA graph) needs. Does not count columns (length)."""
         W, S = self.config.window, self.sinks
         step = CacheStep(self, -1, col=col)
         q_pos = positions[:, None, :, None]  # (B, 1, 1, 1)

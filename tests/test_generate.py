@@ -257,7 +257,9 @@ def test_sample_next_follows_the_distribution():
     """Sampling frequencies match softmax(logits / T); filtered tokens are never drawn; logprobs are unfiltered."""
     n = 20000
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -30.0, 0.5]]).repeat(n, 1)
-    uniforms = lambda seed: model.row_uniforms(model.row_keys(torch.Generator().manual_seed(seed), n, "cpu"), 1)[:, 0]  # noqa: E731
+    def uniforms(seed):
+        return model.row_uniforms(model.row_keys(torch.Generator().manual_seed(seed), n, "cpu"), 1)[:, 0]
+
     for temperature in (1.0, 0.7):
         token, logprob = model.sample_next(logits, temperature, None, None, uniforms(0))
         probs = torch.softmax(logits[0].double() / temperature, -1)

@@ -192,6 +192,8 @@ def main(argv=None):
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
     p.add_argument("--dtype", default="auto", help="autocast (compute) dtype over float32 weights: auto (bf16 on "
                    "GPUs and, for 20M+ parameter models, on CPUs with native bf16; else fp32) | float32 | bfloat16")
+    p.add_argument("--compile", type=common.str2bool, default=False, help="torch.compile the decode step "
+                   "(model.compile_decode)")
     p.add_argument("--out_dir", default="out/eval", help="where the table and per-example JSONL go")
     args = p.parse_args(argv)
     inits = args.init or ["out/sft"]
@@ -216,6 +218,8 @@ def main(argv=None):
                 given = {k: overrides.get(k, common.KEEP) for k in ("window", "sinks", "layer_pattern")}
                 common.apply_window(argparse.Namespace(**given), model, common.init_profile(path))
             common.check_attn_backend(model.config.attn_backend, device, training=False, what=f"{spec}: attn_backend")
+            if args.compile:
+                model.compile_decode()
             dtype = common.autocast_dtype(args.dtype, device, model.num_params())
             with common.autocast(device, dtype):
                 summary, records = evaluate(model, tok, dataset, limit=args.limit or None, batch_size=args.batch_size,

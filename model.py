@@ -214,7 +214,8 @@ def padded_mask(positions, window, sinks):
     query also sees itself, which changes nothing for real tokens (they always see themselves) and keeps pad rows
     finite."""
     T = positions.size(1)
-    if not bool((positions != torch.arange(T, device=positions.device)).any()):
+    # under torch.compile the mask is always made: it is exact either way, and a branch on values breaks the graph
+    if not torch.compiler.is_compiling() and not bool((positions != torch.arange(T, device=positions.device)).any()):
         return None
     itself = torch.eye(T, dtype=torch.bool, device=positions.device)
     return window_mask(positions[:, None, :, None], positions[:, None, None, :], window, sinks) | itself
@@ -400,6 +401,7 @@ class GPT(nn.Module):
         if not config.tie_embeddings:
             self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.grad_checkpointing = False
+        self._decode_compiled = None  # compile_decode's
         self.apply(self._init_weights)
         for name, p in self.named_parameters():  # GPT-2's scaled init of the residual projections
             if name.endswith(("o_proj.weight", "down_proj.weight")):
@@ -449,6 +451,11 @@ class GPT(nn.Module):
         B, T = idx.shape
         if positions is None:
             positions = torch.arange(T, device=idx.device)[None, :]
+        if self.config.pos_emb == "learned":  # checked here, not in run_blocks: a decode step must not read the device
+            for p in (positions,) if prefix is None else (positions, prefix[1]):
+                if int(p.max()) >= self.config.block_size:
+                    raise ValueError(f"sequence of {int(p.max()) + 1} tokens is longer than the model's context of "
+                                     f"{self.config.block_size} (learned positions)")
         if cache is not None:
             return self.run_blocks(idx, positions, cache.prepare(positions.expand(B, T)).attend)
         if prefix is not None:
@@ -463,9 +470,6 @@ class GPT(nn.Module):
         x = self.embed(idx)
         rope = None
         if self.config.pos_emb == "learned":
-            if int(positions.max()) >= self.config.block_size:
-                raise ValueError(f"sequence of {int(positions.max()) + 1} tokens is longer than the model's "
-                                 f"context of {self.config.block_size} (learned positions)")
             x = x + self.pos_embed(positions.clamp(min=0))
         else:
             # angles, cos and sin in float32 (in bf16 a position of 1000 would be off by up to 4 radians)
@@ -501,10 +505,12 @@ class GPT(nn.Module):
                                         reduction="none").view(targets.shape)
         else:
             logits = None
-            counted = targets != -1
-            per_token = torch.zeros(targets.shape, device=x.device, dtype=torch.float32)
-            per_token[counted] = F.cross_entropy(scale(self.head(x[counted]).float()), targets[counted],
-                                                 reduction="none")
+            # the counted positions as an index: under torch.compile the graph breaks at nonzero, and what follows
+            # (index_select, whose backward is index_add) compiles, where a boolean mask's backward would not
+            counted = (targets != -1).flatten().nonzero()[:, 0]
+            ce = F.cross_entropy(scale(self.head(x.flatten(0, 1).index_select(0, counted)).float()),
+                                 targets.flatten().index_select(0, counted), reduction="none")
+            per_token = torch.zeros(targets.numel(), device=x.device).index_copy(0, counted, ce).view(targets.shape)
         if loss_reduction == "none":
             return logits, per_token
         if loss_reduction == "sum":
@@ -523,9 +529,19 @@ class GPT(nn.Module):
 
         Ragged prompts are left-padded and each row carries its own positions (pads get negative positions, which
         every mask treats as absent keys), so all rows decode in lock-step through one cache. Each prompt is
-        prefilled once and its cache copied to num_samples rows (a GRPO group). Rows that emit an EOS id stop and
-        are dropped from the batch. generator: a torch.Generator, or a list with one per output row, which makes a
-        row's sample independent of what else is in the batch.
+        prefilled once and its cache copied to num_samples rows (a GRPO group).
+
+        The host stays out of the loop: tokens and log-probs stay on the device until the end, what the cache's
+        masks need is known from the prompts' lengths, and the loop reads the device once every DROP_EVERY steps
+        (which rows have emitted an EOS id: they leave the batch then, or, with a compiled decode step, which keeps
+        the batch fixed, generation ends when all have). A row that finished in between keeps decoding until that
+        read; what it produces after its EOS is dropped.
+
+        Sampling: row r's t-th token is drawn by inverse CDF from the uniform row_uniforms gives for (row r's key,
+        t), so a row's sample depends only on its key, never on what else is in the batch. generator: a
+        torch.Generator (one draw of every row's key), a list with one per output row (one draw from each: row r's
+        key then comes from its own generator alone), or None (torch's default generator). temperature=0 is greedy
+        and draws nothing.
 
         Returns len(prompts) * num_samples dicts, prompt-major: {"tokens": completion ids (EOS included when one was
         produced), "logprobs": log-prob of each sampled token under softmax(logits / T) (softmax(logits) when T = 0),
@@ -535,58 +551,100 @@ class GPT(nn.Module):
         self._check_generate_args(prompts, max_new_tokens, temperature, num_samples)
         device = self.embed.weight.device
         eos = torch.tensor(sorted(set(eos_ids or [])), device=device, dtype=torch.long)
-        lengths = torch.tensor([len(p) for p in prompts], device=device)
-        B, L = len(prompts), int(lengths.max())
-        idx = torch.zeros(B, L, dtype=torch.long, device=device)
-        for b, p in enumerate(prompts):
-            idx[b, L - len(p):] = torch.tensor(p, dtype=torch.long)
-        positions = torch.arange(L, device=device)[None, :] - (L - lengths)[:, None]  # (B, L), pads < 0
+        B, N, L = len(prompts), len(prompts) * num_samples, max(map(len, prompts))
+        pads = [L - len(p) for p in prompts]
+        idx = torch.tensor([[0] * pad + p for pad, p in zip(pads, prompts)], dtype=torch.long, device=device)
+        positions = torch.arange(L, device=device)[None, :] - torch.tensor(pads, device=device)[:, None]  # pads < 0
+        static = self._decode_compiled is not None
+        decode = self._decode_compiled or self._decode_step
 
-        cache = KVCache(self.config, B, L + max_new_tokens, device, compute_dtype(self.embed.weight))
+        cache = KVCache(self.config, B, L + max_new_tokens, device, compute_dtype(self.embed.weight), pads)
         logits = self.head(self.hidden_states(idx, positions, cache)[:, -1]).float()  # (B, V)
-        N = B * num_samples
         if num_samples > 1:
             cache.repeat_interleave(num_samples)
             logits = logits.repeat_interleave(num_samples, dim=0)
-        next_pos = lengths.repeat_interleave(num_samples)[:, None]  # (N, 1)
-        rows = torch.arange(N, device=device)  # which output row each live batch row is
-        out = [{"tokens": [], "logprobs": [], "finished": False} for _ in range(N)]
-        for step in range(max_new_tokens):
-            token, logprob = sample_next(logits, temperature, top_k, top_p, generator, rows)  # (n,), (n,)
-            done = torch.isin(token, eos)
-            for r, t, lp, d in zip(rows.tolist(), token.tolist(), logprob.tolist(), done.tolist()):
-                out[r]["tokens"].append(t)
-                out[r]["logprobs"].append(lp)
-                out[r]["finished"] = d
-            if step == max_new_tokens - 1:
+        u = None if temperature == 0 else row_uniforms(row_keys(generator, N, device), max_new_tokens)  # (N, new)
+        next_pos = (L - torch.tensor(cache.pads, device=device))[:, None]  # (n, 1): where each row's token goes
+        col = torch.tensor([L], device=device) if static else None  # the cache column it goes to, as a tensor
+        live = torch.arange(N, device=device)  # the output row of each live batch row
+        alive = torch.ones(N, dtype=torch.bool, device=device)  # no EOS yet
+        tokens = torch.zeros(N, max_new_tokens, dtype=torch.long, device=device)
+        logprobs = torch.zeros(N, max_new_tokens, device=device)
+        for t in range(max_new_tokens):
+            u_t = None if u is None else u[:, t]
+            if t == 0:
+                token, logprob = sample_next(logits, temperature, top_k, top_p, u_t)  # (n,), (n,)
+            else:
+                token, logprob = decode(cache, token, next_pos, col, u_t, temperature, top_k, top_p)
+                next_pos = next_pos + 1
+                col = None if col is None else col + 1
+            tokens[live, t], logprobs[live, t] = token, logprob
+            alive = alive & ~torch.isin(token, eos)
+            if t == max_new_tokens - 1:
                 break
-            if done.any():  # finished rows leave the batch: they cost nothing from here on
-                keep = ~done
-                if not keep.any():
+            if (t + 1) % DROP_EVERY == 0:
+                going = alive.tolist()  # the loop's one read of the device
+                if not any(going):
                     break
-                cache.select(keep)
-                rows, token, next_pos = rows[keep], token[keep], next_pos[keep]
-            logits = self.head(self.hidden_states(token[:, None], next_pos, cache)[:, -1]).float()
-            next_pos = next_pos + 1
-        return out
+                if not static and not all(going):  # finished rows leave the batch: they cost nothing from here on
+                    keep = [i for i, g in enumerate(going) if g]
+                    cache.select(keep)
+                    index = torch.tensor(keep, device=device)
+                    live, alive, token, next_pos = live[index], alive[index], token[index], next_pos[index]
+                    u = None if u is None else u[index]
+
+        is_eos = torch.isin(tokens, eos)  # (N, new); a row's columns after its first EOS are not its tokens
+        finished = is_eos.any(1)
+        ends = torch.where(finished, is_eos.int().argmax(1) + 1, max_new_tokens)  # argmax: the first EOS
+        tokens, logprobs, ends, finished = tokens.tolist(), logprobs.tolist(), ends.tolist(), finished.tolist()
+        return [{"tokens": tokens[r][:ends[r]], "logprobs": logprobs[r][:ends[r]], "finished": finished[r]}
+                for r in range(N)]
+
+    def _decode_step(self, cache, token, positions, col, u, temperature, top_k, top_p):
+        """One decode step: token (n,) at positions (n, 1) through the model over the cache, then the next token is
+        sampled with uniforms u (n,) -> (token (n,), log-prob (n,)). col: None in eager mode (the cache plans from
+        its host-side count of columns), or the column as a (1,) tensor: the static plan, what compile_decode
+        compiles (no Python value changes from step to step, so it compiles once)."""
+        step = cache.prepare(positions) if col is None else cache.plan_static(positions, col)
+        logits = self.head(self.run_blocks(token[:, None], positions, step.attend)[:, -1]).float()
+        return sample_next(logits, temperature, top_k, top_p, u)
+
+    def compile_decode(self, **kwargs):
+        """torch.compile generate's decode step (model over the cache + sampling) as one graph; kwargs go to
+        torch.compile. generate then runs it over a static plan: the batch stays fixed, global layers attend over
+        all their slots (the unwritten ones masked), every mask is built, positions and the column are tensors;
+        fullgraph=True holds it to no Python branch on tensor values. That is what a CUDA graph needs; capturing
+        one (mode="reduce-overhead") would also need the cache at fixed addresses across calls (a cache kept on the
+        model, torch._dynamo.mark_static_address), which generate does not do: it makes a cache per call."""
+        self._decode_compiled = torch.compile(self._decode_step, fullgraph=True, **kwargs)
+        return self
+
+    def compile(self, **kwargs):
+        """--compile (nanoGPT's flag): torch.compile the forward in place (nn.Module.compile: the state dict keeps
+        its keys) and generate's decode step (compile_decode)."""
+        super().compile(**kwargs)
+        return self.compile_decode(**kwargs)
 
     @torch.no_grad()
     def generate_naive(self, prompts, max_new_tokens, temperature=1.0, top_k=None, top_p=None, num_samples=1,
                        eos_ids=None, generator=None):
-        """The reference: one row at a time, the full forward recomputed for every new token. Same contract."""
+        """The reference: one row at a time, the full forward recomputed for every new token. Same contract, the
+        same keys and uniforms."""
         prompts = _as_lists(prompts)
         self._check_generate_args(prompts, max_new_tokens, temperature, num_samples)
         device = self.embed.weight.device
         eos = set(eos_ids or [])
+        N = len(prompts) * num_samples
+        u = None if temperature == 0 else row_uniforms(row_keys(generator, N, device), max_new_tokens)
         out = []
         for b, prompt in enumerate(prompts):
             for s in range(num_samples):
                 r = b * num_samples + s
                 seq, res = list(prompt), {"tokens": [], "logprobs": [], "finished": False}
-                for _ in range(max_new_tokens):
+                for t in range(max_new_tokens):
                     logits, _ = self(torch.tensor([seq], device=device))
-                    token, logprob = sample_next(logits[:, -1], temperature, top_k, top_p, generator,
-                                                 torch.tensor([r]))
+                    token, logprob = sample_next(logits[:, -1], temperature, top_k, top_p,
+                                                 None if u is None else u[r:r + 1, t])
                     seq.append(int(token))
                     res["tokens"].append(int(token))
                     res["logprobs"].append(float(logprob))
@@ -663,8 +721,60 @@ def _as_lists(prompts):
     return [list(p) for p in prompts]
 
 
-def sample_next(logits, temperature, top_k, top_p, generator, rows):
-    """logits (n, V) float32 -> (token (n,), log-prob (n,)). rows (n,) picks each row's generator from a list."""
+DROP_EVERY = 8  # decode steps between generate's reads of which rows have finished
+PHILOX_M = (0xD2511F53, 0xCD9E8D57)  # Philox4x32's round multipliers and key increments (Random123's constants)
+PHILOX_W = (0x9E3779B9, 0xBB67AE85)
+MASK32 = 0xFFFFFFFF
+
+
+def _mulhilo32(m, x):
+    """The high and low 32-bit words of m * x: m a 32-bit constant, x int64 holding 32-bit words. m is split into
+    16-bit halves so no intermediate reaches 2^49: plain int64 arithmetic, exact on every device (torch has no
+    general uint32 kernels to lean on)."""
+    p_lo, p_hi = x * (m & 0xFFFF), x * (m >> 16)  # m * x = p_lo + p_hi * 2^16
+    return (p_hi + (p_lo >> 16)) >> 16, (p_lo + ((p_hi & 0xFFFF) << 16)) & MASK32
+
+
+def philox4x32(counter, key, rounds=10):
+    """Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011; the generator behind
+    torch's CUDA RNG): counter (..., 4) and key (..., 2) int64 tensors of 32-bit words, broadcast together -> (..., 4)
+    words. Each output is a function of its own counter and key alone: a counter-based generator."""
+    c0, c1, c2, c3 = counter.unbind(-1)
+    k0, k1 = key.unbind(-1)
+    for r in range(rounds):
+        if r:
+            k0, k1 = (k0 + PHILOX_W[0]) & MASK32, (k1 + PHILOX_W[1]) & MASK32
+        hi0, lo0 = _mulhilo32(PHILOX_M[0], c0)
+        hi1, lo1 = _mulhilo32(PHILOX_M[1], c2)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+    return torch.stack(torch.broadcast_tensors(c0, c1, c2, c3), -1)
+
+
+def row_keys(generator, n, device):
+    """(n, 2) int64: each output row's Philox key, two 32-bit words drawn before decoding starts. generator: a
+    torch.Generator (one draw for all rows), a list of one per row (one draw from each, so row r's key depends on
+    generator r alone), or None (torch's default generator)."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != n:
+            raise ValueError(f"generate got {len(generator)} generators for {n} output rows (one per prompt and "
+                             f"sample)")
+        return torch.stack([torch.randint(2**32, (2,), generator=g, device=g.device) for g in generator]).to(device)
+    where = device if generator is None else generator.device
+    return torch.randint(2**32, (n, 2), generator=generator, device=where).to(device)
+
+
+def row_uniforms(keys, n):
+    """keys (N, 2) -> (N, n) float64 uniforms in [0, 1), made on the keys' device in one go before decoding (8 bytes
+    per row and token): row r's t-th is Philox4x32-10 of counter (t, 0, 0, 0) under key r, its first two words made
+    into a 53-bit fraction as numpy's random() does (27 high bits of one, 26 of the other)."""
+    counter = F.pad(torch.arange(n, device=keys.device)[:, None], (0, 3))  # (n, 4): (t, 0, 0, 0)
+    words = philox4x32(counter, keys[:, None, :])  # (N, n, 4)
+    return ((words[..., 0] >> 5) * 2**26 + (words[..., 1] >> 6)).double() * 2.0**-53
+
+
+def sample_next(logits, temperature, top_k, top_p, u):
+    """logits (n, V) float32, u (n,) float64 uniforms in [0, 1) (unused when temperature == 0) -> (token (n,),
+    log-prob (n,))."""
     if temperature == 0:
         token = logits.max(-1).indices  # argmax's first-max rule, but about 3x faster on CPU over a 50k vocab
         return token, torch.log_softmax(logits, -1).gather(-1, token[:, None])[:, 0]
@@ -679,14 +789,9 @@ def sample_next(logits, temperature, top_k, top_p, generator, rows):
         drop = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the smallest prefix that reaches top_p
         scaled = scaled.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
     probs = torch.softmax(scaled, -1)
-    # Inverse-CDF sampling, one uniform draw per row: the distribution of torch.multinomial, which on CPU takes ~1 ms
-    # per row over a 50k vocabulary (a quarter of a GRPO decode step at 32 rows) where this takes ~0.1 ms. float64
-    # sums: a float32 cumsum over 50k entries drifts by ~1e-5.
-    if isinstance(generator, (list, tuple)):
-        u = torch.cat([torch.rand(1, generator=generator[r], dtype=torch.float64, device=probs.device)
-                       for r in rows.tolist()])
-    else:
-        u = torch.rand(probs.size(0), generator=generator, dtype=torch.float64, device=probs.device)
+    # Inverse-CDF sampling, one uniform per row: the distribution of torch.multinomial, which on CPU takes ~1 ms per
+    # row over a 50k vocabulary (a quarter of a GRPO decode step at 32 rows) where this takes ~0.1 ms, and it takes
+    # uniforms that row_uniforms made per row. float64 sums: a float32 cumsum over 50k entries drifts by ~1e-5.
     cdf = probs.double().cumsum(-1)  # (n, V)
     total = cdf[:, -1:]
     # strictly below the total, so the search lands on a token with cdf[i-1] <= u < cdf[i]: never one with p = 0
@@ -702,10 +807,12 @@ class KVCache:
     sink tokens, the other W form a ring where column c goes to slot sinks + c % W. Keys are cached after RoPE, so
     the order of the slots does not matter; each slot remembers its position (-1 when empty), and attention masks
     are built from positions with the same rule as training (`window_mask`). Rows advance in lock-step (one column
-    per step for everybody); ragged prompts are handled by per-row positions, not per-row columns.
+    per step for everybody); ragged prompts are handled by per-row positions, not per-row columns. pads: each row's
+    left padding (host ints; row b's token in column c has position c - pads[b]), from which prepare decides which
+    masks a step needs and where sink tokens are without reading the device.
     """
 
-    def __init__(self, config, batch_size, max_len, device, dtype):
+    def __init__(self, config, batch_size, max_len, device, dtype, pads=None):
         self.config, self.sinks = config, config.sinks
         self.windows = [config.layer_window(i) for i in range(config.n_layer)]
         W = config.window
@@ -715,6 +822,7 @@ class KVCache:
         self.v = [torch.zeros_like(k) for k in self.k]
         self.pos_global = torch.full((batch_size, max_len), -1, device=device, dtype=torch.long)
         self.pos_window = torch.full((batch_size, self.sinks + (W or 0)), -1, device=device, dtype=torch.long)
+        self.pads = [0] * batch_size if pads is None else list(pads)
         self.length = 0  # columns written so far
         self.dtype = dtype
 
@@ -725,45 +833,69 @@ class KVCache:
         """Plan one forward over the cache, shared by all layers: positions (B, Tn) of the new tokens -> CacheStep
         (where each layer writes its new keys, and which slots each query sees)."""
         c0, Tn = self.length, positions.size(1)
-        device = positions.device
         self.length = c0 + Tn
         self.pos_global[:, c0:c0 + Tn] = positions
-        W = self.config.window
+        W, S = self.config.window, self.sinks
         step = CacheStep(self, c0)
         if W is not None:
             if c0 > 0 and Tn > 1:
                 raise ValueError("the rolling cache takes one token at a time after the prefill")
             if Tn == 1:
                 # decode: a slice, so every layer writes its ring slot with a plain copy instead of an index_put
-                slot = self.sinks + c0 % W
+                slot = S + c0 % W
                 step.ring_slots, step.ring_tail = slice(slot, slot + 1), 1
             else:
                 step.ring_tail = min(Tn, W)  # older columns of a long prefill can never be seen again
-                step.ring_slots = self.sinks + torch.arange(c0 + Tn - step.ring_tail, c0 + Tn, device=device) % W
+                step.ring_slots = S + torch.arange(c0 + Tn - step.ring_tail, c0 + Tn, device=positions.device) % W
             ring_pos = positions[:, -step.ring_tail:]
-            self.pos_window[:, step.ring_slots] = ring_pos.masked_fill(ring_pos < self.sinks, -1)  # sinks live apart
-            if self.sinks:
-                is_sink = (positions >= 0) & (positions < self.sinks)
-                if is_sink.any():
-                    rows, cols = is_sink.nonzero(as_tuple=True)
-                    step.sinks_at = (rows, cols, positions[rows, cols])  # row, column, sink slot (= position)
-                    self.pos_window[rows, step.sinks_at[2]] = step.sinks_at[2]
+            self.pos_window[:, step.ring_slots] = ring_pos.masked_fill(ring_pos < S, -1)  # sinks live apart
+            step.sinks_at = self._sink_cells(c0, Tn, positions.device)
+            if step.sinks_at is not None:
+                self.pos_window[step.sinks_at[0], step.sinks_at[2]] = step.sinks_at[2]
+        padded = any(self.pads)
         q_pos = positions[:, None, :, None]  # (B, 1, Tn, 1)
         if c0 == 0:  # prefill attends over its own keys: plain attention() unless left padding needs a mask
-            step.mask_global = padded_mask(positions, None, 0)
-            step.mask_window = padded_mask(positions, W, self.sinks)
-        else:
-            step.mask_global = self._decode_mask(window_mask(q_pos, self.pos_global[:, None, None, :c0 + Tn], None, 0))
-            if W is not None:
-                step.mask_window = self._decode_mask(window_mask(q_pos, self.pos_window[:, None, None, :], W,
-                                                                 self.sinks))
+            step.mask_global = padded_mask(positions, None, 0) if padded else None
+            step.mask_window = padded_mask(positions, W, S) if padded else None
+        else:  # no mask (SDPA's fastest path) where every slot is visible: no padding, and the ring full
+            if padded:
+                step.mask_global = self._additive(window_mask(q_pos, self.pos_global[:, None, None, :c0 + Tn],
+                                                              None, 0))
+            if W is not None and (padded or c0 + Tn < S + W):
+                step.mask_window = self._additive(window_mask(q_pos, self.pos_window[:, None, None, :], W, S))
         return step
 
-    def _decode_mask(self, visible):
-        """visible (B, 1, 1, S) bool -> None when every slot is visible (no padding, ring full: SDPA's fastest path),
-        else an additive float mask, made once per step because SDPA would convert a boolean one in every layer."""
-        if bool(visible.all()):
+    def plan_static(self, positions, col):
+        """Plan one decode step with nothing from the host: positions (B, 1) and the column col (1,) are tensors,
+        global layers attend over all max_len slots (the unwritten ones hold position -1, so the mask hides them),
+        every mask is built, and sink tokens are written through a one-hot select. The same ops on the same shapes
+        at every step, what a compiled step (and a CUDA graph) needs. Does not count columns (length)."""
+        W, S = self.config.window, self.sinks
+        step = CacheStep(self, -1, col=col)
+        q_pos = positions[:, None, :, None]  # (B, 1, 1, 1)
+        self.pos_global[:, col] = positions
+        step.mask_global = self._additive(window_mask(q_pos, self.pos_global[:, None, None, :], None, 0))
+        if W is not None:
+            step.ring_slots = S + col % W
+            self.pos_window[:, step.ring_slots] = positions.masked_fill(positions < S, -1)
+            if S:
+                step.sink_hit = torch.arange(S, device=positions.device) == positions  # (B, S): the slot written
+                self.pos_window[:, :S] = torch.where(step.sink_hit, positions, self.pos_window[:, :S])
+            step.mask_window = self._additive(window_mask(q_pos, self.pos_window[:, None, None, :], W, S))
+        return step
+
+    def _sink_cells(self, c0, Tn, device):
+        """The new tokens at sink positions 0..sinks-1, found from pads: (rows, columns within the step, positions),
+        or None."""
+        if not self.sinks or c0 - max(self.pads) >= self.sinks:
             return None
+        cells = [(b, c - c0, c - pad) for b, pad in enumerate(self.pads)
+                 for c in range(max(c0, pad), min(c0 + Tn, pad + self.sinks))]
+        return tuple(torch.tensor(cells, device=device).unbind(1)) if cells else None
+
+    def _additive(self, visible):
+        """visible (B, 1, 1, S) bool -> an additive float mask, made once per step because SDPA would convert a
+        boolean one in every layer."""
         return torch.zeros(visible.shape, device=visible.device, dtype=self.dtype).masked_fill(~visible, float("-inf"))
 
     def _map_rows(self, fn):
@@ -772,45 +904,58 @@ class KVCache:
         self.pos_global, self.pos_window = fn(self.pos_global), fn(self.pos_window)
 
     def select(self, keep):
-        """Keep only the rows where keep (B,) is True (finished rows leave the batch)."""
-        self._map_rows(lambda t: t[keep])
+        """Keep only the rows listed in keep (host ints, in order): finished rows leave the batch."""
+        index = torch.tensor(keep, device=self.pos_global.device)
+        self._map_rows(lambda t: t.index_select(0, index))
+        self.pads = [self.pads[i] for i in keep]
 
     def repeat_interleave(self, n):
         """Copy every row n times: one prefilled prompt becomes the n samples of its group."""
         self._map_rows(lambda t: t.repeat_interleave(n, dim=0))
+        self.pads = [pad for pad in self.pads for _ in range(n)]
 
 
 @dataclass
 class CacheStep:
-    """One forward's plan over a KVCache, made by KVCache.prepare and used by every layer: the first new column c0;
-    for windowed layers the ring slots that the last ring_tail new keys go to and the sink keys (rows, columns,
-    slots); the masks of global and windowed layers (None: no mask needed)."""
+    """One forward's plan over a KVCache, made by KVCache.prepare (or plan_static) and used by every layer: the first
+    new column c0; for windowed layers the ring slots that the last ring_tail new keys go to and the sink keys (rows,
+    columns, slots); the masks of global and windowed layers (None: no mask needed). A static plan has the column as
+    a tensor (col) and the sink slot each row writes as a one-hot (sink_hit)."""
     cache: KVCache
     c0: int
-    ring_slots: object = None  # a slice (decode) or a LongTensor of slots (prefill)
+    ring_slots: object = None  # a slice (decode), a LongTensor of slots (prefill, static decode)
     ring_tail: int = 0
     sinks_at: tuple | None = None
     mask_global: torch.Tensor | None = None
     mask_window: torch.Tensor | None = None
+    col: torch.Tensor | None = None
+    sink_hit: torch.Tensor | None = None
 
     def attend(self, layer, q, k, v):
         """Store this layer's new keys/values (B, Hkv, Tn, D), then attend q (B, Hq, Tn, D) -> (B, Hq, Tn, D)."""
         cache, c0, Tn = self.cache, self.c0, q.size(2)
         w = cache.windows[layer]
         K, V = cache.k[layer], cache.v[layer]
-        if w is None:
-            K[:, :, c0:c0 + Tn], V[:, :, c0:c0 + Tn] = k, v
-        else:
-            tail = self.ring_tail
-            K[:, :, self.ring_slots], V[:, :, self.ring_slots] = k[:, :, -tail:], v[:, :, -tail:]
-            if self.sinks_at is not None:
-                rows, cols, slots = self.sinks_at
-                K[rows, :, slots], V[rows, :, slots] = k[rows, :, cols], v[rows, :, cols]
         mask = self.mask_global if w is None else self.mask_window
-        if c0 == 0:  # prefill: attention over its own keys (mask: left padding's, or None)
-            return attention(q, k, v, w, cache.sinks, cache.config.attn_backend, mask)
-        if w is None:
-            K, V = K[:, :, :c0 + Tn], V[:, :, :c0 + Tn]
+        if self.col is not None:  # static decode: indexed writes, global layers read every slot
+            K[:, :, self.col if w is None else self.ring_slots] = k
+            V[:, :, self.col if w is None else self.ring_slots] = v
+            if w is not None and self.sink_hit is not None:
+                hit, S = self.sink_hit[:, None, :, None], cache.sinks  # (B, 1, S, 1)
+                K[:, :, :S], V[:, :, :S] = torch.where(hit, k, K[:, :, :S]), torch.where(hit, v, V[:, :, :S])
+        else:
+            if w is None:
+                K[:, :, c0:c0 + Tn], V[:, :, c0:c0 + Tn] = k, v
+            else:
+                tail = self.ring_tail
+                K[:, :, self.ring_slots], V[:, :, self.ring_slots] = k[:, :, -tail:], v[:, :, -tail:]
+                if self.sinks_at is not None:
+                    rows, cols, slots = self.sinks_at
+                    K[rows, :, slots], V[rows, :, slots] = k[rows, :, cols], v[rows, :, cols]
+            if c0 == 0:  # prefill: attention over its own keys (mask: left padding's, or None)
+                return attention(q, k, v, w, cache.sinks, cache.config.attn_backend, mask)
+            if w is None:
+                K, V = K[:, :, :c0 + Tn], V[:, :, :c0 + Tn]
         # decode (Tn = 1): the G query heads that share a kv head become G query rows of that head, so each cached
         # key is read once and K/V are never expanded to Hq heads; the (B, 1, 1, S) mask broadcasts over the rows
         B, Hq, _, D = q.shape

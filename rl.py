@@ -443,6 +443,8 @@ def get_parser():
                    "(bf16 on GPUs and, for 20M+ parameter models, on CPUs with native bf16; else fp32) | float32 | "
                    "bfloat16")
     g.add_argument("--grad_checkpointing", type=common.str2bool, default=False, help="recompute blocks in backward")
+    g.add_argument("--compile", type=common.str2bool, default=False, help="torch.compile the policy's training "
+                   "forward and its decode step (model.compile)")
     g = p.add_argument_group("data and sampling")
     g.add_argument("--data", default=None, help="synthetic[:task][?knobs] | gsm8k | math | jsonl:/path/{split}.jsonl. "
                    "Default: the data (and so the prompt format) the init checkpoint was trained on, from its "
@@ -825,6 +827,8 @@ def main(argv=None):
             common.check_out_dir(cfg.out_dir, inputs=[cfg.init, cfg.teacher])
         model, tok, train_state = load_policy(cfg, device)
         common.check_attn_backend(model.config.attn_backend, device, what="the checkpoint's attn_backend")
+        if cfg.compile:
+            model.compile()
         ref_model = None
         if cfg.kl_coef:
             ref_model, _ = convert.load_model(cfg.init, device=device, dtype="float32", **common.window_overrides(cfg))

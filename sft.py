@@ -159,7 +159,8 @@ def get_parser():
     g.add_argument("--dtype", default="auto", help="autocast (compute) dtype, weights stay fp32: auto (bf16 on GPUs "
                                                    "and, for models of 20M+ parameters, on CPUs with native bf16; "
                                                    "else fp32) | float32 | bfloat16")
-    g.add_argument("--compile", type=common.str2bool, default=False, help="torch.compile the model")
+    g.add_argument("--compile", type=common.str2bool, default=False, help="torch.compile the training forward and "
+                   "the held-out eval's decode step (model.compile)")
     g.add_argument("--grad_checkpointing", type=common.str2bool, default=False,
                    help="recompute each layer in the backward pass: less memory, ~30%% more compute")
     return p
@@ -395,7 +396,7 @@ def main(argv=None):
 
     raw_model = model
     if args.compile:
-        model = torch.compile(model)
+        model.compile()  # in place: the state dict keeps its keys
     if world > 1:
         model = DDP(model, device_ids=[device] if str(device).startswith("cuda") else None)
 

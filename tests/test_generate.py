@@ -6,6 +6,7 @@ really depends on which keys attention sees; `test_window_really_matters` checks
 """
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import model
 from model import GPT, GPTConfig, KVCache
@@ -133,13 +134,36 @@ def test_sampling_matches_naive_with_per_row_generators(window, sinks, layer_pat
 
 
 def test_per_row_generators_do_not_depend_on_the_batch():
+    """A row's tokens come from its own generator alone: the same in a ragged batch of other rows (which finish at
+    other steps and leave the batch, with an EOS id) as in its group alone or on its own."""
     gpt = tiny_gpt(window=4, sinks=1)
-    together = gpt.generate(PROMPTS, 20, temperature=1.0, num_samples=2,
-                            generator=[torch.Generator().manual_seed(100 + r) for r in range(8)])
-    for b, prompt in enumerate(PROMPTS):
-        alone = gpt.generate([prompt], 20, temperature=1.0, num_samples=2,
-                             generator=[torch.Generator().manual_seed(100 + 2 * b + s) for s in range(2)])
-        assert tokens(alone) == tokens(together[2 * b:2 * b + 2])
+    gens = lambda rows: [torch.Generator().manual_seed(100 + r) for r in rows]  # noqa: E731
+    free = gpt.generate(PROMPTS, 20, temperature=1.0, num_samples=2, generator=gens(range(8)))
+    for eos_ids in (None, [free[1]["tokens"][3]]):
+        together = gpt.generate(PROMPTS, 20, temperature=1.0, num_samples=2, eos_ids=eos_ids, generator=gens(range(8)))
+        if eos_ids:
+            assert 0 < sum(r["finished"] for r in together) < len(together)
+        for b, prompt in enumerate(PROMPTS):
+            group = gpt.generate([prompt], 20, temperature=1.0, num_samples=2, eos_ids=eos_ids,
+                                 generator=gens([2 * b, 2 * b + 1]))
+            single = gpt.generate([prompt], 20, temperature=1.0, eos_ids=eos_ids, generator=gens([2 * b + 1]))
+            assert tokens(group) == tokens(together[2 * b:2 * b + 2])
+            assert tokens(single) == tokens(together[2 * b + 1:2 * b + 2])
+
+
+def test_sampling_with_eos_matches_naive():
+    """Rows that finish leave the batch only every DROP_EVERY steps: what they decode after their EOS is dropped."""
+    gpt = tiny_gpt(window=5, sinks=2, layer_pattern="LG")
+    gens = lambda: [torch.Generator().manual_seed(7 + r) for r in range(len(PROMPTS) * 3)]  # noqa: E731
+    free = gpt.generate(PROMPTS, 30, temperature=0.8, num_samples=3, generator=gens())
+    eos_ids = [free[0]["tokens"][1], free[5]["tokens"][12]]
+    fast = gpt.generate(PROMPTS, 30, temperature=0.8, num_samples=3, eos_ids=eos_ids, generator=gens())
+    slow = gpt.generate_naive(PROMPTS, 30, temperature=0.8, num_samples=3, eos_ids=eos_ids, generator=gens())
+    assert tokens(fast) == tokens(slow)
+    assert [r["finished"] for r in fast] == [r["finished"] for r in slow]
+    assert len({len(r["tokens"]) for r in fast if r["finished"]}) > 2  # rows finished at several steps
+    for f, s in zip(fast, slow):
+        torch.testing.assert_close(torch.tensor(f["logprobs"]), torch.tensor(s["logprobs"]), atol=1e-4, rtol=0)
 
 
 def test_single_generator_is_reproducible():
@@ -233,22 +257,110 @@ def test_sample_next_follows_the_distribution():
     """Sampling frequencies match softmax(logits / T); filtered tokens are never drawn; logprobs are unfiltered."""
     n = 20000
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -30.0, 0.5]]).repeat(n, 1)
-    rows = torch.arange(n)
+    def uniforms(seed):
+        return model.row_uniforms(model.row_keys(torch.Generator().manual_seed(seed), n, "cpu"), 1)[:, 0]
+
     for temperature in (1.0, 0.7):
-        token, logprob = model.sample_next(logits, temperature, None, None, torch.Generator().manual_seed(0), rows)
+        token, logprob = model.sample_next(logits, temperature, None, None, uniforms(0))
         probs = torch.softmax(logits[0].double() / temperature, -1)
         freq = torch.bincount(token, minlength=6).double() / n
         assert (freq - probs).abs().max() < 0.015  # about 4 standard errors at n = 20000
         torch.testing.assert_close(logprob.double(), probs.log()[token], atol=1e-5, rtol=0)
-    token, _ = model.sample_next(logits, 1.0, 2, None, torch.Generator().manual_seed(1), rows)
+    token, _ = model.sample_next(logits, 1.0, 2, None, uniforms(1))
     assert set(token.tolist()) == {0, 1}
     assert abs((token == 0).double().mean() - torch.sigmoid(torch.tensor(1.0)).item()) < 0.015
-    # one generator per row: row i's draw depends only on its own generator
-    gens = [torch.Generator().manual_seed(i) for i in range(4)]
-    a, _ = model.sample_next(logits[:4], 1.0, None, None, gens, torch.arange(4))
-    b, _ = model.sample_next(logits[:2], 1.0, None, None, [torch.Generator().manual_seed(i) for i in (2, 3)],
-                             torch.arange(2))
-    assert a[2:].tolist() == b.tolist()
+
+
+def test_philox_known_answers():
+    """Random123's known-answer vectors for philox4x32-10 (DEShawResearch/random123, tests/kat_vectors): counter,
+    key -> the four output words."""
+    kat = [((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+           ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+           ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
+            (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1))]
+    counters, keys, expected = (torch.tensor(x) for x in zip(*kat))
+    assert model.philox4x32(counters, keys).tolist() == expected.tolist()
+
+
+def test_row_uniforms():
+    """Token t of a row with key k is the 53-bit fraction of Philox's first two words at counter (t, 0, 0, 0); the
+    uniforms of many rows and tokens look uniform, and rows with different keys are not the same stream."""
+    u = model.row_uniforms(torch.tensor([[0, 0]]), 3)
+    assert u[0, 0].item() == ((0x6627E8D5 >> 5) * 2**26 + (0xE169C58D >> 6)) / 2**53  # the first vector above
+    keys = model.row_keys(torch.Generator().manual_seed(0), 200, "cpu")
+    u = model.row_uniforms(keys, 500)  # (200, 500)
+    assert u.dtype == torch.float64 and 0 <= u.min() and u.max() < 1
+    ks = (u.flatten().sort().values - torch.arange(1, u.numel() + 1, dtype=torch.float64) / u.numel()).abs().max()
+    assert ks < 1.63 / u.numel() ** 0.5  # Kolmogorov-Smirnov at the 1% level
+    for a, b in ((u[:, :-1], u[:, 1:]), (u[0::2], u[1::2])):  # a row's successive tokens; neighbouring rows
+        assert abs(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1]) < 0.015  # ~4 standard errors
+    assert torch.equal(model.row_uniforms(keys[50:60], 500), u[50:60])  # a row's draws ignore the other rows
+
+
+class DeviceTraffic(TorchDispatchMode):
+    """Counts, on a CPU, what would make the host wait for a GPU (a value read, or an op whose output shape depends
+    on values) and random draws, at the level of ATen ops; tolist and numpy read without an op, so a patch counts
+    them."""
+
+    def __init__(self):
+        super().__init__()
+        self.reads, self.draws = [], []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        bool_index = name.startswith("index") and isinstance(args[1], (list, tuple)) and any(
+            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1])
+        if name in ("_local_scalar_dense", "nonzero", "masked_select", "unique_consecutive", "_unique2") or \
+                bool_index or (name == "repeat_interleave" and (kwargs or {}).get("output_size") is None
+                               and isinstance(args[0], torch.Tensor) and len(args) < 2):
+            self.reads.append(name)
+        if any(w in name for w in ("rand", "uniform", "normal", "bernoulli", "multinomial", "exponential")):
+            self.draws.append(name)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.fixture
+def traffic(monkeypatch):
+    mode = DeviceTraffic()
+    for method in ("tolist", "numpy"):
+        real = getattr(torch.Tensor, method)
+        monkeypatch.setattr(torch.Tensor, method, lambda self, *a, _real=real, _name=method, **k:
+                            (mode.reads.append(_name), _real(self, *a, **k))[1])
+    return mode
+
+
+def test_traffic_counter_sees_reads_and_draws(traffic):
+    """The counter below is only as good as what it sees: every kind of read the old decode loop made, and draws."""
+    x = torch.arange(6.0)
+    with traffic:
+        x.tolist(), bool((x > 2).any()), x[x > 2], int(x.max()), float(x.sum()), (x > 2).nonzero()
+        torch.rand(3, generator=torch.Generator().manual_seed(0)), torch.randint(5, (2,))
+    assert len(traffic.reads) == 6 and len(traffic.draws) == 2, (traffic.reads, traffic.draws)
+
+
+@pytest.mark.parametrize("temperature,eos", [(0.0, False), (1.0, False), (1.0, True)])
+def test_host_reads_and_random_draws_per_token(traffic, temperature, eos):
+    """At most one read of the device per generated token (the loop reads which rows finished every DROP_EVERY
+    steps), and no random draw per step (each row's key is drawn once; before the change: 8 reads and, with one
+    generator per row, 8 draws per step at batch 8). Ragged prompts, sinks, GQA, a group of 2 per prompt, per-row
+    generators as rl.py passes them; with eos, rows finish and leave the batch along the way."""
+    gpt = tiny_gpt(window=4, sinks=2, layer_pattern="LG")
+    eos_ids = [gpt.generate_naive(PROMPTS[:1], 3, temperature=0)[0]["tokens"][2]] if eos else None
+
+    def count(new_tokens):
+        traffic.reads.clear(), traffic.draws.clear()
+        gens = [torch.Generator().manual_seed(r) for r in range(len(PROMPTS) * 2)]
+        with traffic:
+            out = gpt.generate(PROMPTS, new_tokens, temperature=temperature, num_samples=2, eos_ids=eos_ids,
+                               generator=gens)
+        return len(traffic.reads), len(traffic.draws), out
+
+    (reads_short, draws_short, _), (reads_long, draws_long, out) = count(9), count(57)
+    assert reads_long - reads_short <= 57 - 9  # <= 1 read per token
+    assert reads_long - reads_short <= (57 - 9) // model.DROP_EVERY + 1
+    assert draws_long == draws_short == (0 if temperature == 0 else len(PROMPTS) * 2)
+    if eos:  # rows did finish at different steps, so the batch shrank
+        assert 0 < sum(r["finished"] for r in out) < len(out)
 
 
 def full_forward_logprobs_all(gpt, prompt, completion):

@@ -24,14 +24,13 @@ it; a section that raises is recorded as failed (with the error) and the next on
    dynamo's limit, past which it silently runs eager code).
 5. memory: torch.cuda.max_memory_allocated of the recipe's worst micro-batches (runs/gpu_qwen_gsm8k.sh): an SFT
    micro-batch of 16 x 512 tokens, a GRPO micro-batch of 16 rows of 256 + 512 tokens, the sampling of 256 rows.
-6. decode: tokens/s of KV-cached generation at batch 1, 16 and 256, eager and compiled (model.generate's
-   compile=True, where this tree has it); at batch 1 the share of the GPU's memory bandwidth that reading the
+6. decode: tokens/s of KV-cached generation at batch 1, 16 and 256, eager and compiled (model.compile_decode:
+   the decode step as one graph over a static-shape cache); at batch 1 the share of the GPU's memory bandwidth that reading the
    weights once per token would take (known peaks in PEAK_BANDWIDTH).
 7. timings: Triton vs FlexAttention vs SDPA (causal flash, the full-attention cost) at T = 4k and 16k, W = 1k,
    bf16, forward and forward+backward, median of CUDA-event times.
 """
 import argparse
-import inspect
 import json
 import math
 import os
@@ -312,20 +311,20 @@ def check_decode(device, dry_run):
     V = model.config.vocab_size
     prompt, new = (16, 16) if dry_run else (128, 256)
     batches = (1, 4) if dry_run else (1, 16, 256)
-    can_compile = "compile" in inspect.signature(model.generate).parameters
     records = []
     for compiled in (False, True):
-        if compiled and not can_compile:
-            records.append({"compiled": True, "skipped": "model.generate has no compile option in this tree"})
+        if compiled and dry_run:  # compiled = eager is tests/test_compile.py's; a CPU compile here costs minutes
+            records.append({"compiled": True, "skipped": "dry run: compiled decode is tested in tests/test_compile.py"})
             continue
+        if compiled:
+            model.compile_decode()  # generate's decode step as one graph over a static-shape cache
         for B in batches:
             prompts = [torch.randint(0, V, (prompt,), generator=torch.Generator().manual_seed(i)).tolist()
                        for i in range(B)]
-            kw = {"compile": True} if compiled else {}
 
             def run():
                 with torch.no_grad(), torch.autocast(device, dtype=torch.bfloat16):
-                    return model.generate(prompts, new, temperature=1.0, **kw)
+                    return model.generate(prompts, new, temperature=1.0)
             run()  # warm-up (and compilation)
             sync(device)
             t0 = time.perf_counter()
@@ -337,7 +336,7 @@ def check_decode(device, dry_run):
                    "tokens_per_s": tokens / seconds, "ms_per_step": 1e3 * seconds / new}
             if B == 1 and device == "cuda":
                 peak = PEAK_BANDWIDTH.get(torch.cuda.get_device_name().replace("NVIDIA ", ""))
-                weight_bytes = sum(p.numel() for p in model.parameters()) * 2  # each weight read once, in bf16
+                weight_bytes = sum(p.numel() for p in model.parameters()) * 2  # autocast's cached bf16 copies, read once
                 rec["bandwidth_share"] = weight_bytes * new / seconds / peak if peak else None
             records.append(rec)
     return {"records": records, "ok": True}

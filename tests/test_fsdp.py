@@ -83,6 +83,10 @@ def losses(path):
     return {r["step"]: r["loss"] for r in metrics(path) if "loss" in r}
 
 
+def grad_norms(path):
+    return [r["grad_norm"] for r in metrics(path) if "grad_norm" in r]
+
+
 def state(path):
     return convert.load_model(str(path), device="cpu", dtype="float32")[0].state_dict()
 
@@ -125,6 +129,8 @@ def test_sft_fsdp_equals_one_process_and_ddp(runs):
     fsdp, one, ddp = (runs / name for name in ("sft_fsdp", "sft_one", "sft_ddp"))
     assert losses(fsdp).keys() == {1, 2, 3, 4}
     assert losses(fsdp) == pytest.approx(losses(one), abs=1e-6)  # float summation order apart, the same
+    # the gradient itself: summed over ranks, not averaged (AdamW's update would hardly show a factor of 2)
+    assert grad_norms(fsdp) == pytest.approx(grad_norms(one), rel=1e-5)
     held_out = [[r["eval_loss"] for r in metrics(d) if "eval_loss" in r] for d in (fsdp, one)]
     assert len(held_out[0]) == 3 and held_out[0] == pytest.approx(held_out[1], abs=1e-6)
     weights = state(fsdp)
@@ -161,6 +167,7 @@ def test_grpo_fsdp_equals_one_process(runs):
     assert [r.get("reward") for r in logs[0]] == [r.get("reward") for r in logs[1]]
     train = [[r["loss"] for r in log if "loss" in r] for log in logs]
     assert len(train[0]) == 2 and train[0] == pytest.approx(train[1], abs=1e-6)
+    assert grad_norms(fsdp) == pytest.approx(grad_norms(one), rel=1e-5)
     assert_close(state(fsdp), state(one), atol=2e-6)  # 4e-7 measured, against updates of ~1e-3 per step
     assert not torch.equal(state(fsdp)["embed.weight"], state(runs / "init")["embed.weight"])
 

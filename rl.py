@@ -16,6 +16,9 @@ that work under the window.
     # the same on 8 GPUs (every rank samples its own 32/8 = 4 prompts; groups never straddle ranks)
     torchrun --nproc_per_node=8 rl.py --init=out/sft --data=gsm8k --steps=200 --prompts_per_step=32 \\
         --max_new_tokens=512 --micro_batch_size=16 --lr=2e-6 --eval_every=25
+    # a model whose weights, gradients and AdamW state (16 B/param) do not fit one GPU: sharded over 8 (parallel.py)
+    torchrun --nproc_per_node=8 rl.py --init=out/sft_7b --data=gsm8k --fsdp=true --prompts_per_step=32 \\
+        --max_new_tokens=512 --micro_batch_size=16 --lr=1e-6 --eval_every=25
 
 Defaults follow the init (PROFILES below): --data is the data the init checkpoint was trained on (its
 run_config.json), the window is the checkpoint's own (--window=keep); the toy demo gets lr 1e-4 and 160 new tokens,

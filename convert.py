@@ -134,7 +134,7 @@ ROPE_TYPES = ("default", "linear", "llama3")  # what model.rope_inv_freq impleme
 HUB_FILES = ["config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json",
              "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"]
 CHECKPOINT_FILES = ("model.safetensors", "config.json", "run_config.json", "train_state.pt", "tokenizer.json",
-                    "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", COMPLETE)
+                    "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "sharded", COMPLETE)
 # what export_hf replaces in its directory (a transformers directory may hold all of these; other files stay)
 EXPORT_FILES = ("model.safetensors", "model.safetensors.index.json", "config.json", "generation_config.json",
                 "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", COMPLETE)
@@ -607,10 +607,13 @@ def _load_gguf(path, overrides, device, dtype):
 # Our checkpoint format
 
 
-def save_checkpoint(out_dir, model, tokenizer, run_config=None, train_state=None):
+def save_checkpoint(out_dir, model, tokenizer, run_config=None, train_state=None, weights=None, extra=None):
     """Write a self-contained checkpoint directory; a crash at any moment leaves the old one or the new one, whole.
 
-    out_dir/model.safetensors   our tensor names (a tied head is stored once, as embed.weight)
+    out_dir/model.safetensors   our tensor names (a tied head is stored once, as embed.weight): weights, default
+                                model.state_dict(); {} writes none (an FSDP run's checkpoint before its end, whose
+                                weights are in sharded/, see parallel.save)
+    out_dir/sharded/            what extra(new directory) writes, when given: an FSDP run's DCP shards
     out_dir/config.json         {"format": "swarr", "model": GPTConfig fields}
     out_dir/tokenizer*.json     the tokenizer (tokenizer.save)
     out_dir/run_config.json     the run's flags, when given
@@ -622,8 +625,12 @@ def save_checkpoint(out_dir, model, tokenizer, run_config=None, train_state=None
     at any moment is safe). Other files in out_dir (metrics.jsonl, samples.jsonl...) are carried over.
     """
     def write(tmp):
-        state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-        _save_safetensors(state, os.path.join(tmp, "model.safetensors"))
+        state = {k: v.detach().to("cpu").contiguous() for k, v in (model.state_dict() if weights is None
+                                                                    else weights).items()}
+        if state:
+            _save_safetensors(state, os.path.join(tmp, "model.safetensors"))
+        if extra is not None:
+            extra(tmp)
         _write_json(os.path.join(tmp, "config.json"), {"format": "swarr", "model": model.config.to_dict()})
         tokenizer.save(tmp)
         if run_config is not None:
@@ -728,8 +735,22 @@ def _load_swarr_dir(path, overrides, device, dtype):
     config = make_config(GPTConfig.from_dict(fields).to_dict(), overrides, f"{path}/config.json")
     tokenizer = Tokenizer.load(path)
     _check_vocab(config, tokenizer, path)
+    if not os.path.isfile(os.path.join(path, "model.safetensors")) and os.path.isdir(os.path.join(path, "sharded")):
+        names, get = _dcp_weights(os.path.join(path, "sharded"))
+        return build_model(config, names, get, None, path, device=device, dtype=dtype), tokenizer
     with _safetensors(path) as (names, get):
         return build_model(config, names, get, None, path, device=device, dtype=dtype), tokenizer
+
+
+def _dcp_weights(path):
+    """The weights of an FSDP run's checkpoint before its end (parallel.save): torch.distributed.checkpoint's shards,
+    assembled into whole tensors by this process alone -> (names, get) as _safetensors gives them."""
+    import torch.distributed.checkpoint as dcp
+    stored = dcp.FileSystemReader(path).read_metadata().state_dict_metadata
+    weights = {k.removeprefix("model."): torch.empty(m.size, dtype=m.properties.dtype)
+               for k, m in stored.items() if k.startswith("model.")}
+    dcp.load({"model": weights}, checkpoint_id=path, no_dist=True)
+    return list(weights), weights.__getitem__
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -16,6 +16,9 @@ that work under the window.
     # the same on 8 GPUs (every rank samples its own 32/8 = 4 prompts; groups never straddle ranks)
     torchrun --nproc_per_node=8 rl.py --init=out/sft --data=gsm8k --steps=200 --prompts_per_step=32 \\
         --max_new_tokens=512 --micro_batch_size=16 --lr=2e-6 --eval_every=25
+    # a model whose weights, gradients and AdamW state (16 B/param) do not fit one GPU: sharded over 8 (parallel.py)
+    torchrun --nproc_per_node=8 rl.py --init=out/sft_7b --data=gsm8k --fsdp=true --prompts_per_step=32 \\
+        --max_new_tokens=512 --micro_batch_size=16 --lr=1e-6 --eval_every=25
 
 Defaults follow the init (PROFILES below): --data is the data the init checkpoint was trained on (its
 run_config.json), the window is the checkpoint's own (--window=keep); the toy demo gets lr 1e-4 and 160 new tokens,
@@ -54,6 +57,9 @@ One step, in the order of the code below:
  10. data parallel under torchrun: each rank generates and trains on its own whole groups, and the gradients are
      summed once per update (sync_gradients). (No DDP wrapper: after filtering, ranks may run different numbers of
      micro-batches, which DDP's per-backward hooks cannot allow; with the step-wide normalizer a plain sum is exact.)
+     With --fsdp (parallel.py) each rank holds a shard of the model: FSDP sums the gradients in every backward,
+     generation runs with the weights gathered, and a rank with fewer micro-batches than another runs zero-weight
+     ones (padding in accumulate_gradients), because every rank must run the same forward/backward passes.
 
 Simplifications, stated openly:
   - On-policy, --inner_epochs=1 by default: the ratio rho is exactly 1 and the method is REINFORCE with a
@@ -107,6 +113,7 @@ import common
 import convert
 import data
 import eval as evaluation
+import parallel
 import verify
 from model import auto_backend
 
@@ -297,6 +304,8 @@ def share_prompt_for(cfg, model, rows):
     cover, only costs memory) and the rows are short enough for the model's own windowed attention to be the dense
     mask anyway (model.auto_backend; past that crossover the chunked path costs O(T x W) and the shared rows'
     attention O(T x (prompt + T))). On GPUs auto keeps the windowed kernels: unmeasured against the shared path."""
+    if parallel.is_fsdp(model):  # the passes would differ between ranks (parallel.py)
+        return False
     if cfg.share_prompt != "auto":
         return cfg.share_prompt
     device = next(model.parameters()).device
@@ -307,7 +316,7 @@ def share_prompt_for(cfg, model, rows):
 
 
 def accumulate_gradients(model, rows, normalizer, cfg, pad_id, ref_model=None, amp_dtype=torch.float32,
-                         teacher=None):
+                         teacher=None, padding=None):
     """Forward and backward over micro-batches of at most cfg.micro_batch_size rows: the rows of one prompt together
     (so that they can share its forward, see share_prompt_for), the prompts by their longest row, longest first
     (similar lengths share a micro-batch, so little padding, and the peak memory comes first). The gradients add up
@@ -321,7 +330,10 @@ def accumulate_gradients(model, rows, normalizer, cfg, pad_id, ref_model=None, a
 
     With a teacher (--teacher) the rows' "adv" is not used: each token's advantage is distill_advantages(the teacher's
     log-probs of the same tokens, these old log-probs), so it too stays fixed over the --inner_epochs, and
-    stats["teacher_kl"] sums log p_student - log p_teacher over the tokens."""
+    stats["teacher_kl"] sums log p_student - log p_teacher over the tokens.
+
+    padding=(count, row), under FSDP: after its own micro-batches this rank runs `row` with zero weight until it has
+    run count passes (the most of any rank), so that every rank calls FSDP's collectives equally often."""
     device = next(model.parameters()).device
     length = lambda r: len(r["prompt"]) + len(r["tokens"])  # noqa: E731
     longest = {}
@@ -329,8 +341,13 @@ def accumulate_gradients(model, rows, normalizer, cfg, pad_id, ref_model=None, a
         longest[tuple(r["prompt"])] = max(longest.get(tuple(r["prompt"]), 0), length(r))
     order = sorted(rows, key=lambda r: (longest[tuple(r["prompt"])], tuple(r["prompt"]), length(r)), reverse=True)
     total = {"loss": torch.zeros((), device=device)}
-    for start in range(0, len(order), cfg.micro_batch_size):
-        chunk = order[start:start + cfg.micro_batch_size]
+    chunks = [order[start:start + cfg.micro_batch_size] for start in range(0, len(order), cfg.micro_batch_size)]
+    if padding is not None:
+        chunks += [None] * (padding[0] - len(chunks))
+    for chunk in chunks:
+        weight = 1.0
+        if chunk is None:  # a placeholder: the same layers, collectives and ops as a micro-batch, zero gradient
+            chunk, weight = [dict(padding[1])], 0.0
         x, pos, tokens, sampler_logp, mask, adv = collate(chunk, pad_id, device, share_prompt_for(cfg, model, chunk))
         with common.autocast(device, amp_dtype):
             logp = completion_logprobs(model, x, pos, tokens, mask, cfg.temperature)  # (B, L)
@@ -356,16 +373,18 @@ def accumulate_gradients(model, rows, normalizer, cfg, pad_id, ref_model=None, a
         stats["logp_diff"] = ((logp.detach() - sampler_logp).abs() * mask).sum()
         if teacher is not None:
             stats["teacher_kl"] = -adv.sum()
-        loss.backward()
-        total["loss"] += loss.detach()
-        for k, v in stats.items():
-            total[k] = total.get(k, 0) + v.detach().to(device)
+        (loss * weight).backward()
+        if weight:
+            total["loss"] += loss.detach()
+            for k, v in stats.items():
+                total[k] = total.get(k, 0) + v.detach().to(device)
     return total
 
 
 def sync_gradients(model):
-    """Sum the gradients over ranks (each rank's loss already carries the global normalizer)."""
-    if not dist.is_initialized():
+    """Sum the gradients over ranks (each rank's loss already carries the global normalizer). FSDP has summed its
+    own in the backward."""
+    if not dist.is_initialized() or parallel.is_fsdp(model):
         return
     for p in model.parameters():
         if p.requires_grad:
@@ -445,6 +464,7 @@ def get_parser():
     g.add_argument("--grad_checkpointing", type=common.str2bool, default=False, help="recompute blocks in backward")
     g.add_argument("--compile", type=common.str2bool, default=False, help="torch.compile the policy's training "
                    "forward and its decode step (model.compile)")
+    parallel.add_flag(g)
     g = p.add_argument_group("data and sampling")
     g.add_argument("--data", default=None, help="synthetic[:task][?knobs] | gsm8k | math | jsonl:/path/{split}.jsonl. "
                    "Default: the data (and so the prompt format) the init checkpoint was trained on, from its "
@@ -530,8 +550,13 @@ def check_config(cfg, world):
         raise ValueError(f"--overlong_buffer must be in 0..--max_new_tokens, got {cfg.overlong_buffer}")
 
 
-def save(cfg, model, tok, optimizer, step, cursor):
-    """The checkpoint, with what an exact --resume needs: optimizer, RNG states, step and data cursor."""
+def save(cfg, model, tok, optimizer, step, cursor, final=False):
+    """The checkpoint, with what an exact --resume needs: optimizer, RNG states, step and data cursor. Under FSDP
+    sharded, and consolidated at the end (final; parallel.save)."""
+    if cfg.out_dir and parallel.is_fsdp(model):
+        parallel.save(cfg.out_dir, model, optimizer, tok, vars(cfg),
+                      {"step": step, "cursor": cursor, "rng": common.rng_state()}, final)
+        return
     if cfg.out_dir and common.is_main():
         train_state = {"step": step, "cursor": cursor, "optimizer": optimizer.state_dict(), "rng": common.rng_state()}
         convert.save_checkpoint(cfg.out_dir, model, tok, run_config=vars(cfg), train_state=train_state)
@@ -544,10 +569,12 @@ def held_out_eval(cfg, model, tok, eval_set, amp_dtype, step, metrics_log):
     if eval_set is None or not cfg.eval_every:
         return {}
     result = {}
+    with parallel.gathered(model):  # FSDP: rank 0's generate needs the whole model there
+        if common.is_main():
+            with common.autocast(next(model.parameters()).device, amp_dtype):
+                summary, _ = evaluation.evaluate(model, tok, eval_set, limit=cfg.eval_limit,
+                                                 batch_size=cfg.eval_batch_size, max_new_tokens=cfg.max_new_tokens)
     if common.is_main():
-        with common.autocast(next(model.parameters()).device, amp_dtype):
-            summary, _ = evaluation.evaluate(model, tok, eval_set, limit=cfg.eval_limit,
-                                             batch_size=cfg.eval_batch_size, max_new_tokens=cfg.max_new_tokens)
         result = {f"eval_{k}": v for k, v in summary.items() if isinstance(v, (int, float))}
         common.print0(f"eval @ step {step}: accuracy {summary['accuracy']:.3f} on {summary['n']} held-out "
                       f"problems, mean length {summary['mean_len']:.1f}"
@@ -579,7 +606,7 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
     state = state or {}
     start_step, cursor = int(state.get("step", 0)), int(state.get("cursor", 0))
     if "optimizer" in state:
-        common.load_optimizer_state(optimizer, state["optimizer"])
+        parallel.load_optimizer(model, optimizer, state["optimizer"], common.resume_dir(cfg))
     if "rng" in state:
         common.set_rng_state(state["rng"])
     out_dir = cfg.out_dir
@@ -618,7 +645,7 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
                       for i in range(P_local) for j in range(G)]
         model.eval()
         t0 = time.perf_counter()
-        with common.autocast(device, amp_dtype):
+        with parallel.gathered(model), common.autocast(device, amp_dtype):
             outs = model.generate(prompts, cfg.max_new_tokens, temperature=cfg.temperature, num_samples=G,
                                   eos_ids=tok.eos_ids, generator=generators)  # P_local * G dicts, prompt-major
         gen_time = time.perf_counter() - t0
@@ -667,6 +694,10 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
         rows = [{"prompt": prompts[n // G], "tokens": outs[n]["tokens"], "logprobs": outs[n]["logprobs"],
                  "adv": float(my_adv[n])} for n in range(len(outs))
                 if keep[n] and (my_adv[n] != 0 or cfg.kl_coef or teacher is not None)]
+        padding = None
+        if parallel.is_fsdp(model):  # as many passes as the busiest rank, the extra ones on a row of zero weight
+            filler = {"prompt": prompts[0], "tokens": prompts[0][-1:], "logprobs": [0.0], "adv": 0.0}
+            padding = parallel.most(math.ceil(len(rows) / cfg.micro_batch_size)), filler
 
         # ---- 6. the update(s)
         model.train()
@@ -677,8 +708,8 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
         grad_norm, loss_value, epoch_stats = float("nan"), float("nan"), []
         for epoch in range(cfg.inner_epochs if normalizer > 0 else 0):
             optimizer.zero_grad(set_to_none=True)
-            stats = (accumulate_gradients(model, rows, normalizer, cfg, tok.pad_id, ref_model, amp_dtype, teacher)
-                     if rows else {"loss": torch.zeros((), device=device)})
+            stats = (accumulate_gradients(model, rows, normalizer, cfg, tok.pad_id, ref_model, amp_dtype, teacher,
+                                          padding) if rows or padding else {"loss": torch.zeros((), device=device)})
             sync_gradients(model)
             keys = ["loss", "tokens", "clipped", "logp_diff", "kl", "teacher_kl"]
             reduced = common.all_reduce_sum(torch.stack([torch.as_tensor(stats.get(k, 0.0), device=device,
@@ -755,7 +786,7 @@ def train(cfg, model, tok, train_set, eval_set=None, reward_fn=None, state=None,
             metrics_log.log({k: v for k, v in m.items() if not k.startswith("eval_")})
         history.append(m)
         if (cfg.save_every and (step + 1) % cfg.save_every == 0) or last:
-            save(cfg, model, tok, optimizer, step + 1, cursor)
+            save(cfg, model, tok, optimizer, step + 1, cursor, final=last)
             last_saved = step + 1
     bar.close()
     return history
@@ -827,6 +858,12 @@ def main(argv=None):
             common.check_out_dir(cfg.out_dir, inputs=[cfg.init, cfg.teacher])
         model, tok, train_state = load_policy(cfg, device)
         common.check_attn_backend(model.config.attn_backend, device, what="the checkpoint's attn_backend")
+        cfg.fsdp = parallel.use_fsdp(cfg.fsdp, world, device, model.num_params())  # run_config.json: what ran
+        if cfg.fsdp:
+            if cfg.share_prompt is True:
+                raise ValueError("--share_prompt=true does not go with FSDP (ranks would run different passes "
+                                 "through the layers); use --share_prompt=auto or false")
+            parallel.shard(model, common.autocast_dtype(cfg.dtype, device, model.num_params()))
         if cfg.compile:
             model.compile()
         ref_model = None

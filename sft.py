@@ -9,6 +9,8 @@ Stage 1 of SWARR: put a model under a sliding window and fine-tune it on worked 
     python sft.py --init=gguf:/path/SmolLM2-135M-Instruct.Q4_1.gguf \
         --data=jsonl:../shared/data/gsm8k/{split}.jsonl --steps=20 --eval_every=10 --eval_limit=16   # CPU, offline
     torchrun --standalone --nproc_per_node=8 sft.py ...(the same flags)   # DDP: 8x the global batch
+    torchrun --standalone --nproc_per_node=8 sft.py --fsdp=true ...   # FSDP2: each GPU holds 1/8 of the model's
+                                                                      # training state (parallel.py; README)
     python sft.py --resume=true --out_dir=out/sft   # continue exactly where the last checkpoint left off
 
 Defaults follow the init (common.init_profile; printed at start and saved in run_config.json as "profile"):
@@ -78,6 +80,7 @@ import common
 import convert
 import data
 import eval as evaluation
+import parallel
 from model import BACKENDS, GPT, GPTConfig
 from tokenizer import Tokenizer
 
@@ -161,6 +164,7 @@ def get_parser():
                                                    "else fp32) | float32 | bfloat16")
     g.add_argument("--compile", type=common.str2bool, default=False, help="torch.compile the training forward and "
                    "the held-out eval's decode step (model.compile)")
+    parallel.add_flag(g)
     g.add_argument("--grad_checkpointing", type=common.str2bool, default=False,
                    help="recompute each layer in the backward pass: less memory, ~30%% more compute")
     return p
@@ -285,6 +289,11 @@ def heldout_loss(model, seqs, masks, batch_size, pad_id, device, dtype):
 
 def held_out_eval(args, model, tok, test_set, eval_seqs, eval_masks, device, dtype, step, logger):
     """The held-out loss and (--eval_limit) greedy accuracy, logged on rank 0 -> the record (None on other ranks)."""
+    with parallel.gathered(model):  # FSDP: rank 0's forwards need the whole model there
+        return _held_out_eval(args, model, tok, test_set, eval_seqs, eval_masks, device, dtype, step, logger)
+
+
+def _held_out_eval(args, model, tok, test_set, eval_seqs, eval_masks, device, dtype, step, logger):
     record = None
     if common.is_main():
         record = {"step": step, "eval_loss": heldout_loss(model, eval_seqs, eval_masks, args.batch_size, tok.pad_id,
@@ -309,9 +318,12 @@ def held_out_eval(args, model, tok, test_set, eval_seqs, eval_masks, device, dty
     return record
 
 
-def save(args, model, tok, optimizer, position):
+def save(args, model, tok, optimizer, position, final=False):
     """The checkpoint, with what an exact --resume needs: position (step, epoch, cursor, global batch), optimizer and
-    RNG states."""
+    RNG states. Under FSDP sharded, and consolidated at the end (final; parallel.save)."""
+    if parallel.is_fsdp(model):
+        parallel.save(args.out_dir, model, optimizer, tok, vars(args), {**position, "rng": common.rng_state()}, final)
+        return
     if common.is_main():
         train_state = {**position, "optimizer": optimizer.state_dict(), "rng": common.rng_state()}
         convert.save_checkpoint(args.out_dir, model, tok, run_config=vars(args), train_state=train_state)
@@ -349,6 +361,7 @@ def main(argv=None):
         model, tok, train_state = build_model(args, device)
         model.grad_checkpointing = args.grad_checkpointing
         dtype = common.autocast_dtype(args.dtype, device, model.num_params())  # weights stay float32
+        args.fsdp = parallel.use_fsdp(args.fsdp, world, device, model.num_params())  # run_config.json: what ran
         if args.max_len > model.config.block_size:
             raise ValueError(f"--max_len={args.max_len} is longer than the model's context "
                              f"({model.config.block_size} positions)")
@@ -371,11 +384,13 @@ def main(argv=None):
 
     common.print0(f"model: {model.num_params() / 1e6:.2f}M parameters, window={model.config.window} "
                   f"sinks={model.config.sinks} layer_pattern={model.config.layer_pattern} | device {device}, "
-                  f"autocast {dtype}, world size {world}")
+                  f"autocast {dtype}, world size {world}" + (" (FSDP)" if args.fsdp else " (DDP)" if world > 1 else ""))
     common.print0(f"data: {args.data}: {len(seqs)} train examples ({dropped} longer than {args.max_len} dropped, "
                   f"{train_set.skip_report()}), {len(eval_seqs)} held-out for the loss | global batch "
                   f"{global_batch}, {steps_per_epoch} steps per epoch, {total_steps} steps")
 
+    if args.fsdp:
+        parallel.shard(model, dtype)  # before the optimizer, which then holds this rank's shards only
     optimizer = make_optimizer(model, args, device)
     step, epoch, cursor = 0, 0, 0
     if train_state is not None:
@@ -384,7 +399,7 @@ def main(argv=None):
             common.die(f"--resume: the checkpoint was trained with a global batch of {state['global_batch']} "
                        f"examples, this run has {global_batch} (batch_size * grad_accum * processes); use the same")
         try:
-            common.load_optimizer_state(optimizer, state["optimizer"])
+            parallel.load_optimizer(model, optimizer, state["optimizer"], ckpt)
         except ValueError as e:
             common.die(f"--resume: {ckpt}: {e}", code=2)
         if state["cursor"] > steps_per_epoch:
@@ -397,8 +412,9 @@ def main(argv=None):
     raw_model = model
     if args.compile:
         model.compile()  # in place: the state dict keeps its keys
-    if world > 1:
+    if world > 1 and not args.fsdp:
         model = DDP(model, device_ids=[device] if str(device).startswith("cuda") else None)
+    averaged = world if isinstance(model, DDP) else 1  # DDP averages gradients over ranks, FSDP sums (parallel.py)
 
     metrics_path = os.path.join(args.out_dir, "metrics.jsonl")
     if common.is_main():
@@ -431,11 +447,13 @@ def main(argv=None):
             rows = batch[start:start + args.batch_size]
             idx, targets = data.pad_batch([seqs[i] for i in rows], [masks[i] for i in rows], tok.pad_id)  # (B, T)
             idx, targets = idx.to(device), targets.to(device)
-            if world > 1:  # all-reduce the gradients only once, after the last micro-batch
+            # DDP all-reduces the gradients only once, after the last micro-batch; FSDP reduce-scatters after every
+            # one (deferring would keep the whole model's gradients on every rank)
+            if isinstance(model, DDP):
                 model.require_backward_grad_sync = micro == args.grad_accum - 1
             with common.autocast(device, dtype):
                 _, loss = model(idx, targets, loss_reduction="sum", return_logits=False)
-            (loss * world / n_global).backward()  # DDP averages over ranks; * world turns that into a sum
+            (loss * averaged / n_global).backward()  # * world turns DDP's average into a sum
             loss_sum += loss.detach()
         mean_loss = common.all_reduce_sum(loss_sum).item() / n_global
         if not math.isfinite(mean_loss):
@@ -467,7 +485,7 @@ def main(argv=None):
                                       logger)
         if step == total_steps or (args.save_every and step % args.save_every == 0):
             save(args, raw_model, tok, optimizer, {"step": step, "epoch": epoch, "cursor": cursor,
-                                                   "global_batch": global_batch})
+                                                   "global_batch": global_batch}, final=step == total_steps)
             last_saved = args.out_dir
     pbar.close()
 

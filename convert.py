@@ -703,6 +703,8 @@ def check_train_state(state, where):
             raise ValueError(f"{where}: {key} is {repr(value)[:40]}, not an integer in [{low}, {high}]: a damaged "
                              f"or hand-edited training state")
     optimizer = state.get("optimizer", {"state": {}, "param_groups": []})
+    if optimizer == "sharded":  # an FSDP run's: the shards are in the checkpoint's sharded/ (parallel.load_optimizer)
+        optimizer = {"state": {}, "param_groups": []}
     if not (isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)
             and isinstance(optimizer.get("param_groups"), list)):
         raise ValueError(f"{where}: the optimizer entry is not an optimizer state (state and param_groups)")

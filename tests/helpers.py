@@ -1,6 +1,7 @@
 """Shared test fixtures: tiny random transformers checkpoints of every supported family, and the SmolLM2 GGUF."""
 
 import importlib.util
+import json
 import math
 import os
 
@@ -89,3 +90,29 @@ def reference_attention(q, k, v, window, sinks, scale=None):
     scale = 1 / math.sqrt(q.size(-1)) if scale is None else scale
     scores = (q @ k.transpose(-1, -2)) * scale
     return torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1) @ v
+
+
+def teach_to_stop(model, steps=30):
+    """A few Adam steps on random bytes with the EOS (256) as 15% of the targets, so that a tiny byte-level policy
+    stops now and then: its GRPO completions vary in length and --overlong_buffer gives the groups reward variance
+    (a random model never solves the task, and zero rewards would update nothing). -> model."""
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        idx = torch.randint(0, 256, (8, 24), generator=g)
+        targets = torch.where(torch.rand(8, 24, generator=g) < 0.15, 256, torch.randint(0, 256, (8, 24), generator=g))
+        opt.zero_grad()
+        model(idx, targets)[1].backward()
+        opt.step()
+    return model
+
+
+def metrics(out_dir):
+    """A run's metrics.jsonl, as a list of records."""
+    with open(os.path.join(out_dir, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def train_losses(out_dir):
+    """{step: training loss} of a run."""
+    return {r["step"]: r["loss"] for r in metrics(out_dir) if "loss" in r}

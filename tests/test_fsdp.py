@@ -23,6 +23,7 @@ import parallel  # noqa: E402
 import rl  # noqa: E402
 import sft  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
+from helpers import metrics, teach_to_stop, train_losses  # noqa: E402
 from tokenizer import Tokenizer  # noqa: E402
 
 # 2 blocks, so that FSDP has two block units besides the root; 4 examples per step, 2 per rank (or 2 x 2 micro-batches
@@ -74,13 +75,6 @@ def drive(out):
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def metrics(path):
-    with open(os.path.join(path, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f]
-
-
-def losses(path):
-    return {r["step"]: r["loss"] for r in metrics(path) if "loss" in r}
 
 
 def grad_norms(path):
@@ -102,15 +96,7 @@ def runs(tmp_path_factory):
     """The directory of the torchrun side's runs, and of the same runs in this one process."""
     out = tmp_path_factory.mktemp("fsdp")
     torch.manual_seed(0)  # an RL init that stops (EOS) now and then, so that rewards vary (as test_rl's fixture)
-    model = GPT(GPTConfig(vocab_size=257, n_layer=2, n_head=2, n_embd=32, block_size=256, window=8))
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(30):
-        idx = torch.randint(0, 256, (8, 24), generator=g)
-        targets = torch.where(torch.rand(8, 24, generator=g) < 0.15, 256, torch.randint(0, 256, (8, 24), generator=g))
-        opt.zero_grad()
-        model(idx, targets)[1].backward()
-        opt.step()
+    model = teach_to_stop(GPT(GPTConfig(vocab_size=257, n_layer=2, n_head=2, n_embd=32, block_size=256, window=8)))
     convert.save_checkpoint(out / "init", model, Tokenizer.byte_level(),
                             run_config={"data": "synthetic:lagged?n_digits=4&n_steps=2&size=200"})
 
@@ -127,8 +113,8 @@ def test_sft_fsdp_equals_one_process_and_ddp(runs):
     """2 ranks x 2 examples under FSDP == 1 process x 2 micro-batches of 2 == DDP: losses, held-out losses, weights
     (read back from the consolidated checkpoint by convert.load_model)."""
     fsdp, one, ddp = (runs / name for name in ("sft_fsdp", "sft_one", "sft_ddp"))
-    assert losses(fsdp).keys() == {1, 2, 3, 4}
-    assert losses(fsdp) == pytest.approx(losses(one), abs=1e-6)  # float summation order apart, the same
+    assert train_losses(fsdp).keys() == {1, 2, 3, 4}
+    assert train_losses(fsdp) == pytest.approx(train_losses(one), abs=1e-6)  # float summation order apart, the same
     # the gradient itself: summed over ranks, not averaged (AdamW's update would hardly show a factor of 2)
     assert grad_norms(fsdp) == pytest.approx(grad_norms(one), rel=1e-5)
     held_out = [[r["eval_loss"] for r in metrics(d) if "eval_loss" in r] for d in (fsdp, one)]
@@ -151,12 +137,12 @@ def test_sft_checkpoints_sharded_then_consolidated(runs):
     assert not any(k.startswith("model.") for k in stored) and any(k.startswith("optimizer.") for k in stored)
     a, b = state(end), state(resumed)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert losses(resumed) == {step: loss for step, loss in losses(end).items() if step > 2}
+    assert train_losses(resumed) == {step: loss for step, loss in train_losses(end).items() if step > 2}
 
 
 def test_sft_bf16_runs_sharded(runs):
     """bf16 compute with the Blocks gathered in bf16: the first loss is the fp32 run's up to bf16 rounding."""
-    assert losses(runs / "sft_bf16")[1] == pytest.approx(losses(runs / "sft_fsdp")[1], abs=5e-3)
+    assert train_losses(runs / "sft_bf16")[1] == pytest.approx(train_losses(runs / "sft_fsdp")[1], abs=5e-3)
 
 
 def test_grpo_fsdp_equals_one_process(runs):

@@ -425,17 +425,8 @@ def tiny_checkpoint(tmp_path_factory):
     from tokenizer import Tokenizer
 
     path = tmp_path_factory.mktemp("ckpt") / "sft"
-    model = tiny_model(window=8)
-    # A few steps of teaching it to stop (EOS) now and then, so completion lengths vary and --overlong_buffer gives
-    # the groups reward variance: a random model never solves the task, and zero rewards would update nothing.
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    g = torch.Generator().manual_seed(0)
-    for _ in range(30):
-        idx = torch.randint(0, 256, (8, 24), generator=g)
-        targets = torch.where(torch.rand(8, 24, generator=g) < 0.15, 256, torch.randint(0, 256, (8, 24), generator=g))
-        opt.zero_grad()
-        model(idx, targets)[1].backward()
-        opt.step()
+    from helpers import teach_to_stop
+    model = teach_to_stop(tiny_model(window=8))
     convert.save_checkpoint(path, model, Tokenizer.byte_level(),
                             run_config={"data": "synthetic:lagged?n_digits=4&n_steps=2&size=200"})
     return str(path)

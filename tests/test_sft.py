@@ -17,6 +17,7 @@ import data
 import model as model_lib
 import sft
 from model import GPT, GPTConfig
+from helpers import metrics, train_losses
 from tokenizer import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,13 +31,6 @@ TINY = ["--init=scratch", "--n_layer=1", "--n_head=2", "--n_embd=32", "--block_s
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def metrics(out_dir):
-    with open(os.path.join(out_dir, "metrics.jsonl")) as f:
-        return [json.loads(line) for line in f]
-
-
-def train_losses(out_dir):
-    return {r["step"]: r["loss"] for r in metrics(out_dir) if "loss" in r}
 
 
 def checkpoint(out_dir):

@@ -69,7 +69,10 @@ The lagged task (`synthetic`, `synthetic:lagged`): long-range dependencies insid
   trains (3 layers reach 51 and can learn to relay values, as the measured toy showed). Each extra digit of L
   pushes reference lookups back by 8 and local ones by 1 (L=8: 53 and 17).
   Knobs: n_digits=6, n_steps=8, local_frac=0.2 (share of local solutions in the SFT mix, the rest reference),
-  size (default 20,000 train / 500 test), seed=0.
+  size (default 20,000 train / 500 test), seed=0, zero_frac=0 (a curriculum for training from scratch: each
+  prompt digit is 0 with this probability. With uniform digits the sum c = a + b mod 10 is independent of a and
+  of b alone, so no gradient leads attention to either operand until both are found at once, and some seeds stall
+  at chance on every sum; when one operand is 0 the sum is a copy of the other, which is learned at once).
 
 The arith task (`synthetic:arith`): named quantities, each defined from an earlier one; the question asks for the
 first (or, with ask=1, the first computed one) plus the last, so that value is needed again at the very end.
@@ -224,17 +227,22 @@ def lagged_solutions(digits, n_steps):
 class Lagged:
     n_digits: int = 6  # L: the lag, which sets the reference-style dependency distance (8L-11 characters)
     n_steps: int = 8  # K: values to compute
+    zero_frac: float = 0.0  # a curriculum: each prompt digit is 0 with this probability (else uniform 0-9)
     instruction = None  # the format is the task: no instruction text (class attribute, not a knob)
 
     def __post_init__(self):
         if self.n_digits < 1 or self.n_steps < 1:
             raise ValueError(f"synthetic:lagged needs n_digits >= 1 and n_steps >= 1, got {self.n_digits}, {self.n_steps}")
+        if not 0.0 <= self.zero_frac <= 1.0:
+            raise ValueError(f"synthetic:lagged needs 0 <= zero_frac <= 1, got {self.zero_frac}")
 
     def style(self, text):
         return trace_style(text)
 
     def make(self, rng):
-        digits = [rng.randrange(10) for _ in range(self.n_digits)]
+        # zero_frac=0 draws nothing extra, so the default stream (and every seed's data) is unchanged
+        digits = [0 if self.zero_frac and rng.random() < self.zero_frac else rng.randrange(10)
+                  for _ in range(self.n_digits)]
         return {"question": "".join(map(str, digits)) + "=", **lagged_solutions(digits, self.n_steps)}
 
 

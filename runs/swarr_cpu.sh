@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The SWARR experiment at toy scale, on a CPU, seeded (README "Results"):
 #   sa       a 2-layer model trained from scratch with FULL attention on the synthetic SFT mix (LOCAL=0.3: mostly
-#            reference-style traces, as real SFT data is), standing in for the pretrained SA model
+#            reference-style traces, as real SFT data is), standing in for the pretrained SA model; its prompts have
+#            extra zeros (ZERO_FRAC: a curriculum, see below); every later stage and the eval use uniform digits
 #   swa_sft  sa converted to window W and fine-tuned on the same mix (stage 1 of the recipe)
 #   swa_rl   swa_sft after GRPO under the window (stage 2), rewarded only on the final answer
 #   swa_distill  the control: swa_sft after on-policy distillation from sa (rl.py --teacher: the same samples,
@@ -18,6 +19,13 @@ SEEDS=${SEEDS:-"0 1 2"}
 W=${W:-18}                 # 2 windowed layers reach back 2*(W-1)=34 tokens; reference lookups need 37
 OUT=${OUT:-out/swarr}
 DATA=${DATA:-synthetic}    # the lagged-recurrence task of data.py (6 digits, 8 steps)
+# sa's curriculum: each prompt digit is 0 with this probability. With uniform digits the sum a+b mod 10 tells
+# nothing about a or b alone, so attention gets no gradient towards the operands and some seeds never left chance
+# on the sums (README, "Results"); with a zero operand the sum is a copy of the other, learned at once. 0 turns it
+# off (and must, for a DATA without the knob: synthetic:arith, real data).
+ZERO_FRAC=${ZERO_FRAC:-0.5}
+if [ "$ZERO_FRAC" = 0 ]; then SA_DATA=$DATA; elif [[ $DATA == *\?* ]]; then SA_DATA="$DATA&zero_frac=$ZERO_FRAC"
+else SA_DATA="$DATA?zero_frac=$ZERO_FRAC"; fi
 LOCAL=${LOCAL:-0.3}        # share of local-style traces in the SFT mix; README also reports 0.2 and 0.5
 SA_STEPS=${SA_STEPS:-1200}
 SFT_STEPS=${SFT_STEPS:-400}
@@ -30,9 +38,9 @@ start=$SECONDS
 run_seed() {
   local s=$1 D=$OUT/seed$1
   echo "=== seed $s: sa (full attention, from scratch) ==="
-  python sft.py $COMMON --init=scratch --n_layer=2 --n_head=4 --n_embd=128 --block_size=256 --window=none \
-    --local_frac=$LOCAL --steps=$SA_STEPS --batch_size=64 --lr=1e-3 --warmup=50 --eval_every=0 --eval_limit=0 \
-    --seed=$s --out_dir=$D/sa
+  python sft.py --device=cpu --data="$SA_DATA" --init=scratch --n_layer=2 --n_head=4 --n_embd=128 --block_size=256 \
+    --window=none --local_frac=$LOCAL --steps=$SA_STEPS --batch_size=64 --lr=1e-3 --warmup=50 --eval_every=0 \
+    --eval_limit=0 --seed=$s --out_dir=$D/sa
   echo "=== seed $s: swa_sft (window $W) ==="
   python sft.py $COMMON --init=$D/sa --window=$W --local_frac=$LOCAL --steps=$SFT_STEPS --batch_size=64 --lr=1e-3 \
     --warmup=20 --eval_every=0 --eval_limit=0 --seed=$s --out_dir=$D/swa_sft

@@ -96,6 +96,26 @@ def test_lagged_answers_and_styles():
         assert [int(c) for c in re.findall(r"(\d+):", ref)] == list(range(1, 9))
 
 
+
+def test_lagged_zero_frac_curriculum():
+    # the default draws 6 uniform digits per question from the documented stream, nothing more (so zero_frac=0
+    # leaves every seed's data as it was); train keeps the questions whose crc32 is not 0 mod 10
+    rng, expected = random.Random("lagged/train/5"), []
+    while len(expected) < 20:
+        q = "".join(str(rng.randrange(10)) for _ in range(6)) + "="
+        if not data._is_test_question(q):
+            expected.append(q)
+    for name in ("synthetic", "synthetic?zero_frac=0"):
+        assert [ex["question"] for ex in load_dataset(name, size=20, seed=5).examples] == expected
+    assert {ex["question"] for ex in load_dataset("synthetic?zero_frac=1", size=5).examples} == {"000000="}
+    ds = load_dataset("synthetic?zero_frac=0.5", size=2000, seed=1)
+    digits = "".join(ex["question"][:-1] for ex in ds.examples)
+    assert abs(digits.count("0") / len(digits) - (0.5 + 0.5 / 10)) < 0.03  # 0 forced, or drawn uniformly
+    assert all(ex["answer"] == lagged_recompute(ex["question"]) for ex in ds.examples)
+    for bad in ("-0.1", "1.5"):
+        with pytest.raises(ValueError, match="zero_frac"):
+            load_dataset(f"synthetic?zero_frac={bad}", size=3)
+
 def test_arith_answers_and_styles():
     ds = load_dataset("synthetic:arith", size=300, seed=0, steps=5)
     assert ds.instruction == data.DEFAULT_INSTRUCTION

@@ -11,7 +11,25 @@ import json
 import os
 
 STAGES = [("sa", "sa (full attention)"), ("sa_sft", "sa_sft (full attention)"), ("sa@window", "sa + window, no training"),
-          ("swa_sft", "swa_sft"), ("swa_rl", "swa_rl"), ("swa_distill", "swa_distill (on-policy distillation)")]
+          ("swa_sft", "swa_sft"), ("swa_rl", "swa_rl"), ("swa_distill", "swa_distill (on-policy distillation)"),
+          ("swa_rft", "swa_rft (SFT on its own correct samples)"),
+          ("swa_sft_more", "swa_sft_more (SFT for swa_rl's tokens)")]
+
+
+def train_seconds(stage_dir):
+    """The stage's training time from its metrics.jsonl (rl.py: s_per_step; sft.py: tokens / tokens_per_s), or
+    nan for a stage without one (an eval-only row)."""
+    path = os.path.join(stage_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return float("nan")
+    total = 0.0
+    for line in open(path):
+        r = json.loads(line)
+        if "s_per_step" in r:
+            total += r["s_per_step"]
+        elif r.get("tokens_per_s"):
+            total += r["tokens"] / r["tokens_per_s"]
+    return total
 
 
 def stage_of(model_label):
@@ -26,7 +44,7 @@ def main():
     p.add_argument("--seeds", default="0 1 2", help="space-separated seeds")
     args = p.parse_args()
     seeds = args.seeds.split()
-    acc, local, length, kv = {}, {}, {}, {}
+    acc, local, length, kv, secs = {}, {}, {}, {}, {}
     for s in seeds:
         path = os.path.join(args.out, f"seed{s}", "eval", "results.json")
         if not os.path.exists(path):
@@ -37,15 +55,16 @@ def main():
             local.setdefault(st, []).append(row.get("local_share", float("nan")))
             length.setdefault(st, []).append(row.get("mean_len", float("nan")))
             kv.setdefault(st, []).append(row.get("kv_cache_mb", float("nan")))
-    header = "| stage | " + " | ".join(f"seed {s}" for s in seeds) + " | mean accuracy | mean local share | mean length (tokens) | KV cache (MB) |"
-    lines = [header, "|" + "---|" * (len(seeds) + 5)]
+            secs.setdefault(st, []).append(train_seconds(os.path.join(args.out, f"seed{s}", st)))
+    header = "| stage | " + " | ".join(f"seed {s}" for s in seeds) + " | mean accuracy | mean local share | mean length (tokens) | KV cache (MB) | train time (s) |"
+    lines = [header, "|" + "---|" * (len(seeds) + 6)]
     mean = lambda xs: sum(xs) / len(xs)
     for key, name in STAGES:
         if key in acc:
             a, l_ = acc[key], local[key]
             cells = " | ".join(f"{x:.3f}" for x in a)
             lines.append(f"| {name} | {cells} | {mean(a):.3f} | {mean(l_):.2f} | {mean(length[key]):.0f} | "
-                         f"{mean(kv[key]):.1f} |")
+                         f"{mean(kv[key]):.1f} | {mean(secs[key]):.0f} |")
     lines += ["", "Local share (greedy responses in the local style) per seed:", "",
               "| stage | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|" + "---|" * (len(seeds) + 1)]
     for key, name in STAGES:

@@ -7,11 +7,16 @@
 #   swa_rl   swa_sft after GRPO under the window (stage 2), rewarded only on the final answer
 #   swa_distill  the control: swa_sft after on-policy distillation from sa (rl.py --teacher: the same samples,
 #            steps and lr as swa_rl, but the advantage is log p_sa - log p_student per token, sa at full attention)
-# then eval.py on held-out problems: sa, sa with the window and no training, swa_sft, swa_rl, swa_distill, with the
+#   swa_rft  the control "on-policy data, not the RL objective": rejection-sampling fine-tuning (rl.py --algo=rft:
+#            the same prompts, samples, steps and lr as swa_rl, plain SFT on the correct samples)
+#   swa_sft_more the control "more training, not RL": swa_sft continued on the original mix for as many
+#            forward/backward tokens as swa_rl trained (sft.py --token_budget, from swa_rl's train_tokens)
+# then eval.py on held-out problems: sa, sa with the window and no training, and every stage after it, with the
 # share of responses in the window-friendly local style; and a plot of reward / local share / accuracy over steps.
 #
 #   bash runs/swarr_cpu.sh                  # 3 seeds (16 min on an idle 2-core machine)
 #   SEEDS=0 bash runs/swarr_cpu.sh          # one seed
+# A stage whose checkpoint is complete is skipped, so a killed run continues where it stopped when started again.
 # Outputs in $OUT (default out/swarr): per-seed checkpoints, metrics, eval JSONL; summary.md; swarr_rl.png
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,29 +37,42 @@ SFT_STEPS=${SFT_STEPS:-400}
 RL_STEPS=${RL_STEPS:-60}
 RL_LR=${RL_LR:-1e-4}
 DISTILL_LR=${DISTILL_LR:-$RL_LR}
+RFT_LR=${RFT_LR:-$RL_LR}
 PARALLEL=${PARALLEL:-1}    # seeds run side by side, one thread each (tiny models use one core well, two poorly)
 COMMON="--device=cpu --data=$DATA"
 start=$SECONDS
+done_() { [ -e "$1/.complete" ] && echo "=== $1 is complete: skipped ==="; }  # a killed run continues
 run_seed() {
   local s=$1 D=$OUT/seed$1
   echo "=== seed $s: sa (full attention, from scratch) ==="
-  python sft.py --device=cpu --data="$SA_DATA" --init=scratch --n_layer=2 --n_head=4 --n_embd=128 --block_size=256 \
-    --window=none --local_frac=$LOCAL --steps=$SA_STEPS --batch_size=64 --lr=1e-3 --warmup=50 --eval_every=0 \
-    --eval_limit=0 --seed=$s --out_dir=$D/sa
+  done_ $D/sa || python sft.py --device=cpu --data="$SA_DATA" --init=scratch --n_layer=2 --n_head=4 --n_embd=128 \
+    --block_size=256 --window=none --local_frac=$LOCAL --steps=$SA_STEPS --batch_size=64 --lr=1e-3 --warmup=50 \
+    --eval_every=0 --eval_limit=0 --seed=$s --out_dir=$D/sa
   echo "=== seed $s: swa_sft (window $W) ==="
-  python sft.py $COMMON --init=$D/sa --window=$W --local_frac=$LOCAL --steps=$SFT_STEPS --batch_size=64 --lr=1e-3 \
+  done_ $D/swa_sft || python sft.py $COMMON --init=$D/sa --window=$W --local_frac=$LOCAL --steps=$SFT_STEPS --batch_size=64 --lr=1e-3 \
     --warmup=20 --eval_every=0 --eval_limit=0 --seed=$s --out_dir=$D/swa_sft
   echo "=== seed $s: swa_rl (GRPO under the window) ==="
-  python rl.py $COMMON --init=$D/swa_sft --steps=$RL_STEPS --prompts_per_step=16 --group_size=8 --lr=$RL_LR \
+  done_ $D/swa_rl || python rl.py $COMMON --init=$D/swa_sft --steps=$RL_STEPS --prompts_per_step=16 --group_size=8 --lr=$RL_LR \
     --temperature=1.0 --scale_rewards=none --max_new_tokens=200 --eval_every=10 --eval_limit=200 \
     --seed=$s --out_dir=$D/swa_rl
   echo "=== seed $s: swa_distill (on-policy distillation from sa, under the window) ==="
-  python rl.py $COMMON --init=$D/swa_sft --teacher=$D/sa --steps=$RL_STEPS --prompts_per_step=16 --group_size=8 \
+  done_ $D/swa_distill || python rl.py $COMMON --init=$D/swa_sft --teacher=$D/sa --steps=$RL_STEPS --prompts_per_step=16 --group_size=8 \
     --lr=$DISTILL_LR --temperature=1.0 --max_new_tokens=200 --eval_every=10 --eval_limit=200 \
     --seed=$s --out_dir=$D/swa_distill
+  echo "=== seed $s: swa_rft (rejection-sampling fine-tuning on its own correct samples, under the window) ==="
+  done_ $D/swa_rft || python rl.py $COMMON --init=$D/swa_sft --algo=rft --steps=$RL_STEPS --prompts_per_step=16 --group_size=8 \
+    --lr=$RFT_LR --temperature=1.0 --max_new_tokens=200 --eval_every=10 --eval_limit=200 \
+    --seed=$s --out_dir=$D/swa_rft
+  echo "=== seed $s: swa_sft_more (swa_sft continued for swa_rl's training tokens) ==="
+  local tokens
+  tokens=$(python -c "import json, sys; print(sum(json.loads(l).get('train_tokens', 0) for l in open(sys.argv[1])))" \
+    $D/swa_rl/metrics.jsonl)
+  done_ $D/swa_sft_more || python sft.py $COMMON --init=$D/swa_sft --local_frac=$LOCAL --token_budget=$tokens --batch_size=64 --lr=1e-3 \
+    --warmup=20 --eval_every=0 --eval_limit=0 --seed=$s --out_dir=$D/swa_sft_more
   echo "=== seed $s: eval ==="
   python eval.py $COMMON --init=$D/sa --init=$D/sa@window=$W --init=$D/swa_sft --init=$D/swa_rl \
-    --init=$D/swa_distill --limit=500 --max_new_tokens=200 --out_dir=$D/eval
+    --init=$D/swa_distill --init=$D/swa_rft --init=$D/swa_sft_more --limit=500 --max_new_tokens=200 \
+    --out_dir=$D/eval
 }
 mkdir -p $OUT
 if [ "$PARALLEL" = 1 ]; then

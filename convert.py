@@ -40,7 +40,7 @@ import torch
 
 from common import (BIG, COMPLETE, KEEP, OneLineErrorParser, add_window_flags, apply_window, check_out_dir,
                     find_checkpoint, init_profile, replace_dir, resolve_device, resolve_dtype, rng_state,
-                    set_rng_state)
+                    set_rng_state, window_overrides)
 from model import GPT, GPTConfig, rope_inv_freq
 from tokenizer import Tokenizer
 
@@ -901,8 +901,14 @@ def main(argv=None):
             if args.out_dir and os.path.realpath(args.export_hf) == os.path.realpath(args.out_dir):
                 raise ValueError("--export_hf and --out_dir are the same directory: the export would replace the "
                                  "checkpoint; give them different directories")
-        model, tokenizer = load_model(args.init, dtype=args.dtype, device=args.device, attn_backend=args.attn_backend)
-        apply_window(args, model, init_profile(args.init))
+        if args.window == KEEP:  # the source's own window, with the sinks or pattern given
+            model, tokenizer = load_model(args.init, dtype=args.dtype, device=args.device,
+                                          attn_backend=args.attn_backend, **window_overrides(args))
+        else:  # a new window: sinks and pattern not given follow sft.py's rule (the profile's, on a full-attention
+            # source: 4 sinks for a pretrained model)
+            model, tokenizer = load_model(args.init, dtype=args.dtype, device=args.device,
+                                          attn_backend=args.attn_backend)
+            apply_window(args, model, init_profile(args.init))
         print(summary(model, tokenizer))
         if args.out_dir:
             save_checkpoint(args.out_dir, model, tokenizer, run_config={"script": "convert.py", **vars(args)})

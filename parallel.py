@@ -89,6 +89,7 @@ def shard(model, amp_dtype):
         if isinstance(module, FSDPModule):  # a plain SUM on every backend (gloo has no pre-multiplied sum)
             module.set_gradient_divide_factor(1.0)
             module.set_force_sum_reduction_for_comms(True)
+    model.fsdp_amp_dtype = amp_dtype  # gathered's warm-up forward runs under the same autocast as the run
     return model
 
 
@@ -105,8 +106,11 @@ def gathered(model):
         yield
         return
     model.set_reshard_after_forward(False)
-    with torch.no_grad():  # one forward through the root: FSDP's lazy start, and every layer's all-gather, kept
-        model(torch.zeros(1, 1, dtype=torch.long, device=model.embed.weight.device))
+    device = model.embed.weight.device
+    # one forward through the root: FSDP's lazy start, and every layer's all-gather, kept. Under the run's autocast:
+    # in bf16 the Blocks' weights arrive in bf16 while the root's embedding output is fp32
+    with torch.no_grad(), common.autocast(device, model.fsdp_amp_dtype):
+        model(torch.zeros(1, 1, dtype=torch.long, device=device))
     try:
         yield
     finally:

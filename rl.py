@@ -538,8 +538,10 @@ def check_config(cfg, world):
     if cfg.group_size < 2 and not cfg.teacher:
         raise ValueError("--group_size must be >= 2: the group mean is the baseline")
     common.check_ranges(cfg, RANGES | {"group_size": (1 if cfg.teacher else 2, 2**16)})
-    if cfg.algo == "rft" and (cfg.teacher or cfg.kl_coef or cfg.inner_epochs != 1 or cfg.loss_agg != "token"):
-        raise ValueError("--algo=rft is plain SFT on the correct samples: it takes no --teacher or --kl_coef, "
+    if cfg.algo == "rft" and (cfg.teacher or cfg.kl_coef or cfg.inner_epochs != 1 or cfg.loss_agg != "token"
+                              or cfg.filter_groups):
+        raise ValueError("--algo=rft is plain SFT on the correct samples: it takes no --teacher, --kl_coef or "
+                         "--filter_groups (which would drop the groups where every sample is right), "
                          "--inner_epochs=1 and --loss_agg=token")
     if cfg.teacher and cfg.filter_groups:
         raise ValueError("--filter_groups drops groups by their rewards, which do not enter the loss with --teacher")
@@ -860,6 +862,9 @@ def main(argv=None):
         common.check_attn_backend(model.config.attn_backend, device, what="the checkpoint's attn_backend")
         cfg.fsdp = parallel.use_fsdp(cfg.fsdp, world, device, model.num_params())  # run_config.json: what ran
         if cfg.fsdp:
+            if cfg.compile:
+                raise ValueError("--compile with FSDP is not supported yet (untested: the compiled decode step "
+                                 "would run through the sharded blocks); use one of them")
             if cfg.share_prompt is True:
                 raise ValueError("--share_prompt=true does not go with FSDP (ranks would run different passes "
                                  "through the layers); use --share_prompt=auto or false")

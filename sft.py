@@ -362,6 +362,11 @@ def main(argv=None):
         model.grad_checkpointing = args.grad_checkpointing
         dtype = common.autocast_dtype(args.dtype, device, model.num_params())  # weights stay float32
         args.fsdp = parallel.use_fsdp(args.fsdp, world, device, model.num_params())  # run_config.json: what ran
+        if args.fsdp and args.compile:
+            raise ValueError("--compile with FSDP is not supported yet (untested: the compiled decode step would "
+                             "run through the sharded blocks); use one of them")
+        if args.token_budget and args.epochs:
+            raise ValueError("--token_budget and --epochs both set the run's length; give one")
         if args.max_len > model.config.block_size:
             raise ValueError(f"--max_len={args.max_len} is longer than the model's context "
                              f"({model.config.block_size} positions)")
@@ -401,7 +406,7 @@ def main(argv=None):
         try:
             parallel.load_optimizer(model, optimizer, state["optimizer"], ckpt)
         except ValueError as e:
-            common.die(f"--resume: {ckpt}: {e}", code=2)
+            common.die(str(e) if str(e).startswith("--resume") else f"--resume: {ckpt}: {e}", code=2)
         if state["cursor"] > steps_per_epoch:
             common.die(f"--resume: {ckpt} continues at batch {state['cursor']} of an epoch that has "
                        f"{steps_per_epoch}: a hand-edited training state, or other data", code=2)

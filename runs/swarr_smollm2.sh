@@ -70,6 +70,8 @@ done_ $D/swa_rft || $RL --lr=$RL_LR --algo=rft --out_dir=$D/swa_rft
 stage "swa_sft_more: SFT continued for swa_rl's training tokens"
 TOKENS=$(python -c "import json, sys; print(sum(json.loads(l).get('train_tokens', 0) for l in open(sys.argv[1])))" \
   $D/swa_rl/metrics.jsonl)
+[ "$TOKENS" -gt 0 ] || { echo "error: no train_tokens in $D/swa_rl/metrics.jsonl (a run from before they were logged)"
+  exit 1; }
 done_ $D/swa_sft_more || $SFT --init=$D/swa_sft --lr=3e-5 --warmup=5 --token_budget=$TOKENS --out_dir=$D/swa_sft_more
 stage "eval"
 python eval.py --device=cpu --data=$DATA --init=$D/sa_sft --init="$D/sa_sft@window=$W,sinks=$SINKS" \

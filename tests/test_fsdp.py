@@ -5,6 +5,7 @@ One torchrun launch runs every distributed case (this file is its script, see dr
 seconds of process start on a small machine, the tiny runs themselves about a second each."""
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -64,7 +65,8 @@ def drive(out):
     sft.main(SFT + ["--fsdp=true", f"--out_dir={out}/sft_fsdp"])
     sft.main(SFT + ["--fsdp=false", f"--out_dir={out}/sft_ddp"])
     sft.main(["--resume=" + f"{out}/sft_fsdp_step2", f"--out_dir={out}/sft_resumed"])
-    sft.main(SFT + ["--fsdp=true", "--dtype=bfloat16", "--steps=1", "--eval_every=0", f"--out_dir={out}/sft_bf16"])
+    sft.main(SFT + ["--fsdp=true", "--dtype=bfloat16", "--steps=1", f"--out_dir={out}/sft_bf16"])  # eval gathers
+    rl.main(RL + [f"--init={init}", "--steps=1", "--fsdp=true", "--dtype=bfloat16", f"--out_dir={out}/rl_bf16"])
     rl.main(RL + [f"--init={init}", "--steps=2", "--fsdp=true", f"--out_dir={out}/rl_fsdp"])
     with open(os.path.join(out, f"passes{rank}.json"), "w") as f:
         json.dump(passes, f)
@@ -141,8 +143,12 @@ def test_sft_checkpoints_sharded_then_consolidated(runs):
 
 
 def test_sft_bf16_runs_sharded(runs):
-    """bf16 compute with the Blocks gathered in bf16: the first loss is the fp32 run's up to bf16 rounding."""
+    """bf16 compute with the Blocks gathered in bf16: the first loss is the fp32 run's up to bf16 rounding, and the
+    held-out eval and the GRPO rollout (forwards under parallel.gathered) run in bf16 too."""
     assert train_losses(runs / "sft_bf16")[1] == pytest.approx(train_losses(runs / "sft_fsdp")[1], abs=5e-3)
+    assert any("eval_loss" in r for r in metrics(runs / "sft_bf16"))
+    steps = [r for r in metrics(runs / "rl_bf16") if "reward" in r]
+    assert len(steps) == 1 and math.isfinite(steps[0]["loss"])
 
 
 def test_grpo_fsdp_equals_one_process(runs):

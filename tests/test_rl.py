@@ -754,7 +754,8 @@ def test_rft_step_is_sft_on_the_correct_samples(monkeypatch):
 
 
 def test_rft_refuses_what_would_make_it_not_sft(tmp_path, tiny_checkpoint, capsys):
-    for flag in ("--inner_epochs=2", "--kl_coef=0.1", f"--teacher={tiny_checkpoint}", "--loss_agg=sequence"):
+    for flag in ("--inner_epochs=2", "--kl_coef=0.1", f"--teacher={tiny_checkpoint}", "--loss_agg=sequence",
+                 "--filter_groups=true"):
         with pytest.raises(SystemExit) as e:
             run_rl(tmp_path, tiny_checkpoint, "x", "--steps=1", "--algo=rft", flag)
         assert e.value.code == 2 and "--algo=rft" in capsys.readouterr().err

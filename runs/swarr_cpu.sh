@@ -16,7 +16,8 @@
 #
 #   bash runs/swarr_cpu.sh                  # 3 seeds (16 min on an idle 2-core machine)
 #   SEEDS=0 bash runs/swarr_cpu.sh          # one seed
-# A stage whose checkpoint is complete is skipped, so a killed run continues where it stopped when started again.
+# A stage whose checkpoint is complete is skipped, so a killed run continues where it stopped when started again
+# (the stages save only at their end, --save_every=0, so a complete checkpoint is a finished stage).
 # Outputs in $OUT (default out/swarr): per-seed checkpoints, metrics, eval JSONL; summary.md; swarr_rl.png
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,28 +48,30 @@ run_seed() {
   echo "=== seed $s: sa (full attention, from scratch) ==="
   done_ $D/sa || python sft.py --device=cpu --data="$SA_DATA" --init=scratch --n_layer=2 --n_head=4 --n_embd=128 \
     --block_size=256 --window=none --local_frac=$LOCAL --steps=$SA_STEPS --batch_size=64 --lr=1e-3 --warmup=50 \
-    --eval_every=0 --eval_limit=0 --seed=$s --out_dir=$D/sa
+    --eval_every=0 --eval_limit=0 --save_every=0 --seed=$s --out_dir=$D/sa
   echo "=== seed $s: swa_sft (window $W) ==="
-  done_ $D/swa_sft || python sft.py $COMMON --init=$D/sa --window=$W --local_frac=$LOCAL --steps=$SFT_STEPS --batch_size=64 --lr=1e-3 \
-    --warmup=20 --eval_every=0 --eval_limit=0 --seed=$s --out_dir=$D/swa_sft
+  done_ $D/swa_sft || python sft.py $COMMON --init=$D/sa --window=$W --local_frac=$LOCAL --steps=$SFT_STEPS \
+    --batch_size=64 --lr=1e-3 --warmup=20 --eval_every=0 --eval_limit=0 --save_every=0 --seed=$s --out_dir=$D/swa_sft
   echo "=== seed $s: swa_rl (GRPO under the window) ==="
-  done_ $D/swa_rl || python rl.py $COMMON --init=$D/swa_sft --steps=$RL_STEPS --prompts_per_step=16 --group_size=8 --lr=$RL_LR \
-    --temperature=1.0 --scale_rewards=none --max_new_tokens=200 --eval_every=10 --eval_limit=200 \
+  done_ $D/swa_rl || python rl.py $COMMON --init=$D/swa_sft --steps=$RL_STEPS --prompts_per_step=16 --group_size=8 \
+    --lr=$RL_LR --temperature=1.0 --scale_rewards=none --max_new_tokens=200 --eval_every=10 --eval_limit=200 \
     --seed=$s --out_dir=$D/swa_rl
   echo "=== seed $s: swa_distill (on-policy distillation from sa, under the window) ==="
-  done_ $D/swa_distill || python rl.py $COMMON --init=$D/swa_sft --teacher=$D/sa --steps=$RL_STEPS --prompts_per_step=16 --group_size=8 \
-    --lr=$DISTILL_LR --temperature=1.0 --max_new_tokens=200 --eval_every=10 --eval_limit=200 \
-    --seed=$s --out_dir=$D/swa_distill
+  done_ $D/swa_distill || python rl.py $COMMON --init=$D/swa_sft --teacher=$D/sa --steps=$RL_STEPS \
+    --prompts_per_step=16 --group_size=8 --lr=$DISTILL_LR --temperature=1.0 --max_new_tokens=200 --eval_every=10 \
+    --eval_limit=200 --seed=$s --out_dir=$D/swa_distill
   echo "=== seed $s: swa_rft (rejection-sampling fine-tuning on its own correct samples, under the window) ==="
-  done_ $D/swa_rft || python rl.py $COMMON --init=$D/swa_sft --algo=rft --steps=$RL_STEPS --prompts_per_step=16 --group_size=8 \
-    --lr=$RFT_LR --temperature=1.0 --max_new_tokens=200 --eval_every=10 --eval_limit=200 \
+  done_ $D/swa_rft || python rl.py $COMMON --init=$D/swa_sft --algo=rft --steps=$RL_STEPS --prompts_per_step=16 \
+    --group_size=8 --lr=$RFT_LR --temperature=1.0 --max_new_tokens=200 --eval_every=10 --eval_limit=200 \
     --seed=$s --out_dir=$D/swa_rft
   echo "=== seed $s: swa_sft_more (swa_sft continued for swa_rl's training tokens) ==="
   local tokens
   tokens=$(python -c "import json, sys; print(sum(json.loads(l).get('train_tokens', 0) for l in open(sys.argv[1])))" \
     $D/swa_rl/metrics.jsonl)
-  done_ $D/swa_sft_more || python sft.py $COMMON --init=$D/swa_sft --local_frac=$LOCAL --token_budget=$tokens --batch_size=64 --lr=1e-3 \
-    --warmup=20 --eval_every=0 --eval_limit=0 --seed=$s --out_dir=$D/swa_sft_more
+  [ "$tokens" -gt 0 ] || { echo "error: no train_tokens in $D/swa_rl/metrics.jsonl"; return 1; }
+  done_ $D/swa_sft_more || python sft.py $COMMON --init=$D/swa_sft --local_frac=$LOCAL --token_budget=$tokens \
+    --batch_size=64 --lr=1e-3 --warmup=20 --eval_every=0 --eval_limit=0 --save_every=0 --seed=$s \
+    --out_dir=$D/swa_sft_more
   echo "=== seed $s: eval ==="
   python eval.py $COMMON --init=$D/sa --init=$D/sa@window=$W --init=$D/swa_sft --init=$D/swa_rl \
     --init=$D/swa_distill --init=$D/swa_rft --init=$D/swa_sft_more --limit=500 --max_new_tokens=200 \

@@ -444,26 +444,21 @@ class GPT(nn.Module):
     def hidden_states(self, idx, positions=None, cache=None, prefix=None):
         """idx (B, T) -> final normalized hidden states (B, T, C). positions (B, T) or (1, T), default 0..T-1.
 
-        cache: a KVCache (generation). prefix: (prefix_idx (P, Tp), prefix_positions (P, Tp), rows (B,)) when row b
-        continues the tokens of prefix rows[b] (training on a GRPO group, whose G completions share their prompt:
-        see SharedPrefix); the prefixes go through the model once, and only the rows' hidden states are returned.
+        cache: a KVCache (generation). prefix: rows that continue shared prefixes (training on a GRPO group, whose G
+        completions share their prompt): rl.SharedPrefix, whose run(model) sends the prefixes through the model once
+        and returns how the rows attend to them.
         """
         B, T = idx.shape
         if positions is None:
             positions = torch.arange(T, device=idx.device)[None, :]
         if self.config.pos_emb == "learned":  # checked here, not in run_blocks: a decode step must not read the device
-            for p in (positions,) if prefix is None else (positions, prefix[1]):
-                if int(p.max()) >= self.config.block_size:
-                    raise ValueError(f"sequence of {int(p.max()) + 1} tokens is longer than the model's context of "
-                                     f"{self.config.block_size} (learned positions)")
+            if int(positions.max()) >= self.config.block_size:  # a prefix's positions are below its rows'
+                raise ValueError(f"sequence of {int(positions.max()) + 1} tokens is longer than the model's context "
+                                 f"of {self.config.block_size} (learned positions)")
         if cache is not None:
             return self.run_blocks(idx, positions, cache.prepare(positions.expand(B, T)).attend)
         if prefix is not None:
-            prefix_idx, prefix_positions, rows = prefix
-            shared = SharedPrefix(self.config, prefix_positions, rows, positions.expand(B, T))
-            # each layer keeps the prefixes' keys and values; not checkpointed: a recomputation would record again
-            self.run_blocks(prefix_idx, prefix_positions, shared.record, checkpointing=False)
-            return self.run_blocks(idx, positions, shared.attend)
+            return self.run_blocks(idx, positions, prefix.run(self))
         return self.run_blocks(idx, positions)
 
     def run_blocks(self, idx, positions, attend=None, checkpointing=True):
@@ -661,52 +656,6 @@ class GPT(nn.Module):
         if longest + max_new_tokens > self.config.block_size:
             raise ValueError(f"a prompt of {longest} tokens + {max_new_tokens} new ones is longer than the model's "
                              f"context of {self.config.block_size} positions")
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Training on GRPO groups: one forward of the shared prompt
-
-
-class SharedPrefix:
-    """The plan of a training forward whose rows continue shared prefixes (the G completions of one GRPO prompt).
-
-    The prefixes run through the model first, with `record` as every layer's attention: it keeps their keys and
-    values, autograd history included, and attends over them like any training forward. Then, with `attend`, each
-    row's queries attend to its own prefix's keys followed by the row's, under window_mask's rule on absolute
-    positions, so a row computes what the full sequence prefix + row would, while the prefix tokens' projections and
-    MLPs run once per prefix instead of once per row. Backward sums the rows' gradients into their prefix
-    (index_select's backward).
-
-    prefix_positions (P, Tp): left padding negative; rows (B,): the prefix each row continues; positions (B, T): the
-    rows' own positions, starting right after their prefix's last real token, right padding negative.
-    """
-
-    def __init__(self, config, prefix_positions, rows, positions):
-        self.config, self.rows = config, rows
-        self.kv = {}  # layer -> the prefixes' (k, v), each (P, Hkv, Tp, D), filled by record
-        Tp, T = prefix_positions.size(1), positions.size(1)
-        k_pos = torch.cat([prefix_positions[rows], positions], 1)[:, None, None, :]  # (B, 1, 1, Tp + T)
-        # a right-pad query sees itself, as in padded_mask, so that no row of the rows' attention is empty
-        row_itself = torch.cat([torch.zeros(T, Tp, dtype=torch.bool, device=rows.device),
-                                torch.eye(T, dtype=torch.bool, device=rows.device)], 1)  # (T, Tp + T)
-        self.masks = {}  # window -> (the prefixes' mask (P, 1, Tp, Tp) or None, the rows' (B, 1, T, Tp + T))
-        for w in {config.layer_window(i) for i in range(config.n_layer)}:
-            self.masks[w] = (padded_mask(prefix_positions, w, config.sinks),
-                             window_mask(positions[:, None, :, None], k_pos, w, config.sinks) | row_itself)
-
-    def record(self, layer, q, k, v):
-        """The prefixes' pass: q (P, Hq, Tp, D), k and v (P, Hkv, Tp, D) -> (P, Hq, Tp, D), keeping k and v."""
-        self.kv[layer] = (k, v)
-        w = self.config.layer_window(layer)  # without left padding the mask is None: any backend will do
-        return attention(q, k, v, w, self.config.sinks, self.config.attn_backend, mask=self.masks[w][0])
-
-    def attend(self, layer, q, k, v):
-        """The rows' pass: q (B, Hq, T, D), k and v (B, Hkv, T, D) -> (B, Hq, T, D), over prefix + own keys."""
-        pk, pv = self.kv[layer]
-        K = torch.cat([pk.index_select(0, self.rows), k], dim=2)  # (B, Hkv, Tp + T, D)
-        V = torch.cat([pv.index_select(0, self.rows), v], dim=2)
-        rows_mask = self.masks[self.config.layer_window(layer)][1]
-        return F.scaled_dot_product_attention(q, K, V, attn_mask=rows_mask, enable_gqa=q.size(1) != k.size(1))
 
 
 # ----------------------------------------------------------------------------------------------------------------

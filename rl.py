@@ -107,6 +107,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from tqdm import tqdm
 
 import common
@@ -115,7 +116,7 @@ import data
 import eval as evaluation
 import parallel
 import verify
-from model import auto_backend
+from model import attention, auto_backend, padded_mask, window_mask
 
 # ---------------------------------------------------------------------------------------------------------------
 # The pure parts of GRPO: advantages, masks, the loss. No model, no I/O: the tests check them by hand.
@@ -226,6 +227,61 @@ def grpo_loss(logp, old_logp, ref_logp, adv, mask, normalizer, loss_agg="token",
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# Training on GRPO groups: one forward of the shared prompt (GPT.forward's prefix)
+
+
+class SharedPrefix:
+    """The plan of a training forward whose rows continue shared prefixes (the G completions of one GRPO prompt).
+
+    The prefixes run through the model first, with `record` as every layer's attention: it keeps their keys and
+    values, autograd history included, and attends over them like any training forward. Then, with `attend`, each
+    row's queries attend to its own prefix's keys followed by the row's, under window_mask's rule on absolute
+    positions, so a row computes what the full sequence prefix + row would, while the prefix tokens' projections and
+    MLPs run once per prefix instead of once per row. Backward sums the rows' gradients into their prefix
+    (index_select's backward).
+
+    prefix_idx, prefix_positions (P, Tp): left padding negative; rows (B,): the prefix each row continues; positions (B, T): the
+    rows' own positions, starting right after their prefix's last real token, right padding negative.
+    """
+
+    def __init__(self, prefix_idx, prefix_positions, rows, positions):
+        self.prefix_idx, self.prefix_positions, self.rows, self.positions = prefix_idx, prefix_positions, rows, positions
+        self.kv = {}  # layer -> the prefixes' (k, v), each (P, Hkv, Tp, D), filled by record
+
+    def run(self, model):
+        """The prefixes' pass through model (GPT.hidden_states calls this) -> the rows' attention plan, self.attend."""
+        config, prefix_positions, rows = model.config, self.prefix_positions, self.rows
+        self.config = config
+        positions = self.positions.expand(rows.size(0), -1)
+        Tp, T = prefix_positions.size(1), positions.size(1)
+        k_pos = torch.cat([prefix_positions[rows], positions], 1)[:, None, None, :]  # (B, 1, 1, Tp + T)
+        # a right-pad query sees itself, as in padded_mask, so that no row of the rows' attention is empty
+        row_itself = torch.cat([torch.zeros(T, Tp, dtype=torch.bool, device=rows.device),
+                                torch.eye(T, dtype=torch.bool, device=rows.device)], 1)  # (T, Tp + T)
+        self.masks = {}  # window -> (the prefixes' mask (P, 1, Tp, Tp) or None, the rows' (B, 1, T, Tp + T))
+        for w in {config.layer_window(i) for i in range(config.n_layer)}:
+            self.masks[w] = (padded_mask(prefix_positions, w, config.sinks),
+                             window_mask(positions[:, None, :, None], k_pos, w, config.sinks) | row_itself)
+        # each layer keeps the prefixes' keys and values; not checkpointed: a recomputation would record again
+        model.run_blocks(self.prefix_idx, prefix_positions, self.record, checkpointing=False)
+        return self.attend
+
+    def record(self, layer, q, k, v):
+        """The prefixes' pass: q (P, Hq, Tp, D), k and v (P, Hkv, Tp, D) -> (P, Hq, Tp, D), keeping k and v."""
+        self.kv[layer] = (k, v)
+        w = self.config.layer_window(layer)  # without left padding the mask is None: any backend will do
+        return attention(q, k, v, w, self.config.sinks, self.config.attn_backend, mask=self.masks[w][0])
+
+    def attend(self, layer, q, k, v):
+        """The rows' pass: q (B, Hq, T, D), k and v (B, Hkv, T, D) -> (B, Hq, T, D), over prefix + own keys."""
+        pk, pv = self.kv[layer]
+        K = torch.cat([pk.index_select(0, self.rows), k], dim=2)  # (B, Hkv, Tp + T, D)
+        V = torch.cat([pv.index_select(0, self.rows), v], dim=2)
+        rows_mask = self.masks[self.config.layer_window(layer)][1]
+        return F.scaled_dot_product_attention(q, K, V, attn_mask=rows_mask, enable_gqa=q.size(1) != k.size(1))
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # From sampled rows to tensors, and the training forward that rescores them
 
 
@@ -238,7 +294,7 @@ def collate(rows, pad_id, device, share_prompt=True):
     share_prompt=False: row b of idx is its whole sequence prompt + completion[:-1], right-padded (pad ids are never
        read as data: everything that matters is indexed from lengths), positions None (0..T-1), prefix None.
     share_prompt=True: the rows of one prompt (a GRPO group) share it as a prefix, which the model runs through once
-       (model.SharedPrefix): prefix = (each distinct prompt but its last token, left-padded (P, Tp), their positions
+       (SharedPrefix): prefix = (each distinct prompt but its last token, left-padded (P, Tp), their positions
        (P, Tp), pads negative; rows (B,): the prefix of each row); row b of idx is the prompt's last token +
        completion[:-1] at positions len(prompt) - 1 onwards, so pos[b, j] = j; its right padding at position -1
        (so that it never counts against the context of a model with learned positions).
@@ -293,8 +349,9 @@ def completion_logprobs(model, x, pos, tokens, mask, temperature):
     rows = torch.arange(idx.size(0), device=idx.device)[:, None].expand_as(pos)
     targets = torch.full_like(idx, -1)  # (B, T)
     targets[rows[keep], pos[keep]] = tokens[keep]
+    prefix = None if x["prefix"] is None else SharedPrefix(*x["prefix"], x["positions"])
     _, nll = model(idx, targets, loss_reduction="none", return_logits=False, temperature=temperature,
-                   positions=x["positions"], prefix=x["prefix"])  # (B, T)
+                   positions=x["positions"], prefix=prefix)  # (B, T)
     return torch.where(keep, -nll.gather(1, pos), 0.0)  # (B, L)
 
 

@@ -33,9 +33,9 @@ from model import compute_dtype
 
 
 def kv_cache_bytes(config, rows, max_len, dtype):
-    """The bytes model.KVCache allocates for `rows` sequences of up to max_len tokens, asked of KVCache itself (on
+    """The bytes generation.KVCache allocates for `rows` sequences of up to max_len tokens, asked of KVCache itself (on
     the meta device: nothing is allocated)."""
-    from model import KVCache
+    from generation import KVCache
     return KVCache(config, rows, max_len, "meta", dtype).nbytes()
 
 

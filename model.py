@@ -13,16 +13,9 @@ Attention settings (the SA -> SWA conversion changes only these; no parameter ch
   sinks=S        keys 0 .. S-1 are always visible too (StreamingLLM-style attention sinks)
   layer_pattern  which layers are windowed: "L" windowed, "G" global, repeated over the layers ("LLLG" = 3:1);
                  None = every layer windowed when a window is set
-
-Everything attention-related goes through one entry point, `attention(q, k, v, window, sinks, backend, mask)` (a
-left-padded batch's explicit mask, when given, goes straight to SDPA):
-  dense    SDPA with an explicit mask: O(T^2), the plain reference
-  chunked  pure PyTorch, O(T*W): query blocks attend only to their band of keys plus the sink keys
-           (auto picks it on CPU once T > 2 * (128 + W); shorter sequences are faster dense)
-  flex     torch FlexAttention with a sliding-window + sinks block mask (CUDA)
-  triton   kernels/triton_swa.py, a FlashAttention-style kernel that visits only in-window key blocks
-Generation uses a KVCache (its plan for one forward is a CacheStep): global layers keep every position, windowed
-layers a rolling buffer of sinks + W slots, so memory stays flat however long the reasoning trace grows.
+All attention goes through `attention(...)`, whose "dense" backend (SDPA with an explicit mask) is the plain
+reference; the fast paths behind "chunked", "flex" and "triton" are in kernels/. Generation (GPT.generate, the KV
+cache) is in generation.py.
 
 The dtype rule (one rule, everywhere; `compute_dtype` below):
   weights        float32 for training (or the dtype they were loaded in for inference)
@@ -30,23 +23,23 @@ The dtype rule (one rule, everywhere; `compute_dtype` below):
                  weights' dtype: every nn.Linear runs in it, so q, k, v and the MLP activations are in it
   residual       the embedding's dtype (float32 under autocast): each block adds its compute-dtype output to it
   RoPE           angles, cos and sin in float32; q and k are rotated in float32 and cast back to v's dtype, so
-                 every attention backend (dense, chunked, flex, triton) gets q, k, v of one dtype
+                 every attention backend gets q, k, v of one dtype
   KV cache       allocated in the compute dtype (what k and v are), masks in that dtype too
   float32        norms (computed in float32, cast back), logits (the LM head's output is cast), softmax, the loss,
                  log-probs and sampling
 """
 
-import importlib
 import math
 from dataclasses import asdict, dataclass, fields
-from functools import lru_cache
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from kernels import auto_backend
+from kernels.cpu import chunked_attention
+
 BACKENDS = ("auto", "dense", "chunked", "flex", "triton")
-CHUNK_BLOCK = 128  # queries per block of the chunked path (bench/attention.py --tune_block)
 
 
 @dataclass
@@ -123,7 +116,7 @@ class GPTConfig:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Attention: one entry point, a dense reference and the fast paths behind it
+# Attention: one entry point, its plain (dense) reference, and the dispatch to the fast paths in kernels/
 
 
 def attention(q, k, v, window=None, sinks=0, backend="auto", mask=None):
@@ -152,39 +145,6 @@ def attention(q, k, v, window=None, sinks=0, backend="auto", mask=None):
         from kernels import windowed_attention
         return windowed_attention(q, k, v, window=window, sinks=sinks)
     raise ValueError(f"unknown attention backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-
-
-def auto_backend(device, window, T, dtype):
-    if device.type == "cuda":
-        # Full attention is SDPA's flash kernel; fp32 too (the Triton kernel has no tensor-core path for fp32 and
-        # spills registers). Windowed bf16/fp16 is what the Triton kernel is for.
-        if window is None or dtype == torch.float32:
-            return "dense"
-        if _triton_available():
-            return "triton"
-        return "flex" if _flex_available() else "dense"
-    # On CPU the band pays for its gathers only once T is past about twice (block + W): measured crossover at
-    # W = 18, 64 and 256 (bench/RESULTS.md); below it the dense mask is up to 2.6x faster and its T x T mask is small.
-    if window is None or T <= 2 * (CHUNK_BLOCK + window):
-        return "dense"
-    return "chunked"
-
-
-@lru_cache(maxsize=None)
-def _importable(module):
-    try:
-        importlib.import_module(module)  # a real import: a broken install must count as absent
-        return True
-    except ImportError:
-        return False
-
-
-def _triton_available():
-    return _importable("triton")  # kernels/ needs it; it is optional
-
-
-def _flex_available():
-    return _importable("torch.nn.attention.flex_attention")
 
 
 def compute_dtype(weight):
@@ -226,48 +186,6 @@ def dense_attention(q, k, v, window, sinks):
     pos = torch.arange(q.size(2), device=q.device)
     mask = window_mask(pos[:, None], pos[None, :], window, sinks)  # (T, T)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=q.size(1) != k.size(1))
-
-
-def chunked_attention(q, k, v, window, sinks, block=CHUNK_BLOCK):
-    """O(T*W) attention in plain PyTorch: each block of `block` queries sees a band of block+W-1 keys plus the sinks.
-
-    The query blocks become the batch of one SDPA call: the key bands are one `unfold` of K padded on the left by
-    W-1 zeros (no Python loop over blocks), the sink keys are put in front of every band, and one additive mask per
-    block keeps exactly the keys `window_mask` allows, so band and sinks share one softmax. SDPA's fused kernel
-    neither materializes the (block, band) probabilities nor keeps them for backward: about 1.6x faster than an
-    explicit matmul + softmax on CPU. Blocks lead the layout, (nb, B*H, ...), so batch and heads merge without a
-    copy and the mask is shared by every row and head. Time and memory grow as T * (block + W + sinks);
-    bench/attention.py picks the default block (smaller blocks waste less compute on the band, larger ones copy
-    fewer band keys).
-    """
-    B, Hq, T, D = q.shape
-    window = T if window is None else min(window, T)  # a band of T keys is full causal attention
-    Hkv = k.size(1)
-    C = min(block, T)
-    nb = -(-T // C)  # number of query blocks
-    span = C + window - 1  # keys a query block can see: [block_start - W + 1, block_end)
-    n_sink = min(sinks, T)
-    dev = q.device
-
-    qb = F.pad(q, (0, 0, 0, nb * C - T)).view(B, Hq, nb, C, D).permute(2, 0, 1, 3, 4).flatten(1, 2)  # (nb, B*Hq, C, D)
-    kb, vb = (F.pad(x, (0, 0, window - 1, nb * C - T)).unfold(2, span, C).permute(2, 0, 1, 4, 3).flatten(1, 2)
-              for x in (k, v))  # (nb, B*Hkv, span, D)
-
-    # absolute positions: query r of block i is i*C + r; key j of its band is i*C - (W-1) + j
-    q_pos = (torch.arange(nb, device=dev)[:, None] * C + torch.arange(C, device=dev))[:, :, None]  # (nb, C, 1)
-    k_pos = (torch.arange(nb, device=dev)[:, None] * C - (window - 1) + torch.arange(span, device=dev))[:, None, :]
-    visible = window_mask(q_pos, k_pos, window, 0)  # (nb, C, span); the zero padding sits at k_pos < 0
-    if n_sink:
-        # sink keys that the band does not already cover (otherwise they would be counted twice)
-        s_pos = torch.arange(n_sink, device=dev)[None, None, :]
-        visible = torch.cat([(s_pos <= q_pos) & (q_pos - s_pos >= window), visible], dim=-1)
-        kb, vb = (torch.cat([x[None, :, :, :n_sink].expand(nb, B, Hkv, n_sink, D).flatten(1, 2), xb], dim=2)
-                  for x, xb in ((k, kb), (v, vb)))  # (nb, B*Hkv, n_sink + span, D)
-    # every query sees itself, so no row is fully masked
-    bias = torch.zeros(visible.shape, device=dev, dtype=q.dtype).masked_fill(~visible, float("-inf"))[:, None]
-    # GQA: query head b*Hq + h reads kv head (b*Hq + h) // G = b*Hkv + h // G, the right row and head
-    out = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=bias, enable_gqa=Hq != Hkv)  # (nb, B*Hq, C, D)
-    return out.view(nb, B, Hq, C, D).permute(1, 2, 0, 3, 4).reshape(B, Hq, nb * C, D)[:, :, :T]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -444,7 +362,7 @@ class GPT(nn.Module):
     def hidden_states(self, idx, positions=None, cache=None, prefix=None):
         """idx (B, T) -> final normalized hidden states (B, T, C). positions (B, T) or (1, T), default 0..T-1.
 
-        cache: a KVCache (generation). prefix: rows that continue shared prefixes (training on a GRPO group, whose G
+        cache: a generation.KVCache. prefix: rows that continue shared prefixes (training on a GRPO group, whose G
         completions share their prompt): rl.SharedPrefix, whose run(model) sends the prefixes through the model once
         and returns how the rows attend to them.
         """
@@ -517,92 +435,11 @@ class GPT(nn.Module):
     # ------------------------------------------------------------------------------------------------------------
     # Generation
 
-    @torch.no_grad()
     def generate(self, prompts, max_new_tokens, temperature=1.0, top_k=None, top_p=None, num_samples=1,
                  eos_ids=None, generator=None):
-        """KV-cached sampling. prompts: list of token-id lists (ragged is fine) or a LongTensor (B, T).
-
-        Ragged prompts are left-padded and each row carries its own positions (pads get negative positions, which
-        every mask treats as absent keys), so all rows decode in lock-step through one cache. Each prompt is
-        prefilled once and its cache copied to num_samples rows (a GRPO group).
-
-        The host stays out of the loop: tokens and log-probs stay on the device until the end, what the cache's
-        masks need is known from the prompts' lengths, and the loop reads the device once every DROP_EVERY steps
-        (which rows have emitted an EOS id: they leave the batch then, or, with a compiled decode step, which keeps
-        the batch fixed, generation ends when all have). A row that finished in between keeps decoding until that
-        read; what it produces after its EOS is dropped.
-
-        Sampling: row r's t-th token is drawn by inverse CDF from the uniform row_uniforms gives for (row r's key,
-        t), so a row's sample depends only on its key, never on what else is in the batch. generator: a
-        torch.Generator (one draw of every row's key), a list with one per output row (one draw from each: row r's
-        key then comes from its own generator alone), or None (torch's default generator). temperature=0 is greedy
-        and draws nothing.
-
-        Returns len(prompts) * num_samples dicts, prompt-major: {"tokens": completion ids (EOS included when one was
-        produced), "logprobs": log-prob of each sampled token under softmax(logits / T) (softmax(logits) when T = 0),
-        "finished": True if it ended with EOS}.
-        """
-        prompts = _as_lists(prompts)
-        self._check_generate_args(prompts, max_new_tokens, temperature, num_samples)
-        device = self.embed.weight.device
-        eos = torch.tensor(sorted(set(eos_ids or [])), device=device, dtype=torch.long)
-        B, N, L = len(prompts), len(prompts) * num_samples, max(map(len, prompts))
-        pads = [L - len(p) for p in prompts]
-        idx = torch.tensor([[0] * pad + p for pad, p in zip(pads, prompts)], dtype=torch.long, device=device)
-        positions = torch.arange(L, device=device)[None, :] - torch.tensor(pads, device=device)[:, None]  # pads < 0
-        static = self._decode_compiled is not None
-        decode = self._decode_compiled or self._decode_step
-
-        cache = KVCache(self.config, B, L + max_new_tokens, device, compute_dtype(self.embed.weight), pads)
-        logits = self.head(self.hidden_states(idx, positions, cache)[:, -1]).float()  # (B, V)
-        if num_samples > 1:
-            cache.repeat_interleave(num_samples)
-            logits = logits.repeat_interleave(num_samples, dim=0)
-        u = None if temperature == 0 else row_uniforms(row_keys(generator, N, device), max_new_tokens)  # (N, new)
-        next_pos = (L - torch.tensor(cache.pads, device=device))[:, None]  # (n, 1): where each row's token goes
-        col = torch.tensor([L], device=device) if static else None  # the cache column it goes to, as a tensor
-        live = torch.arange(N, device=device)  # the output row of each live batch row
-        alive = torch.ones(N, dtype=torch.bool, device=device)  # no EOS yet
-        tokens = torch.zeros(N, max_new_tokens, dtype=torch.long, device=device)
-        logprobs = torch.zeros(N, max_new_tokens, device=device)
-        for t in range(max_new_tokens):
-            u_t = None if u is None else u[:, t]
-            if t == 0:
-                token, logprob = sample_next(logits, temperature, top_k, top_p, u_t)  # (n,), (n,)
-            else:
-                token, logprob = decode(cache, token, next_pos, col, u_t, temperature, top_k, top_p)
-                next_pos = next_pos + 1
-                col = None if col is None else col + 1
-            tokens[live, t], logprobs[live, t] = token, logprob
-            alive = alive & ~torch.isin(token, eos)
-            if t == max_new_tokens - 1:
-                break
-            if (t + 1) % DROP_EVERY == 0:
-                going = alive.tolist()  # the loop's one read of the device
-                if not any(going):
-                    break
-                if not static and not all(going):  # finished rows leave the batch: they cost nothing from here on
-                    keep = [i for i, g in enumerate(going) if g]
-                    cache.select(keep)
-                    index = torch.tensor(keep, device=device)
-                    live, alive, token, next_pos = live[index], alive[index], token[index], next_pos[index]
-                    u = None if u is None else u[index]
-
-        is_eos = torch.isin(tokens, eos)  # (N, new); a row's columns after its first EOS are not its tokens
-        finished = is_eos.any(1)
-        ends = torch.where(finished, is_eos.int().argmax(1) + 1, max_new_tokens)  # argmax: the first EOS
-        tokens, logprobs, ends, finished = tokens.tolist(), logprobs.tolist(), ends.tolist(), finished.tolist()
-        return [{"tokens": tokens[r][:ends[r]], "logprobs": logprobs[r][:ends[r]], "finished": finished[r]}
-                for r in range(N)]
-
-    def _decode_step(self, cache, token, positions, col, u, temperature, top_k, top_p):
-        """One decode step: token (n,) at positions (n, 1) through the model over the cache, then the next token is
-        sampled with uniforms u (n,) -> (token (n,), log-prob (n,)). col: None in eager mode (the cache plans from
-        its host-side count of columns), or the column as a (1,) tensor: the static plan, what compile_decode
-        compiles (no Python value changes from step to step, so it compiles once)."""
-        step = cache.prepare(positions) if col is None else cache.plan_static(positions, col)
-        logits = self.head(self.run_blocks(token[:, None], positions, step.attend)[:, -1]).float()
-        return sample_next(logits, temperature, top_k, top_p, u)
+        """KV-cached sampling: generation.generate, which says what the arguments and the results are."""
+        from generation import generate  # imported here: generation imports this module
+        return generate(self, prompts, max_new_tokens, temperature, top_k, top_p, num_samples, eos_ids, generator)
 
     def compile_decode(self, **kwargs):
         """torch.compile generate's decode step (model over the cache + sampling) as one graph; kwargs go to
@@ -611,7 +448,8 @@ class GPT(nn.Module):
         fullgraph=True holds it to no Python branch on tensor values. That is what a CUDA graph needs; capturing
         one (mode="reduce-overhead") would also need the cache at fixed addresses across calls (a cache kept on the
         model, torch._dynamo.mark_static_address), which generate does not do: it makes a cache per call."""
-        self._decode_compiled = torch.compile(self._decode_step, fullgraph=True, **kwargs)
+        from generation import decode_step
+        self._decode_compiled = torch.compile(decode_step, fullgraph=True, **kwargs)
         return self
 
     def compile(self, **kwargs):
@@ -619,308 +457,3 @@ class GPT(nn.Module):
         its keys) and generate's decode step (compile_decode)."""
         super().compile(**kwargs)
         return self.compile_decode(**kwargs)
-
-    @torch.no_grad()
-    def generate_naive(self, prompts, max_new_tokens, temperature=1.0, top_k=None, top_p=None, num_samples=1,
-                       eos_ids=None, generator=None):
-        """The reference: one row at a time, the full forward recomputed for every new token. Same contract, the
-        same keys and uniforms."""
-        prompts = _as_lists(prompts)
-        self._check_generate_args(prompts, max_new_tokens, temperature, num_samples)
-        device = self.embed.weight.device
-        eos = set(eos_ids or [])
-        N = len(prompts) * num_samples
-        u = None if temperature == 0 else row_uniforms(row_keys(generator, N, device), max_new_tokens)
-        out = []
-        for b, prompt in enumerate(prompts):
-            for s in range(num_samples):
-                r = b * num_samples + s
-                seq, res = list(prompt), {"tokens": [], "logprobs": [], "finished": False}
-                for t in range(max_new_tokens):
-                    logits, _ = self(torch.tensor([seq], device=device))
-                    token, logprob = sample_next(logits[:, -1], temperature, top_k, top_p,
-                                                 None if u is None else u[r:r + 1, t])
-                    seq.append(int(token))
-                    res["tokens"].append(int(token))
-                    res["logprobs"].append(float(logprob))
-                    if int(token) in eos:
-                        res["finished"] = True
-                        break
-                out.append(res)
-        return out
-
-    def _check_generate_args(self, prompts, max_new_tokens, temperature, num_samples):
-        if not (max_new_tokens >= 1 and num_samples >= 1 and 0 <= temperature < float("inf")):
-            raise ValueError("generate needs max_new_tokens >= 1, num_samples >= 1 and a finite temperature >= 0")
-        longest = max(len(p) for p in prompts)
-        if longest + max_new_tokens > self.config.block_size:
-            raise ValueError(f"a prompt of {longest} tokens + {max_new_tokens} new ones is longer than the model's "
-                             f"context of {self.config.block_size} positions")
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Generation: sampling and the KV cache
-
-
-def _as_lists(prompts):
-    if isinstance(prompts, torch.Tensor):
-        prompts = prompts.tolist()
-    if not prompts or any(len(p) == 0 for p in prompts):
-        raise ValueError("generate needs at least one prompt, and every prompt needs at least one token")
-    return [list(p) for p in prompts]
-
-
-DROP_EVERY = 8  # decode steps between generate's reads of which rows have finished
-PHILOX_M = (0xD2511F53, 0xCD9E8D57)  # Philox4x32's round multipliers and key increments (Random123's constants)
-PHILOX_W = (0x9E3779B9, 0xBB67AE85)
-MASK32 = 0xFFFFFFFF
-
-
-def _mulhilo32(m, x):
-    """The high and low 32-bit words of m * x: m a 32-bit constant, x int64 holding 32-bit words. m is split into
-    16-bit halves so no intermediate reaches 2^49: plain int64 arithmetic, exact on every device (torch has no
-    general uint32 kernels to lean on)."""
-    p_lo, p_hi = x * (m & 0xFFFF), x * (m >> 16)  # m * x = p_lo + p_hi * 2^16
-    return (p_hi + (p_lo >> 16)) >> 16, (p_lo + ((p_hi & 0xFFFF) << 16)) & MASK32
-
-
-def philox4x32(counter, key, rounds=10):
-    """Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011; the generator behind
-    torch's CUDA RNG): counter (..., 4) and key (..., 2) int64 tensors of 32-bit words, broadcast together -> (..., 4)
-    words. Each output is a function of its own counter and key alone: a counter-based generator."""
-    c0, c1, c2, c3 = counter.unbind(-1)
-    k0, k1 = key.unbind(-1)
-    for r in range(rounds):
-        if r:
-            k0, k1 = (k0 + PHILOX_W[0]) & MASK32, (k1 + PHILOX_W[1]) & MASK32
-        hi0, lo0 = _mulhilo32(PHILOX_M[0], c0)
-        hi1, lo1 = _mulhilo32(PHILOX_M[1], c2)
-        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
-    return torch.stack(torch.broadcast_tensors(c0, c1, c2, c3), -1)
-
-
-def row_keys(generator, n, device):
-    """(n, 2) int64: each output row's Philox key, two 32-bit words drawn before decoding starts. generator: a
-    torch.Generator (one draw for all rows), a list of one per row (one draw from each, so row r's key depends on
-    generator r alone), or None (torch's default generator)."""
-    if isinstance(generator, (list, tuple)):
-        if len(generator) != n:
-            raise ValueError(f"generate got {len(generator)} generators for {n} output rows (one per prompt and "
-                             f"sample)")
-        return torch.stack([torch.randint(2**32, (2,), generator=g, device=g.device) for g in generator]).to(device)
-    where = device if generator is None else generator.device
-    return torch.randint(2**32, (n, 2), generator=generator, device=where).to(device)
-
-
-def row_uniforms(keys, n):
-    """keys (N, 2) -> (N, n) float64 uniforms in [0, 1), made on the keys' device in one go before decoding (8 bytes
-    per row and token): row r's t-th is Philox4x32-10 of counter (t, 0, 0, 0) under key r, its first two words made
-    into a 53-bit fraction as numpy's random() does (27 high bits of one, 26 of the other)."""
-    counter = F.pad(torch.arange(n, device=keys.device)[:, None], (0, 3))  # (n, 4): (t, 0, 0, 0)
-    words = philox4x32(counter, keys[:, None, :])  # (N, n, 4)
-    return ((words[..., 0] >> 5) * 2**26 + (words[..., 1] >> 6)).double() * 2.0**-53
-
-
-def sample_next(logits, temperature, top_k, top_p, u):
-    """logits (n, V) float32, u (n,) float64 uniforms in [0, 1) (unused when temperature == 0) -> (token (n,),
-    log-prob (n,))."""
-    if temperature == 0:
-        token = logits.max(-1).indices  # argmax's first-max rule, but about 3x faster on CPU over a 50k vocab
-        return token, torch.log_softmax(logits, -1).gather(-1, token[:, None])[:, 0]
-    scaled = logits / temperature
-    logprobs = torch.log_softmax(scaled, -1)
-    if top_k is not None:
-        kth = torch.topk(scaled, min(top_k, scaled.size(-1)), dim=-1).values[:, -1:]
-        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
-    if top_p is not None:
-        sorted_logits, order = torch.sort(scaled, descending=True, dim=-1)
-        sorted_probs = torch.softmax(sorted_logits, -1)
-        drop = sorted_probs.cumsum(-1) - sorted_probs > top_p  # keep the smallest prefix that reaches top_p
-        scaled = scaled.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
-    probs = torch.softmax(scaled, -1)
-    # Inverse-CDF sampling, one uniform per row: the distribution of torch.multinomial, which on CPU takes ~1 ms per
-    # row over a 50k vocabulary (a quarter of a GRPO decode step at 32 rows) where this takes ~0.1 ms, and it takes
-    # uniforms that row_uniforms made per row. float64 sums: a float32 cumsum over 50k entries drifts by ~1e-5.
-    cdf = probs.double().cumsum(-1)  # (n, V)
-    total = cdf[:, -1:]
-    # strictly below the total, so the search lands on a token with cdf[i-1] <= u < cdf[i]: never one with p = 0
-    u = torch.minimum(u[:, None] * total, torch.nextafter(total, torch.zeros_like(total)))
-    token = torch.searchsorted(cdf, u, right=True)[:, 0]
-    return token, logprobs.gather(-1, token[:, None])[:, 0]
-
-
-class KVCache:
-    """Preallocated keys and values for generation, one position per slot and per row.
-
-    Global layers keep every column (max_len slots). Windowed layers keep sinks + W slots: slots 0..sinks-1 hold the
-    sink tokens, the other W form a ring where column c goes to slot sinks + c % W. Keys are cached after RoPE, so
-    the order of the slots does not matter; each slot remembers its position (-1 when empty), and attention masks
-    are built from positions with the same rule as training (`window_mask`). Rows advance in lock-step (one column
-    per step for everybody); ragged prompts are handled by per-row positions, not per-row columns. pads: each row's
-    left padding (host ints; row b's token in column c has position c - pads[b]), from which prepare decides which
-    masks a step needs and where sink tokens are without reading the device.
-    """
-
-    def __init__(self, config, batch_size, max_len, device, dtype, pads=None):
-        self.config, self.sinks = config, config.sinks
-        self.windows = [config.layer_window(i) for i in range(config.n_layer)]
-        W = config.window
-        shape = lambda slots: (batch_size, config.n_kv_head, slots, config.head_dim)  # noqa: E731
-        self.k = [torch.zeros(shape(max_len if w is None else self.sinks + w), device=device, dtype=dtype)
-                  for w in self.windows]
-        self.v = [torch.zeros_like(k) for k in self.k]
-        self.pos_global = torch.full((batch_size, max_len), -1, device=device, dtype=torch.long)
-        self.pos_window = torch.full((batch_size, self.sinks + (W or 0)), -1, device=device, dtype=torch.long)
-        self.pads = [0] * batch_size if pads is None else list(pads)
-        self.length = 0  # columns written so far
-        self.dtype = dtype
-
-    def nbytes(self):
-        return sum(t.numel() * t.element_size() for t in self.k + self.v)
-
-    def prepare(self, positions):
-        """Plan one forward over the cache, shared by all layers: positions (B, Tn) of the new tokens -> CacheStep
-        (where each layer writes its new keys, and which slots each query sees)."""
-        c0, Tn = self.length, positions.size(1)
-        self.length = c0 + Tn
-        self.pos_global[:, c0:c0 + Tn] = positions
-        W, S = self.config.window, self.sinks
-        step = CacheStep(self, c0)
-        if W is not None:
-            if c0 > 0 and Tn > 1:
-                raise ValueError("the rolling cache takes one token at a time after the prefill")
-            if Tn == 1:
-                # decode: a slice, so every layer writes its ring slot with a plain copy instead of an index_put
-                slot = S + c0 % W
-                step.ring_slots, step.ring_tail = slice(slot, slot + 1), 1
-            else:
-                step.ring_tail = min(Tn, W)  # older columns of a long prefill can never be seen again
-                step.ring_slots = S + torch.arange(c0 + Tn - step.ring_tail, c0 + Tn, device=positions.device) % W
-            ring_pos = positions[:, -step.ring_tail:]
-            self.pos_window[:, step.ring_slots] = ring_pos.masked_fill(ring_pos < S, -1)  # sinks live apart
-            step.sinks_at = self._sink_cells(c0, Tn, positions.device)
-            if step.sinks_at is not None:
-                self.pos_window[step.sinks_at[0], step.sinks_at[2]] = step.sinks_at[2]
-        padded = any(self.pads)
-        q_pos = positions[:, None, :, None]  # (B, 1, Tn, 1)
-        if c0 == 0:  # prefill attends over its own keys: plain attention() unless left padding needs a mask
-            step.mask_global = padded_mask(positions, None, 0) if padded else None
-            step.mask_window = padded_mask(positions, W, S) if padded else None
-        else:  # no mask (SDPA's fastest path) where every slot is visible: no padding, and the ring full
-            if padded:
-                step.mask_global = self._additive(window_mask(q_pos, self.pos_global[:, None, None, :c0 + Tn],
-                                                              None, 0))
-            if W is not None and (padded or c0 + Tn < S + W):
-                step.mask_window = self._additive(window_mask(q_pos, self.pos_window[:, None, None, :], W, S))
-        return step
-
-    def plan_static(self, positions, col):
-        """Plan one decode step with nothing from the host: positions (B, 1) and the column col (1,) are tensors,
-        global layers attend over all max_len slots (the unwritten ones hold position -1, so the mask hides them),
-        every mask is built, and sink tokens are written through a one-hot select. The same ops on the same shapes
-        at every step, what a compiled step (and a CUDA graph) needs. Does not count columns (length)."""
-        W, S = self.config.window, self.sinks
-        step = CacheStep(self, -1, col=col)
-        q_pos = positions[:, None, :, None]  # (B, 1, 1, 1)
-        self.pos_global[:, col] = positions
-        step.mask_global = self._additive(window_mask(q_pos, self.pos_global[:, None, None, :], None, 0))
-        if W is not None:
-            step.ring_slots = S + col % W
-            self.pos_window[:, step.ring_slots] = positions.masked_fill(positions < S, -1)
-            if S:
-                step.sink_hit = torch.arange(S, device=positions.device) == positions  # (B, S): the slot written
-                self.pos_window[:, :S] = torch.where(step.sink_hit, positions, self.pos_window[:, :S])
-            step.mask_window = self._additive(window_mask(q_pos, self.pos_window[:, None, None, :], W, S))
-        return step
-
-    def _sink_cells(self, c0, Tn, device):
-        """The new tokens at sink positions 0..sinks-1, found from pads: (rows, columns within the step, positions),
-        or None."""
-        if not self.sinks or c0 - max(self.pads) >= self.sinks:
-            return None
-        cells = [(b, c - c0, c - pad) for b, pad in enumerate(self.pads)
-                 for c in range(max(c0, pad), min(c0 + Tn, pad + self.sinks))]
-        return tuple(torch.tensor(cells, device=device).unbind(1)) if cells else None
-
-    def _additive(self, visible):
-        """visible (B, 1, 1, S) bool -> an additive float mask, made once per step because SDPA would convert a
-        boolean one in every layer."""
-        return torch.zeros(visible.shape, device=visible.device, dtype=self.dtype).masked_fill(~visible, float("-inf"))
-
-    def _map_rows(self, fn):
-        self.k = [fn(t) for t in self.k]
-        self.v = [fn(t) for t in self.v]
-        self.pos_global, self.pos_window = fn(self.pos_global), fn(self.pos_window)
-
-    def select(self, keep):
-        """Keep only the rows listed in keep (host ints, in order): finished rows leave the batch."""
-        index = torch.tensor(keep, device=self.pos_global.device)
-        self._map_rows(lambda t: t.index_select(0, index))
-        self.pads = [self.pads[i] for i in keep]
-
-    def repeat_interleave(self, n):
-        """Copy every row n times: one prefilled prompt becomes the n samples of its group."""
-        self._map_rows(lambda t: t.repeat_interleave(n, dim=0))
-        self.pads = [pad for pad in self.pads for _ in range(n)]
-
-
-@dataclass
-class CacheStep:
-    """One forward's plan over a KVCache, made by KVCache.prepare (or plan_static) and used by every layer: the first
-    new column c0; for windowed layers the ring slots that the last ring_tail new keys go to and the sink keys (rows,
-    columns, slots); the masks of global and windowed layers (None: no mask needed). A static plan has the column as
-    a tensor (col) and the sink slot each row writes as a one-hot (sink_hit)."""
-    cache: KVCache
-    c0: int
-    ring_slots: object = None  # a slice (decode), a LongTensor of slots (prefill, static decode)
-    ring_tail: int = 0
-    sinks_at: tuple | None = None
-    mask_global: torch.Tensor | None = None
-    mask_window: torch.Tensor | None = None
-    col: torch.Tensor | None = None
-    sink_hit: torch.Tensor | None = None
-
-    def attend(self, layer, q, k, v):
-        """Store this layer's new keys/values (B, Hkv, Tn, D), then attend q (B, Hq, Tn, D) -> (B, Hq, Tn, D)."""
-        cache, c0, Tn = self.cache, self.c0, q.size(2)
-        w = cache.windows[layer]
-        K, V = cache.k[layer], cache.v[layer]
-        mask = self.mask_global if w is None else self.mask_window
-        if self.col is not None:  # static decode: indexed writes, global layers read every slot
-            K[:, :, self.col if w is None else self.ring_slots] = k
-            V[:, :, self.col if w is None else self.ring_slots] = v
-            if w is not None and self.sink_hit is not None:
-                hit, S = self.sink_hit[:, None, :, None], cache.sinks  # (B, 1, S, 1)
-                K[:, :, :S], V[:, :, :S] = torch.where(hit, k, K[:, :, :S]), torch.where(hit, v, V[:, :, :S])
-        else:
-            if w is None:
-                K[:, :, c0:c0 + Tn], V[:, :, c0:c0 + Tn] = k, v
-            else:
-                tail = self.ring_tail
-                K[:, :, self.ring_slots], V[:, :, self.ring_slots] = k[:, :, -tail:], v[:, :, -tail:]
-                if self.sinks_at is not None:
-                    rows, cols, slots = self.sinks_at
-                    K[rows, :, slots], V[rows, :, slots] = k[rows, :, cols], v[rows, :, cols]
-            if c0 == 0:  # prefill: attention over its own keys (mask: left padding's, or None)
-                return attention(q, k, v, w, cache.sinks, cache.config.attn_backend, mask)
-            if w is None:
-                K, V = K[:, :, :c0 + Tn], V[:, :, :c0 + Tn]
-        # decode (Tn = 1): the G query heads that share a kv head become G query rows of that head, so each cached
-        # key is read once and K/V are never expanded to Hq heads; the (B, 1, 1, S) mask broadcasts over the rows
-        B, Hq, _, D = q.shape
-        Hkv = K.size(1)
-        return decode_attention(q.reshape(B, Hkv, Hq // Hkv, D), K, V, mask).view(B, Hq, 1, D)
-
-
-def decode_attention(q, K, V, mask):
-    """One decode step against the cache: q (B, Hkv, G, D), the G query heads of each kv head as rows; K, V
-    (B, Hkv, S, D); mask (B, 1, 1, S) additive or None -> (B, Hkv, G, D). On a CPU in bf16/fp16 with more than one
-    row, two matmuls and a float32 softmax beat SDPA's call 2-3x at SmolLM2's shapes, but only on contiguous keys
-    (a windowed layer's whole ring; a global layer's cache slice is strided and came out slower end to end): see
-    bench/decode_attention.py and bench/RESULTS.md. In fp32, at batch 1 and on GPUs SDPA is as fast or faster."""
-    if q.device.type == "cpu" and q.dtype != torch.float32 and q.size(0) > 1 and K.is_contiguous():
-        scores = (q @ K.transpose(-1, -2)).float() * q.size(-1) ** -0.5  # (B, Hkv, G, S)
-        if mask is not None:
-            scores = scores + mask
-        return torch.softmax(scores, dim=-1).to(V.dtype) @ V
-    return F.scaled_dot_product_attention(q, K, V, attn_mask=mask)

@@ -116,7 +116,8 @@ import data
 import eval as evaluation
 import parallel
 import verify
-from model import attention, auto_backend, padded_mask, window_mask
+from kernels import auto_backend
+from model import attention, padded_mask, window_mask
 
 # ---------------------------------------------------------------------------------------------------------------
 # The pure parts of GRPO: advantages, masks, the loss. No model, no I/O: the tests check them by hand.

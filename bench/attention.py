@@ -9,8 +9,8 @@ Attention forward + backward: time and peak memory of the dense masked reference
 
 What is timed: out = attention(q, k, v, window=W, sinks=S, backend=...); out.backward(grad) with q, k, v of shape
 (B, H, T, D), after one warm-up call; the median of --repeats runs. "dense" is SDPA with an explicit (T, T) boolean
-mask, which does O(T^2) work whatever the window; "chunked" is model.chunked_attention (query blocks against their
-band of keys). On CUDA "causal" is SDPA's is_causal full attention (what an unwindowed model costs; not the same
+mask, which does O(T^2) work whatever the window; "chunked" is kernels.cpu.chunked_attention (query blocks against
+their band of keys). On CUDA "causal" is SDPA's is_causal full attention (what an unwindowed model costs; not the same
 function), "flex" is FlexAttention with the compiled kernel and a block mask built once per length, and "triton"
 is kernels/ (a cell shows the exception's name where a backend fails, e.g. OutOfMemoryError).
 
@@ -34,7 +34,8 @@ sys.path.insert(0, ROOT)
 
 import torch  # noqa: E402
 
-from model import attention, chunked_attention  # noqa: E402
+from kernels.cpu import chunked_attention  # noqa: E402
+from model import attention  # noqa: E402
 
 
 def ints(s):

@@ -1,7 +1,7 @@
 """
-The decode-attention lever of model.decode_attention, side by side in one process: SmolLM2-135M-Instruct's cached
+The decode-attention lever of kernels.cpu.decode_attention, side by side in one process: SmolLM2-135M-Instruct's cached
 greedy generation in bf16 on the CPU with the attention of each decode step done by SDPA (the old path) and by two
-matmuls + a float32 softmax (the path model.py now takes on CPU in bf16/fp16 for batch > 1). Runs alternate, best of
+matmuls + a float32 softmax (the path the KV cache now takes on CPU in bf16/fp16 for batch > 1). Runs alternate, best of
 --repeats; also the attention call alone at SmolLM2's shapes (9 query heads on 3 kv heads, head dim 64).
 
     python bench/decode_attention.py --threads=1 --batch_sizes=1,16 --new_tokens=128
@@ -16,10 +16,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import convert  # noqa: E402
-import model as model_lib  # noqa: E402
+import generation  # noqa: E402
 from generate import make_prompts, run_ours, smollm2_gguf  # noqa: E402  (bench/generate.py)
 
-NEW = model_lib.decode_attention
+NEW = generation.decode_attention  # kernels.cpu's, as the KV cache calls it
 
 
 def old(q, K, V, mask):
@@ -62,13 +62,13 @@ def main():
         best, tokens = {}, {}
         for r in range(args.repeats + 1):  # the first round warms up
             for name, fn in (("sdpa", old), ("matmul", NEW)):
-                model_lib.decode_attention = fn
+                generation.decode_attention = fn
                 t = time.perf_counter()
                 tokens[name] = run_ours(model, prompts, args.new_tokens, torch.bfloat16)
                 dt = time.perf_counter() - t
                 if r:
                     best[name] = min(best.get(name, dt), dt)
-        model_lib.decode_attention = NEW
+        generation.decode_attention = NEW
         same = sum(a == b for a, b in zip(tokens["sdpa"], tokens["matmul"]))
         n = B * args.new_tokens
         print(f"  batch {B:2d}: sdpa {n / best['sdpa']:.1f}, matmul path {n / best['matmul']:.1f} "

@@ -353,7 +353,7 @@ def read_status(key):
 
 
 def bench_window(args, model, tokenizer):
-    from model import KVCache
+    from generation import KVCache
     prompts = make_prompts(tokenizer, args.long_batch, args.prompt_len)
     rows = []
     for dtype in args.dtypes:

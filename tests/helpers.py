@@ -1,4 +1,5 @@
-"""Shared test fixtures: tiny random transformers checkpoints of every supported family, and the SmolLM2 GGUF."""
+"""Shared test fixtures: tiny random transformers checkpoints of every supported family, the SmolLM2 GGUF, and the
+plain references that the fast attention paths and generate are held to."""
 
 import importlib.util
 import json
@@ -7,6 +8,8 @@ import os
 
 import torch
 
+from generation import checked_prompts, sample_next
+from kernels.philox import row_keys, row_uniforms
 from tokenizer import Tokenizer
 
 SMOLLM2_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -90,6 +93,35 @@ def reference_attention(q, k, v, window, sinks, scale=None):
     scale = 1 / math.sqrt(q.size(-1)) if scale is None else scale
     scores = (q @ k.transpose(-1, -2)) * scale
     return torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1) @ v
+
+
+@torch.no_grad()
+def generate_naive(model, prompts, max_new_tokens, temperature=1.0, top_k=None, top_p=None, num_samples=1,
+                   eos_ids=None, generator=None):
+    """The reference for GPT.generate: one row at a time, the full forward recomputed for every new token. Same
+    contract, the same keys and uniforms."""
+    prompts = checked_prompts(prompts, max_new_tokens, temperature, num_samples, model.config.block_size)
+    device = model.embed.weight.device
+    eos = set(eos_ids or [])
+    N = len(prompts) * num_samples
+    u = None if temperature == 0 else row_uniforms(row_keys(generator, N, device), max_new_tokens)
+    out = []
+    for b, prompt in enumerate(prompts):
+        for s in range(num_samples):
+            r = b * num_samples + s
+            seq, res = list(prompt), {"tokens": [], "logprobs": [], "finished": False}
+            for t in range(max_new_tokens):
+                logits, _ = model(torch.tensor([seq], device=device))
+                token, logprob = sample_next(logits[:, -1], temperature, top_k, top_p,
+                                             None if u is None else u[r:r + 1, t])
+                seq.append(int(token))
+                res["tokens"].append(int(token))
+                res["logprobs"].append(float(logprob))
+                if int(token) in eos:
+                    res["finished"] = True
+                    break
+            out.append(res)
+    return out
 
 
 def teach_to_stop(model, steps=30):

@@ -14,7 +14,9 @@ import common
 import eval as evaluation
 import rl
 import sft
-from model import GPT, GPTConfig, KVCache
+from generation import KVCache
+from helpers import generate_naive
+from model import GPT, GPTConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -50,6 +52,7 @@ def close_logits(a, b, atol):
 def test_every_backend_gets_one_dtype_and_the_cache_is_in_the_compute_dtype():
     model = tiny(window=4, sinks=1, qk_norm=True)  # qk_norm and RoPE both return float32 under autocast
     seen = []
+    import generation
     import model as model_lib
     real = model_lib.attention
 
@@ -57,13 +60,13 @@ def test_every_backend_gets_one_dtype_and_the_cache_is_in_the_compute_dtype():
         seen.append((q.dtype, k.dtype, v.dtype))
         return real(q, k, v, *args, **kwargs)
 
-    model_lib.attention = spy
+    model_lib.attention = generation.attention = spy  # the forward's, and the cache's prefill
     try:
         with bf16():
             model(torch.randint(0, 64, (2, 9)))
             out = model.generate([[1, 2, 3]], 3, temperature=0.0)
     finally:
-        model_lib.attention = real
+        model_lib.attention = generation.attention = real
     assert seen and all(d == (BF16, BF16, BF16) for d in seen), seen
     with bf16():
         assert model_lib.compute_dtype(model.embed.weight) == BF16
@@ -135,7 +138,7 @@ def test_cached_and_naive_generation_under_bf16(window, sinks, layer_pattern):
     model = tiny(window, sinks, layer_pattern)
     with bf16():
         cached = model.generate(PROMPTS, 12, temperature=0.0)
-        naive = model.generate_naive(PROMPTS, 12, temperature=0.0)
+        naive = generate_naive(model, PROMPTS, 12, temperature=0.0)
     fp32 = model.generate(PROMPTS, 12, temperature=0.0)
     for c, n, f in zip(cached, naive, fp32):
         assert all(math.isfinite(x) for x in c["logprobs"])

@@ -10,6 +10,8 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
+import generation
+from helpers import generate_naive
 from model import GPT, GPTConfig
 from test_generate import CONFIGS, PROMPTS, tiny_gpt, tokens
 
@@ -29,11 +31,11 @@ def test_static_plan_matches_naive(monkeypatch, window, sinks, layer_pattern):
     EOS ids (rows keep decoding after their EOS, the batch stays fixed) = the eager plan. Sinks=5 with a prompt of
     one token: sink tokens are written during decode."""
     gpt = tiny_gpt(window, sinks, layer_pattern)
-    naive = gpt.generate_naive(PROMPTS, 30, temperature=0)
+    naive = generate_naive(gpt, PROMPTS, 30, temperature=0)
     gens = lambda: [torch.Generator().manual_seed(r) for r in range(len(PROMPTS) * 2)]  # noqa: E731
     eager = gpt.generate(PROMPTS, 30, temperature=0.9, num_samples=2, eos_ids=[3, 17], generator=gens())
     assert 0 < sum(r["finished"] for r in eager) < len(eager)
-    monkeypatch.setattr(gpt, "_decode_compiled", gpt._decode_step)  # what compile_decode compiles, run as is
+    monkeypatch.setattr(gpt, "_decode_compiled", generation.decode_step)  # what compile_decode compiles, run as is
     same_outputs(gpt.generate(PROMPTS, 30, temperature=0), naive)
     same_outputs(gpt.generate(PROMPTS, 30, temperature=0.9, num_samples=2, eos_ids=[3, 17], generator=gens()), eager)
 

@@ -8,8 +8,11 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-import model
-from model import GPT, GPTConfig, KVCache
+import generation
+from generation import KVCache
+from helpers import generate_naive
+from kernels import philox
+from model import GPT, GPTConfig
 
 VOCAB = 64
 PROMPTS = [[1, 2, 3], [4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17], [20], [30, 31, 32, 33, 34, 35]]
@@ -57,7 +60,7 @@ def test_greedy_matches_naive_batched(window, sinks, layer_pattern):
     """Ragged batch, 40 new tokens (several windows long), prompts shorter and longer than the window."""
     gpt = tiny_gpt(window, sinks, layer_pattern)
     fast = gpt.generate(PROMPTS, 40, temperature=0)
-    slow = gpt.generate_naive(PROMPTS, 40, temperature=0)
+    slow = generate_naive(gpt, PROMPTS, 40, temperature=0)
     assert tokens(fast) == tokens(slow)
     for f, s in zip(fast, slow):
         assert len(f["tokens"]) == 40 and not f["finished"]
@@ -68,14 +71,14 @@ def test_greedy_matches_naive_batched(window, sinks, layer_pattern):
 def test_greedy_matches_naive_unbatched(window, sinks, layer_pattern):
     gpt = tiny_gpt(window, sinks, layer_pattern)
     for prompt in PROMPTS[:2]:
-        assert tokens(gpt.generate([prompt], 25, temperature=0)) == tokens(gpt.generate_naive([prompt], 25,
-                                                                                              temperature=0))
+        assert tokens(gpt.generate([prompt], 25, temperature=0)) == tokens(generate_naive(gpt, [prompt], 25,
+                                                                                          temperature=0))
 
 
 def test_greedy_matches_naive_learned_positions_gpt2_layout():
     gpt = tiny_gpt(window=5, sinks=1, pos_emb="learned", norm="layernorm", mlp="gelu", qkv_bias=True, o_bias=True,
                    mlp_bias=True, n_kv_head=4)
-    assert tokens(gpt.generate(PROMPTS, 30, temperature=0)) == tokens(gpt.generate_naive(PROMPTS, 30, temperature=0))
+    assert tokens(gpt.generate(PROMPTS, 30, temperature=0)) == tokens(generate_naive(gpt, PROMPTS, 30, temperature=0))
 
 
 def test_long_prompt_prefill_is_exact():
@@ -83,7 +86,7 @@ def test_long_prompt_prefill_is_exact():
     gpt = tiny_gpt(window=4, sinks=2, layer_pattern="LLG")
     prompt = list(torch.randint(0, VOCAB, (50,), generator=torch.Generator().manual_seed(3)).tolist())
     prompts = [prompt, prompt[:9]]
-    assert tokens(gpt.generate(prompts, 20, temperature=0)) == tokens(gpt.generate_naive(prompts, 20, temperature=0))
+    assert tokens(gpt.generate(prompts, 20, temperature=0)) == tokens(generate_naive(gpt, prompts, 20, temperature=0))
 
 
 def test_tensor_prompts_are_accepted():
@@ -129,7 +132,7 @@ def test_sampling_matches_naive_with_per_row_generators(window, sinks, layer_pat
     gpt = tiny_gpt(window, sinks, layer_pattern)
     gens = lambda: [torch.Generator().manual_seed(100 + r) for r in range(len(PROMPTS) * 2)]  # noqa: E731
     fast = gpt.generate(PROMPTS, 25, temperature=1.0, num_samples=2, generator=gens())
-    slow = gpt.generate_naive(PROMPTS, 25, temperature=1.0, num_samples=2, generator=gens())
+    slow = generate_naive(gpt, PROMPTS, 25, temperature=1.0, num_samples=2, generator=gens())
     assert tokens(fast) == tokens(slow)
 
 
@@ -158,7 +161,7 @@ def test_sampling_with_eos_matches_naive():
     free = gpt.generate(PROMPTS, 30, temperature=0.8, num_samples=3, generator=gens())
     eos_ids = [free[0]["tokens"][1], free[5]["tokens"][12]]
     fast = gpt.generate(PROMPTS, 30, temperature=0.8, num_samples=3, eos_ids=eos_ids, generator=gens())
-    slow = gpt.generate_naive(PROMPTS, 30, temperature=0.8, num_samples=3, eos_ids=eos_ids, generator=gens())
+    slow = generate_naive(gpt, PROMPTS, 30, temperature=0.8, num_samples=3, eos_ids=eos_ids, generator=gens())
     assert tokens(fast) == tokens(slow)
     assert [r["finished"] for r in fast] == [r["finished"] for r in slow]
     assert len({len(r["tokens"]) for r in fast if r["finished"]}) > 2  # rows finished at several steps
@@ -179,7 +182,7 @@ def test_eos_stops_rows(window, sinks):
     free = gpt.generate(PROMPTS, 30, temperature=0)
     eos = free[0]["tokens"][4]  # row 0 is bound to emit it at step 4 (or earlier)
     stopped = gpt.generate(PROMPTS, 30, temperature=0, eos_ids=[eos])
-    naive = gpt.generate_naive(PROMPTS, 30, temperature=0, eos_ids=[eos])
+    naive = generate_naive(gpt, PROMPTS, 30, temperature=0, eos_ids=[eos])
     assert tokens(stopped) == tokens(naive) and [r["finished"] for r in stopped] == [r["finished"] for r in naive]
     for f, s in zip(free, stopped):
         if eos in f["tokens"]:
@@ -209,7 +212,7 @@ class RecordingKVCache(KVCache):
 @pytest.mark.parametrize("max_new_tokens", [10, 120])
 def test_cache_sizes(monkeypatch, max_new_tokens):
     """Windowed layers hold sinks + W slots however long the generation; global layers hold prompt + new tokens."""
-    monkeypatch.setattr(model, "KVCache", RecordingKVCache)
+    monkeypatch.setattr(generation, "KVCache", RecordingKVCache)
     RecordingKVCache.made.clear()
     W, S = 4, 2
     gpt = tiny_gpt(window=W, sinks=S, layer_pattern="LLG")
@@ -258,15 +261,15 @@ def test_sample_next_follows_the_distribution():
     n = 20000
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -30.0, 0.5]]).repeat(n, 1)
     def uniforms(seed):
-        return model.row_uniforms(model.row_keys(torch.Generator().manual_seed(seed), n, "cpu"), 1)[:, 0]
+        return philox.row_uniforms(philox.row_keys(torch.Generator().manual_seed(seed), n, "cpu"), 1)[:, 0]
 
     for temperature in (1.0, 0.7):
-        token, logprob = model.sample_next(logits, temperature, None, None, uniforms(0))
+        token, logprob = generation.sample_next(logits, temperature, None, None, uniforms(0))
         probs = torch.softmax(logits[0].double() / temperature, -1)
         freq = torch.bincount(token, minlength=6).double() / n
         assert (freq - probs).abs().max() < 0.015  # about 4 standard errors at n = 20000
         torch.testing.assert_close(logprob.double(), probs.log()[token], atol=1e-5, rtol=0)
-    token, _ = model.sample_next(logits, 1.0, 2, None, uniforms(1))
+    token, _ = generation.sample_next(logits, 1.0, 2, None, uniforms(1))
     assert set(token.tolist()) == {0, 1}
     assert abs((token == 0).double().mean() - torch.sigmoid(torch.tensor(1.0)).item()) < 0.015
 
@@ -279,22 +282,22 @@ def test_philox_known_answers():
            ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
             (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1))]
     counters, keys, expected = (torch.tensor(x) for x in zip(*kat))
-    assert model.philox4x32(counters, keys).tolist() == expected.tolist()
+    assert philox.philox4x32(counters, keys).tolist() == expected.tolist()
 
 
 def test_row_uniforms():
     """Token t of a row with key k is the 53-bit fraction of Philox's first two words at counter (t, 0, 0, 0); the
     uniforms of many rows and tokens look uniform, and rows with different keys are not the same stream."""
-    u = model.row_uniforms(torch.tensor([[0, 0]]), 3)
+    u = philox.row_uniforms(torch.tensor([[0, 0]]), 3)
     assert u[0, 0].item() == ((0x6627E8D5 >> 5) * 2**26 + (0xE169C58D >> 6)) / 2**53  # the first vector above
-    keys = model.row_keys(torch.Generator().manual_seed(0), 200, "cpu")
-    u = model.row_uniforms(keys, 500)  # (200, 500)
+    keys = philox.row_keys(torch.Generator().manual_seed(0), 200, "cpu")
+    u = philox.row_uniforms(keys, 500)  # (200, 500)
     assert u.dtype == torch.float64 and 0 <= u.min() and u.max() < 1
     ks = (u.flatten().sort().values - torch.arange(1, u.numel() + 1, dtype=torch.float64) / u.numel()).abs().max()
     assert ks < 1.63 / u.numel() ** 0.5  # Kolmogorov-Smirnov at the 1% level
     for a, b in ((u[:, :-1], u[:, 1:]), (u[0::2], u[1::2])):  # a row's successive tokens; neighbouring rows
         assert abs(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1]) < 0.015  # ~4 standard errors
-    assert torch.equal(model.row_uniforms(keys[50:60], 500), u[50:60])  # a row's draws ignore the other rows
+    assert torch.equal(philox.row_uniforms(keys[50:60], 500), u[50:60])  # a row's draws ignore the other rows
 
 
 class DeviceTraffic(TorchDispatchMode):
@@ -345,7 +348,7 @@ def test_host_reads_and_random_draws_per_token(traffic, temperature, eos):
     generator per row, 8 draws per step at batch 8). Ragged prompts, sinks, GQA, a group of 2 per prompt, per-row
     generators as rl.py passes them; with eos, rows finish and leave the batch along the way."""
     gpt = tiny_gpt(window=4, sinks=2, layer_pattern="LG")
-    eos_ids = [gpt.generate_naive(PROMPTS[:1], 3, temperature=0)[0]["tokens"][2]] if eos else None
+    eos_ids = [generate_naive(gpt, PROMPTS[:1], 3, temperature=0)[0]["tokens"][2]] if eos else None
 
     def count(new_tokens):
         traffic.reads.clear(), traffic.draws.clear()
@@ -357,7 +360,7 @@ def test_host_reads_and_random_draws_per_token(traffic, temperature, eos):
 
     (reads_short, draws_short, _), (reads_long, draws_long, out) = count(9), count(57)
     assert reads_long - reads_short <= 57 - 9  # <= 1 read per token
-    assert reads_long - reads_short <= (57 - 9) // model.DROP_EVERY + 1
+    assert reads_long - reads_short <= (57 - 9) // generation.DROP_EVERY + 1
     assert draws_long == draws_short == (0 if temperature == 0 else len(PROMPTS) * 2)
     if eos:  # rows did finish at different steps, so the batch shrank
         assert 0 < sum(r["finished"] for r in out) < len(out)

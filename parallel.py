@@ -33,8 +33,8 @@ from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model
                                                      get_optimizer_state_dict, set_optimizer_state_dict)
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
+import checkpoint
 import common
-import convert
 
 SHARDED = "sharded"  # the DCP directory inside a checkpoint, and train_state["optimizer"] of an FSDP run's
 # DDP's training state per parameter: fp32 weight, gradient, AdamW's exp_avg and exp_avg_sq
@@ -134,8 +134,8 @@ def most(n):
 def save(out_dir, model, optimizer, tokenizer, run_config, train_state, final):
     """An FSDP run's checkpoint; every rank calls it. out_dir/sharded/ (DCP): the optimizer state and, before the
     end of the run, the weights, each rank writing its own shards; at the end (final) the weights consolidated into
-    model.safetensors on rank 0 instead. The rest is convert.save_checkpoint's (config, tokenizer, run config,
-    train_state with "optimizer": "sharded"), swapped in whole by common.replace_dir as always."""
+    model.safetensors on rank 0 instead. The rest is checkpoint.save's (config, tokenizer, run config,
+    train_state with "optimizer": "sharded"), swapped in whole by checkpoint.replace_dir as always."""
     shards = {"optimizer": get_optimizer_state_dict(model, optimizer)}
     weights = {}
     if final:  # collective: every rank sends its shards, rank 0 holds the whole fp32 model in CPU memory
@@ -143,15 +143,14 @@ def save(out_dir, model, optimizer, tokenizer, run_config, train_state, final):
     else:
         shards["model"] = get_model_state_dict(model)
 
-    def write_shards(tmp):  # rank 0 calls it inside save_checkpoint with the new directory; the others below
+    def write_shards(tmp):  # rank 0 calls it inside checkpoint.save with the new directory; the others below
         where = [tmp]
         dist.broadcast_object_list(where, src=0)
         dcp.save(shards, checkpoint_id=os.path.join(where[0], SHARDED))
 
     if common.is_main():
-        convert.save_checkpoint(out_dir, model, tokenizer, run_config=run_config,
-                                train_state={**train_state, "optimizer": SHARDED}, weights=weights,
-                                extra=write_shards)
+        checkpoint.save(out_dir, model, tokenizer, run_config=run_config,
+                        train_state={**train_state, "optimizer": SHARDED}, weights=weights, extra=write_shards)
     else:
         write_shards(None)
     dist.barrier()

@@ -53,7 +53,7 @@ One step, in the order of the code below:
      completions with zero advantage skip the forward/backward (without KL they add exactly 0 to the gradient);
   7. log every step (tqdm + metrics.jsonl), sample completions every --sample_every steps (samples.jsonl);
   8. greedy accuracy on a fixed held-out set every --eval_every steps (eval.evaluate);
-  9. checkpoints (convert.save_checkpoint) with optimizer, RNG, step and data cursor: --resume continues exactly;
+  9. checkpoints (checkpoint.save) with optimizer, RNG, step and data cursor: --resume continues exactly;
  10. data parallel under torchrun: each rank generates and trains on its own whole groups, and the gradients are
      summed once per update (sync_gradients). (No DDP wrapper: after filtering, ranks may run different numbers of
      micro-batches, which DDP's per-backward hooks cannot allow; with the step-wide normalizer a plain sum is exact.)
@@ -110,6 +110,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
+import checkpoint
 import common
 import convert
 import data
@@ -619,7 +620,7 @@ def save(cfg, model, tok, optimizer, step, cursor, final=False):
         return
     if cfg.out_dir and common.is_main():
         train_state = {"step": step, "cursor": cursor, "optimizer": optimizer.state_dict(), "rng": common.rng_state()}
-        convert.save_checkpoint(cfg.out_dir, model, tok, run_config=vars(cfg), train_state=train_state)
+        checkpoint.save(cfg.out_dir, model, tok, run_config=vars(cfg), train_state=train_state)
     if dist.is_initialized():
         dist.barrier()
 
@@ -870,8 +871,8 @@ def load_policy(cfg, device):
     """-> (model fp32 on device, tokenizer, train_state or None). From --out_dir with --resume, else from --init."""
     ckpt = common.resume_dir(cfg)
     if ckpt is not None:
-        model, tok, _, train_state = convert.load_checkpoint(ckpt, device=device, dtype="float32",
-                                                             state_keys=("step", "cursor", "optimizer", "rng"))
+        model, tok, _, train_state = checkpoint.load(ckpt, device=device, dtype="float32",
+                                                     state_keys=("step", "cursor", "optimizer", "rng"))
         if not train_state:
             raise ValueError(f"--resume: {ckpt} has no training state (optimizer, step) to continue from")
     else:
@@ -915,7 +916,7 @@ def main(argv=None):
         common.echo_config(vars(cfg), "rl config")
         check_config(cfg, world)
         if cfg.out_dir:
-            common.check_out_dir(cfg.out_dir, inputs=[cfg.init, cfg.teacher])
+            checkpoint.check_out_dir(cfg.out_dir, inputs=[cfg.init, cfg.teacher])
         model, tok, train_state = load_policy(cfg, device)
         common.check_attn_backend(model.config.attn_backend, device, what="the checkpoint's attn_backend")
         cfg.fsdp = parallel.use_fsdp(cfg.fsdp, world, device, model.num_params())  # run_config.json: what ran

@@ -47,7 +47,7 @@ Eval, every --eval_every steps (and at step 0 and the end) on rank 0: the loss o
 problems of the held-out split, and greedy accuracy (eval.evaluate, checked by verify.py) on the first --eval_limit
 of them, generating at most max_len - prompt tokens so answers stay within the lengths trained on.
 
-Checkpoints (convert.save_checkpoint, atomic) go to --out_dir every --save_every steps and at the end: weights,
+Checkpoints (checkpoint.save, atomic) go to --out_dir every --save_every steps and at the end: weights,
 model config with the window settings, tokenizer, this run's config, and train_state {step, optimizer, RNG, data
 position}. --resume reloads all of it; the saved run config becomes the default for every flag (flags on the
 command line still win), so the same command continues the run (bit for bit on CPU, which a test checks). A NaN or
@@ -76,6 +76,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
+import checkpoint
 import common
 import convert
 import data
@@ -188,7 +189,7 @@ def check_args(args):
         raise ValueError(f"--window={args.window} is longer than --block_size={args.block_size}")
     if args.init == "scratch" and isinstance(args.sinks, int) and args.sinks > args.block_size:
         raise ValueError(f"--sinks={args.sinks} is more than --block_size={args.block_size} positions")
-    common.check_out_dir(args.out_dir, inputs=[args.init])
+    checkpoint.check_out_dir(args.out_dir, inputs=[args.init])
 
 
 # -----------------------------------------------------------------------------
@@ -234,7 +235,7 @@ def build_model(args, device):
     args, so run_config.json records them. A resumed run rebuilds its model from the checkpoint it continues."""
     ckpt = common.resume_dir(args)
     if ckpt is not None:
-        model, tok, _, train_state = convert.load_checkpoint(
+        model, tok, _, train_state = checkpoint.load(
             ckpt, device=device, dtype="float32", attn_backend=args.attn_backend,
             state_keys=("step", "epoch", "cursor", "global_batch", "optimizer", "rng"))
     elif args.init == "scratch":
@@ -326,7 +327,7 @@ def save(args, model, tok, optimizer, position, final=False):
         return
     if common.is_main():
         train_state = {**position, "optimizer": optimizer.state_dict(), "rng": common.rng_state()}
-        convert.save_checkpoint(args.out_dir, model, tok, run_config=vars(args), train_state=train_state)
+        checkpoint.save(args.out_dir, model, tok, run_config=vars(args), train_state=train_state)
     if torch.distributed.is_initialized():
         torch.distributed.barrier()
 

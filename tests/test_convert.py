@@ -9,6 +9,7 @@ import warnings
 import pytest
 import torch
 
+import checkpoint
 import common
 import convert
 from helpers import make_hf_dir, random_ids
@@ -229,14 +230,14 @@ def test_checkpoint_round_trip(tmp_path):
     train_state = {"optimizer": opt.state_dict(), "step": 7, "rng": torch.get_rng_state(), "cursor": [3, 5],
                    "note": "after warmup", "lr": 1e-3}
     ckpt = tmp_path / "ckpt"
-    convert.save_checkpoint(ckpt, model, tok, run_config={"lr": 1e-3, "steps": 10}, train_state=train_state)
+    checkpoint.save(ckpt, model, tok, run_config={"lr": 1e-3, "steps": 10}, train_state=train_state)
     assert sorted(os.listdir(tmp_path)) == ["ckpt", "src"]  # no temporary directories left behind
     from safetensors import safe_open
     with safe_open(ckpt / "model.safetensors", "pt") as f:
         assert "lm_head.weight" not in f.keys()  # a tied head is stored once
     assert json.load(open(ckpt / "config.json"))["format"] == "swarr"
 
-    m2, tok2, run_config, state = convert.load_checkpoint(ckpt, device="cpu", dtype="float32")
+    m2, tok2, run_config, state = checkpoint.load(ckpt, device="cpu", dtype="float32")
     assert m2.config.to_dict() == model.config.to_dict()
     assert (m2.config.window, m2.config.sinks, m2.config.layer_pattern) == (4, 1, "LG")
     sd1, sd2 = model.state_dict(), m2.state_dict()
@@ -252,26 +253,26 @@ def test_checkpoint_round_trip(tmp_path):
 
     m3, tok3 = convert.load_model(str(ckpt), dtype="float32", device="cpu", window=8)  # overrides apply here too
     assert m3.config.window == 8 and m3.config.layer_pattern is None
-    assert convert.load_checkpoint(ckpt, device="cpu")[3]["step"] == 7
+    assert checkpoint.load(ckpt, device="cpu")[3]["step"] == 7
 
 
 def test_checkpoint_overwrite_is_atomic(tmp_path, monkeypatch):
     path, _ = make_hf_dir(tmp_path / "src", "llama")
     model, tok = load(path)
     ckpt = tmp_path / "ckpt"
-    convert.save_checkpoint(ckpt, model, tok, train_state={"step": 1})
+    checkpoint.save(ckpt, model, tok, train_state={"step": 1})
     (ckpt / "metrics.jsonl").write_text('{"step": 1}\n')  # written next to the checkpoint by a training script
 
     def crash(self, out_dir):
         raise RuntimeError("disk full")
     monkeypatch.setattr(Tokenizer, "save", crash)
     with pytest.raises(RuntimeError, match="disk full"):
-        convert.save_checkpoint(ckpt, model, tok, train_state={"step": 2})
+        checkpoint.save(ckpt, model, tok, train_state={"step": 2})
     assert sorted(os.listdir(tmp_path)) == ["ckpt", "src"]
-    assert convert.load_checkpoint(ckpt, device="cpu")[3] == {"step": 1}  # the old one, whole
+    assert checkpoint.load(ckpt, device="cpu")[3] == {"step": 1}  # the old one, whole
     monkeypatch.undo()
 
-    convert.save_checkpoint(ckpt, model, tok)  # replaces it: no stale train_state, foreign files kept
+    checkpoint.save(ckpt, model, tok)  # replaces it: no stale train_state, foreign files kept
     assert sorted(os.listdir(tmp_path)) == ["ckpt", "src"]
     assert not (ckpt / "train_state.pt").exists()
     assert (ckpt / "metrics.jsonl").read_text() == '{"step": 1}\n'
@@ -316,7 +317,7 @@ def test_missing_dir_and_files(tmp_path, llama_dir):
     with pytest.raises(FileNotFoundError, match="GGUF file .* does not exist"):
         convert.load_model(f"gguf:{tmp_path}/nope.gguf")
     with pytest.raises(FileNotFoundError, match="checkpoint directory .* does not exist"):
-        convert.load_checkpoint(tmp_path / "nope")
+        checkpoint.load(tmp_path / "nope")
 
 
 def test_unsupported_model_type_lists_supported(tmp_path, llama_dir):
@@ -483,8 +484,8 @@ def swarr_ckpt(tmp_path_factory, llama_dir):
     model, tok = load(llama_dir)
     path = tmp_path_factory.mktemp("swarr") / "ckpt"
     optimizer = torch.optim.AdamW(model.parameters()).state_dict()
-    convert.save_checkpoint(path, model, tok, run_config={"lr": 1e-3},
-                            train_state={"step": 3, "cursor": 1, "optimizer": optimizer, "rng": common.rng_state()})
+    checkpoint.save(path, model, tok, run_config={"lr": 1e-3},
+                    train_state={"step": 3, "cursor": 1, "optimizer": optimizer, "rng": common.rng_state()})
     return str(path)
 
 
@@ -512,7 +513,7 @@ def test_sinks_are_bounded_by_the_context(tmp_path, llama_dir, swarr_ckpt):
     cfg["model"].update(window=8, sinks=10**9)
     json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
     one_line_error(ValueError, f"sinks=1000000000 is more than the model's context of {cfg['model']['block_size']} "
-                               f"positions", convert.load_checkpoint, d)
+                               f"positions", checkpoint.load, d)
     one_line_error(ValueError, "sinks=100000 is more than the model's context of 128 positions", load, llama_dir,
                    window=8, sinks=100000)
     assert load(llama_dir, window=8, sinks=128)[0].config.sinks == 128
@@ -531,30 +532,30 @@ def test_damaged_checkpoint_files_are_one_line(tmp_path, swarr_ckpt):
             json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
         return edit
     no_model = damaged("no_model", config_edit(lambda c: c.pop("model")))
-    one_line_error(ValueError, 'has no "model" object', convert.load_checkpoint, no_model)
+    one_line_error(ValueError, 'has no "model" object', checkpoint.load, no_model)
     one_line_error(ValueError, 'has no "model" object', convert.load_model, no_model)
     no_block = damaged("no_block", config_edit(lambda c: c["model"].pop("block_size")))
-    one_line_error(ValueError, "the model's settings lack block_size", convert.load_checkpoint, no_block)
+    one_line_error(ValueError, "the model's settings lack block_size", checkpoint.load, no_block)
     bad_type = damaged("bad_type", config_edit(lambda c: c["model"].update(n_embd="64")))
-    one_line_error(ValueError, "n_embd must be a positive integer", convert.load_checkpoint, bad_type)
+    one_line_error(ValueError, "n_embd must be a positive integer", checkpoint.load, bad_type)
     no_backend = damaged("no_backend", config_edit(lambda c: c["model"].pop("attn_backend")))
-    assert convert.load_checkpoint(no_backend)[0].config.attn_backend == "auto"  # a runtime choice: may be left out
+    assert checkpoint.load(no_backend)[0].config.attn_backend == "auto"  # a runtime choice: may be left out
 
     def truncate(d):
         path = os.path.join(d, "train_state.pt")
         data = open(path, "rb").read()
         open(path, "wb").write(data[:len(data) // 2])
     truncated = damaged("truncated", truncate)
-    one_line_error(ValueError, "train_state.pt cannot be read", convert.load_checkpoint, truncated)
+    one_line_error(ValueError, "train_state.pt cannot be read", checkpoint.load, truncated)
     not_dict = damaged("not_dict", lambda d: torch.save([1, 2], os.path.join(d, "train_state.pt")))
-    one_line_error(ValueError, "train_state.pt holds a list", convert.load_checkpoint, not_dict)
+    one_line_error(ValueError, "train_state.pt holds a list", checkpoint.load, not_dict)
     partial = damaged("partial", lambda d: torch.save({"step": 3}, os.path.join(d, "train_state.pt")))
-    assert convert.load_checkpoint(partial)[3] == {"step": 3}  # without state_keys: whatever is there
+    assert checkpoint.load(partial)[3] == {"step": 3}  # without state_keys: whatever is there
     one_line_error(ValueError, "a train_state.pt without cursor, optimizer, rng: a partial or foreign",
-                   convert.load_checkpoint, partial, state_keys=("step", "cursor", "optimizer", "rng"))
+                   checkpoint.load, partial, state_keys=("step", "cursor", "optimizer", "rng"))
     no_state = damaged("no_state", lambda d: os.remove(os.path.join(d, "train_state.pt")))
-    one_line_error(ValueError, "has no train_state.pt", convert.load_checkpoint, no_state, state_keys=("step",))
-    assert convert.load_checkpoint(swarr_ckpt, state_keys=("step", "cursor", "optimizer", "rng"))[3]["step"] == 3
+    one_line_error(ValueError, "has no train_state.pt", checkpoint.load, no_state, state_keys=("step",))
+    assert checkpoint.load(swarr_ckpt, state_keys=("step", "cursor", "optimizer", "rng"))[3]["step"] == 3
 
 
 def test_hub_failure_is_one_clear_line(monkeypatch):
@@ -594,7 +595,7 @@ def test_cli_converts_and_exports(tmp_path, llama_dir, capsys):
     assert rc == 0
     printed = capsys.readouterr().out
     assert "llama:" in printed and "(1 windowed, 1 global), window=4, sinks=1" in printed
-    model, _, run_config, _ = convert.load_checkpoint(out, device="cpu")
+    model, _, run_config, _ = checkpoint.load(out, device="cpu")
     assert (model.config.window, model.config.sinks, model.config.layer_pattern) == (4, 1, "LG")
     assert run_config["init"] == f"hf:{llama_dir}"
     assert os.path.isfile(hf_out / "model.safetensors")

@@ -95,11 +95,11 @@ def test_real_tiny_model_verdicts_agree_with_verify(tmp_path):
 
 
 def test_cli_writes_table_and_jsonl(tmp_path, capsys):
-    import convert
+    import checkpoint
     torch.manual_seed(0)
     tok = Tokenizer.byte_level()
     model = GPT(GPTConfig(vocab_size=257, n_layer=1, n_head=2, n_embd=32, block_size=256))
-    convert.save_checkpoint(str(tmp_path / "m"), model, tok)
+    checkpoint.save(str(tmp_path / "m"), model, tok)
     rows = evaluation.main([f"--init={tmp_path / 'm'}", f"--init={tmp_path / 'm'}@window=4,sinks=1",
                             "--data=synthetic", "--limit=3", "--max_new_tokens=8", "--device=cpu",
                             f"--out_dir={tmp_path / 'ev'}"])

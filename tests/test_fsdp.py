@@ -18,6 +18,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import checkpoint  # noqa: E402
 import common  # noqa: E402
 import convert  # noqa: E402
 import parallel  # noqa: E402
@@ -99,8 +100,8 @@ def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("fsdp")
     torch.manual_seed(0)  # an RL init that stops (EOS) now and then, so that rewards vary (as test_rl's fixture)
     model = teach_to_stop(GPT(GPTConfig(vocab_size=257, n_layer=2, n_head=2, n_embd=32, block_size=256, window=8)))
-    convert.save_checkpoint(out / "init", model, Tokenizer.byte_level(),
-                            run_config={"data": "synthetic:lagged?n_digits=4&n_steps=2&size=200"})
+    checkpoint.save(out / "init", model, Tokenizer.byte_level(),
+                    run_config={"data": "synthetic:lagged?n_digits=4&n_steps=2&size=200"})
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

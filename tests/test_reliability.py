@@ -1,6 +1,6 @@
 """Crash safety: checkpoints that survive kill -9 at any moment, logs that survive a torn last line, and resume
 checks that refuse a partial training state. The kill test trains the tiny toy in subprocesses, SIGKILLs them at
-random moments and at each phase of the checkpoint save (common.replace_dir's SWARR_KILL_AT hook), resumes,
+random moments and at each phase of the checkpoint save (checkpoint.replace_dir's SWARR_KILL_AT hook), resumes,
 and checks that the result equals an uninterrupted run bit for bit."""
 
 import copy
@@ -18,6 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import checkpoint
 import common
 import convert
 import eval as eval_script
@@ -80,7 +81,7 @@ def test_trim_jsonl(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# save_checkpoint and find_checkpoint, in-process
+# checkpoint.save and checkpoint.recover, in-process
 
 
 def test_symlinked_and_private_out_dir(tmp_path):
@@ -92,15 +93,15 @@ def test_symlinked_and_private_out_dir(tmp_path):
     link = tmp_path / "run"
     link.symlink_to(target)
     for step in (1, 2):
-        convert.save_checkpoint(link, model, tok, train_state={"step": step})
+        checkpoint.save(link, model, tok, train_state={"step": step})
     assert link.is_symlink() and os.readlink(link) == str(target)
     assert state_step(target) == 2 and (target / "metrics.jsonl").read_text() == '{"step": 1}\n'
     assert oct(target.stat().st_mode & 0o777) == oct(0o700)
     assert sorted(os.listdir(target.parent)) == ["run"] and sorted(os.listdir(tmp_path)) == ["disk", "run"]
-    assert convert.load_checkpoint(link)[3] == {"step": 2}
+    assert checkpoint.load(link)[3] == {"step": 2}
 
     fresh = tmp_path / "fresh"
-    convert.save_checkpoint(fresh, model, tok)
+    checkpoint.save(fresh, model, tok)
     umask = os.umask(0)
     os.umask(umask)
     assert fresh.stat().st_mode & 0o777 == 0o777 & ~umask  # a new out_dir: the usual permissions
@@ -108,47 +109,47 @@ def test_symlinked_and_private_out_dir(tmp_path):
 
 
 def test_replace_dir_carries_other_files_over_and_writes_a_fresh_marker(tmp_path):
-    """common.replace_dir on its own: what write() makes replaces the old files, every other entry of the old
+    """checkpoint.replace_dir on its own: what write() makes replaces the old files, every other entry of the old
     directory is hard-linked into the new one (the same file, which the training loop keeps appending to), and the
     new .complete is a new file even when keep does not name it (a linked old marker would vouch for a new copy)."""
     out = tmp_path / "ckpt"
     out.mkdir()
     (out / "weights").write_text("old")
     (out / "metrics.jsonl").write_text('{"step": 1}\n')
-    (out / common.COMPLETE).write_text("")
-    old_metrics, old_marker = (os.stat(out / n).st_ino for n in ("metrics.jsonl", common.COMPLETE))
-    common.replace_dir(out, lambda tmp: Path(tmp, "weights").write_text("new"), keep=("weights",))
+    (out / checkpoint.COMPLETE).write_text("")
+    old_metrics, old_marker = (os.stat(out / n).st_ino for n in ("metrics.jsonl", checkpoint.COMPLETE))
+    checkpoint.replace_dir(out, lambda tmp: Path(tmp, "weights").write_text("new"), keep=("weights",))
     assert (out / "weights").read_text() == "new"
     assert os.stat(out / "metrics.jsonl").st_ino == old_metrics
-    assert (out / common.COMPLETE).is_file() and os.stat(out / common.COMPLETE).st_ino != old_marker
+    assert (out / checkpoint.COMPLETE).is_file() and os.stat(out / checkpoint.COMPLETE).st_ino != old_marker
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no copy left beside it
 
 
-def test_find_checkpoint_puts_the_newest_complete_copy_back(tmp_path):
+def test_recover_puts_the_newest_complete_copy_back(tmp_path):
     import shutil
     model, tok = tiny_model(), Tokenizer.byte_level()
     out = tmp_path / "run"
-    assert convert.find_checkpoint(out) is None
-    convert.save_checkpoint(out, model, tok, train_state={"step": 1})
-    assert convert.find_checkpoint(out) == str(out) and (out / convert.COMPLETE).is_file()
+    assert checkpoint.recover(out) is None
+    checkpoint.save(out, model, tok, train_state={"step": 1})
+    assert checkpoint.recover(out) == str(out) and (out / checkpoint.COMPLETE).is_file()
 
-    # the moment between save_checkpoint's two renames, made by hand: old copy aside, a complete new one, and an
+    # the moment between checkpoint.save's two renames, made by hand: old copy aside, a complete new one, and an
     # incomplete newer one (a kill during its writing) that must be ignored
     shutil.copytree(out, tmp_path / ".run.tmp-new")
     torch.save({"step": 2}, tmp_path / ".run.tmp-new" / "train_state.pt")
     shutil.copytree(tmp_path / ".run.tmp-new", tmp_path / ".run.tmp-partial")
-    os.remove(tmp_path / ".run.tmp-partial" / convert.COMPLETE)
+    os.remove(tmp_path / ".run.tmp-partial" / checkpoint.COMPLETE)
     os.rename(out, tmp_path / ".run.old-prev")
-    assert convert.find_checkpoint(out) == str(out) and state_step(out) == 2
+    assert checkpoint.recover(out) == str(out) and state_step(out) == 2
     assert sorted(p.name for kind in copies(out).values() for p in kind) == [".run.old-prev", ".run.tmp-partial"]
 
-    convert.save_checkpoint(out, model, tok, train_state={"step": 3})  # removes what the crash left behind
+    checkpoint.save(out, model, tok, train_state={"step": 3})  # removes what the crash left behind
     assert sorted(os.listdir(tmp_path)) == ["run"] and state_step(out) == 3
 
     # a checkpoint moved aside by the old save code (no .complete anywhere) is found as well
-    os.remove(out / convert.COMPLETE)
+    os.remove(out / checkpoint.COMPLETE)
     os.rename(out, tmp_path / ".run.old-legacy")
-    assert convert.load_checkpoint(out)[3] == {"step": 3} and sorted(os.listdir(tmp_path)) == ["run"]
+    assert checkpoint.load(out)[3] == {"step": 3} and sorted(os.listdir(tmp_path)) == ["run"]
     os.rename(out, tmp_path / ".run.old-legacy")
     assert convert.load_model(str(out))[0].config.n_layer == 1
 
@@ -156,7 +157,7 @@ def test_find_checkpoint_puts_the_newest_complete_copy_back(tmp_path):
 def test_save_failure_keeps_the_old_checkpoint_and_no_copies(tmp_path, monkeypatch):
     model, tok = tiny_model(), Tokenizer.byte_level()
     out = tmp_path / "run"
-    convert.save_checkpoint(out, model, tok, train_state={"step": 1})
+    checkpoint.save(out, model, tok, train_state={"step": 1})
     real_rename = os.rename
 
     def rename(src, dst):
@@ -165,7 +166,7 @@ def test_save_failure_keeps_the_old_checkpoint_and_no_copies(tmp_path, monkeypat
         return real_rename(src, dst)
     monkeypatch.setattr(os, "rename", rename)
     with pytest.raises(OSError, match="disk gone"):  # fails between the two renames: the old one is put back
-        convert.save_checkpoint(out, model, tok, train_state={"step": 2})
+        checkpoint.save(out, model, tok, train_state={"step": 2})
     monkeypatch.undo()
     assert state_step(out) == 1 and sorted(os.listdir(tmp_path)) == ["run"]
 
@@ -177,15 +178,15 @@ def test_save_failure_keeps_the_old_checkpoint_and_no_copies(tmp_path, monkeypat
 def test_partial_train_state_is_refused(tmp_path, capsys):
     model, tok = tiny_model(), Tokenizer.byte_level()
     rl_dir, sft_dir = tmp_path / "rl", tmp_path / "sft"
-    convert.save_checkpoint(rl_dir, model, tok, run_config={"steps": 4, "eval_every": 0},
-                            train_state={"step": 1, "cursor": 2})
+    checkpoint.save(rl_dir, model, tok, run_config={"steps": 4, "eval_every": 0},
+                    train_state={"step": 1, "cursor": 2})
     with pytest.raises(SystemExit) as e:
         rl.main([f"--out_dir={rl_dir}", "--resume=true", f"--init={tmp_path / 'absent'}", "--device=cpu"])
     err = capsys.readouterr().err.strip()
     assert e.value.code == 2 and err.count("\n") == 0, err
     assert "train_state.pt without optimizer, rng" in err
 
-    convert.save_checkpoint(sft_dir, model, tok, run_config={}, train_state={"step": 1, "optimizer": {}})
+    checkpoint.save(sft_dir, model, tok, run_config={}, train_state={"step": 1, "optimizer": {}})
     with pytest.raises(SystemExit) as e:
         sft.main(TINY + [f"--out_dir={sft_dir}", "--resume=true"])
     err = capsys.readouterr().err.strip()
@@ -197,7 +198,7 @@ def test_resume_checks_find_a_checkpoint_left_mid_swap(tmp_path):
     model, tok = tiny_model(), Tokenizer.byte_level()
     for name, parse in (("rl", rl.parse_args), ("sft", sft.parse_args)):
         out = tmp_path / name
-        convert.save_checkpoint(out, model, tok, run_config={"steps": 7}, train_state={"step": 1})
+        checkpoint.save(out, model, tok, run_config={"steps": 7}, train_state={"step": 1})
         os.rename(out, tmp_path / f".{name}.tmp-x")  # as a kill between the two renames leaves it
         assert parse([f"--out_dir={out}", "--resume=true"]).steps == 7
         assert state_step(out) == 1
@@ -242,11 +243,11 @@ def test_kill_at_every_save_phase_and_at_random_then_resume_exactly(tmp_path):
     # checkpoint not yet in place: the moment with no checkpoint at out_dir at all
     killed(start_sft(out, *TINY, kill_at="aside:1"))
     assert not out.exists()
-    (new,) = [c for c in copies(out)["tmp"] if (c / convert.COMPLETE).is_file()]
+    (new,) = [c for c in copies(out)["tmp"] if (c / checkpoint.COMPLETE).is_file()]
     assert state_step(new) == 1
     # resumed from step 1 (put back by --resume), killed writing its second checkpoint (step 3): 2 stays visible
     killed(start_sft(out, *resume, kill_at="written:2"))
-    assert state_step(out) == 2 and not any((c / convert.COMPLETE).exists() for c in copies(out)["tmp"])
+    assert state_step(out) == 2 and not any((c / checkpoint.COMPLETE).exists() for c in copies(out)["tmp"])
     # killed with step 4 complete beside out_dir but not yet swapped in: out_dir (step 3) is the checkpoint
     killed(start_sft(out, *resume, kill_at="complete:2"))
     assert state_step(out) == 3
@@ -259,7 +260,7 @@ def test_kill_at_every_save_phase_and_at_random_then_resume_exactly(tmp_path):
     # kills at random moments of the training loop (saves included: one per step)
     rng = random.Random(0)
     for _ in range(2):
-        before = state_step(convert.find_checkpoint(out))
+        before = state_step(checkpoint.recover(out))
         if before == STEPS:
             break
         proc = start_sft(out, *resume)
@@ -269,7 +270,7 @@ def test_kill_at_every_save_phase_and_at_random_then_resume_exactly(tmp_path):
         time.sleep(rng.uniform(0.0, 0.1))
         proc.kill()
         proc.communicate(timeout=600)
-        assert convert.find_checkpoint(out) is not None  # never lost
+        assert checkpoint.recover(out) is not None  # never lost
         assert state_step(out) >= before
 
     finish = start_sft(out, *resume)
@@ -322,8 +323,8 @@ def user_folder(path):
 def ckpt(tmp_path):
     """A tiny swarr checkpoint (byte-level tokenizer) made by sft-like runs, with a metrics.jsonl of its own."""
     path = tmp_path / "ckpt"
-    convert.save_checkpoint(path, tiny_model(), Tokenizer.byte_level(),
-                            run_config={"init": "scratch", "data": "synthetic?size=32", "profile": "toy"})
+    checkpoint.save(path, tiny_model(), Tokenizer.byte_level(),
+                    run_config={"init": "scratch", "data": "synthetic?size=32", "profile": "toy"})
     (path / "metrics.jsonl").write_text('{"step": 1, "loss": 2.0}\n')
     return path
 
@@ -332,7 +333,7 @@ def test_a_save_never_replaces_what_the_run_reads(tmp_path, ckpt, capsys):
     """--out_dir equal to the init (a transformers folder, through a symlink too, or a checkpoint), the teacher or
     the export: refused at start with one line, and every file stays as it was."""
     hf = convert.export_hf(tiny_model(), Tokenizer.byte_level(), tmp_path / "hf")  # a transformers folder
-    os.remove(os.path.join(hf, common.COMPLETE))  # as downloaded: nothing marks it as ours
+    os.remove(os.path.join(hf, checkpoint.COMPLETE))  # as downloaded: nothing marks it as ours
     link = tmp_path / "link"
     link.symlink_to(hf)
     before = snapshot(hf), snapshot(ckpt)
@@ -352,7 +353,7 @@ def test_a_save_never_replaces_what_the_run_reads(tmp_path, ckpt, capsys):
 
 def test_a_save_never_replaces_a_folder_that_is_not_ours(tmp_path, ckpt, capsys, monkeypatch):
     """The working directory (or a folder above it), the root, and a folder of the user's files are refused at
-    start by every script, and by common.replace_dir itself, the last guard; an empty folder, one holding only a
+    start by every script, and by checkpoint.replace_dir itself, the last guard; an empty folder, one holding only a
     run's logs, a checkpoint and an export of ours are replaced."""
     home = user_folder(tmp_path / "home")
     (home / "work").mkdir()
@@ -363,7 +364,7 @@ def test_a_save_never_replaces_a_folder_that_is_not_ours(tmp_path, ckpt, capsys,
         assert "working directory" in one_line(capsys, rl.main, [f"--init={ckpt}", f"--out_dir={out}", "--device=cpu"])
         assert "working directory" in convert_one_line(capsys, [f"--init={ckpt}", f"--out_dir={out}"])
     with pytest.raises(ValueError, match="is the root directory"):
-        common.check_out_dir("/")
+        checkpoint.check_out_dir("/")
     monkeypatch.chdir(tmp_path)
     theirs = user_folder(tmp_path / "theirs")
     mine = snapshot(theirs)
@@ -374,7 +375,7 @@ def test_a_save_never_replaces_a_folder_that_is_not_ours(tmp_path, ckpt, capsys,
     assert message in convert_one_line(capsys, [f"--init={ckpt}", f"--out_dir={theirs}"])
     assert message in convert_one_line(capsys, [f"--init={ckpt}", "--out_dir=", f"--export_hf={theirs}"])
     with pytest.raises(ValueError, match=re.escape(message)):
-        common.replace_dir(theirs, lambda tmp: Path(tmp, "weights").write_text("new"), keep=())
+        checkpoint.replace_dir(theirs, lambda tmp: Path(tmp, "weights").write_text("new"), keep=())
     with pytest.raises(ValueError, match=re.escape(message)):
         convert.export_hf(tiny_model(), Tokenizer.byte_level(), theirs)
     assert snapshot(home) == before and snapshot(theirs) == mine
@@ -385,17 +386,17 @@ def test_a_save_never_replaces_a_folder_that_is_not_ours(tmp_path, ckpt, capsys,
     (logs_only / "metrics.jsonl").write_text('{"step": 1}\n')
     empty.mkdir()
     for ours in (logs_only, empty, ckpt):
-        common.replace_dir(ours, lambda tmp: Path(tmp, "weights").write_text("new"), keep=())
+        checkpoint.replace_dir(ours, lambda tmp: Path(tmp, "weights").write_text("new"), keep=())
         assert (ours / "weights").read_text() == "new"
     exported = tmp_path / "exported"
     for _ in range(2):  # an export is ours too: written again in place
         convert.export_hf(tiny_model(), Tokenizer.byte_level(), exported)
-    assert (exported / common.COMPLETE).is_file()
+    assert (exported / checkpoint.COMPLETE).is_file()
     # eval.py writes into a folder it made (and marked) before, but into no other
     for _ in range(2):
         eval_script.main([f"--init={ckpt}", "--data=synthetic?size=2", "--limit=1", "--max_new_tokens=2",
                           "--device=cpu", f"--out_dir={tmp_path / 'eval'}"])
-    assert {"table.md", "results.json", common.OWN_MARK} <= set(os.listdir(tmp_path / "eval"))
+    assert {"table.md", "results.json", checkpoint.OWN_MARK} <= set(os.listdir(tmp_path / "eval"))
 
 
 def unwritable_dir(tmp_path):
@@ -406,7 +407,7 @@ def unwritable_dir(tmp_path):
         d.mkdir()
         d.chmod(0o500)
         return d
-    if os.path.isdir("/sys") and not common._writable("/sys"):
+    if os.path.isdir("/sys") and not checkpoint._writable("/sys"):
         return Path("/sys")
     pytest.skip("root, and no read-only file system to try")
 
@@ -444,13 +445,13 @@ def test_attention_backends_that_cannot_run_here_fail_at_start(tmp_path, ckpt, c
     gpu_ckpt = tmp_path / "gpu_ckpt"
     model = tiny_model()
     model.config.attn_backend = "triton"  # as sft.py --attn_backend=triton saves it on a GPU machine
-    convert.save_checkpoint(gpu_ckpt, model, Tokenizer.byte_level(), run_config={"data": "synthetic?size=32"})
+    checkpoint.save(gpu_ckpt, model, Tokenizer.byte_level(), run_config={"data": "synthetic?size=32"})
     assert "the checkpoint's attn_backend=triton runs on CUDA GPUs only" in one_line(
         capsys, rl.main, [f"--init={gpu_ckpt}", f"--out_dir={out}", "--device=cpu"])
     assert not out.exists()  # stopped before the first step
     assert "attn_backend=triton runs on CUDA GPUs only" in one_line(
         capsys, eval_script.main, [f"--init={ckpt}@attn_backend=triton", f"--out_dir={out}", "--device=cpu"])
-    assert os.listdir(out) == [common.OWN_MARK]  # before the first problem
+    assert os.listdir(out) == [checkpoint.OWN_MARK]  # before the first problem
 
 
 def resume_with(capsys, out, edit):
@@ -505,8 +506,8 @@ def test_rl_resume_refuses_a_hand_edited_train_state(tmp_path, ckpt, capsys):
         out = tmp_path / name
         good = {"step": 1, "cursor": 0, "optimizer": torch.optim.AdamW(model.parameters()).state_dict(),
                 "rng": common.rng_state()}
-        convert.save_checkpoint(out, model, Tokenizer.byte_level(), run_config={"init": str(ckpt), "steps": 2,
-                                "data": "synthetic?size=32", "eval_every": 0}, train_state={**good, **state})
+        checkpoint.save(out, model, Tokenizer.byte_level(), run_config={"init": str(ckpt), "steps": 2,
+                        "data": "synthetic?size=32", "eval_every": 0}, train_state={**good, **state})
         assert message in one_line(capsys, rl.main, [f"--out_dir={out}", "--resume=true", "--device=cpu"])
 
 
@@ -514,8 +515,8 @@ def test_resume_refuses_another_init(tmp_path, ckpt, capsys):
     """--resume continues a run from its checkpoint, so an --init other than the run's own would be ignored:
     refused; the same init, spelled as given or through a symlink, is fine."""
     out = tmp_path / "run"
-    convert.save_checkpoint(out, tiny_model(), Tokenizer.byte_level(), run_config={"init": str(ckpt), "steps": 3},
-                            train_state={"step": 1})
+    checkpoint.save(out, tiny_model(), Tokenizer.byte_level(), run_config={"init": str(ckpt), "steps": 3},
+                    train_state={"step": 1})
     link = tmp_path / "link"
     link.symlink_to(ckpt)
     for parse in (sft.parse_args, rl.parse_args):
@@ -542,7 +543,7 @@ def swapped_bytes_tokenizer():
 
 def test_teacher_must_share_the_tokenizer_not_only_its_size(tmp_path, ckpt, capsys):
     teacher = tmp_path / "teacher"
-    convert.save_checkpoint(teacher, tiny_model(), swapped_bytes_tokenizer())
+    checkpoint.save(teacher, tiny_model(), swapped_bytes_tokenizer())
     err = one_line(capsys, rl.main, [f"--init={ckpt}", f"--teacher={teacher}", f"--out_dir={tmp_path / 'out'}",
                                      "--device=cpu", "--group_size=1"])
     assert "has another tokenizer than the student (the same number of ids, but not the same tokens)" in err

@@ -421,14 +421,14 @@ def test_inner_epochs_reuse_first_update_logprobs_and_clip():
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    import convert
+    import checkpoint
     from tokenizer import Tokenizer
 
     path = tmp_path_factory.mktemp("ckpt") / "sft"
     from helpers import teach_to_stop
     model = teach_to_stop(tiny_model(window=8))
-    convert.save_checkpoint(path, model, Tokenizer.byte_level(),
-                            run_config={"data": "synthetic:lagged?n_digits=4&n_steps=2&size=200"})
+    checkpoint.save(path, model, Tokenizer.byte_level(),
+                    run_config={"data": "synthetic:lagged?n_digits=4&n_steps=2&size=200"})
     return str(path)
 
 
@@ -471,6 +471,7 @@ def test_script_runs_checkpoints_and_resumes_exactly(tmp_path, tiny_checkpoint):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_checkpoint, capsys):
+    import checkpoint
     import convert
 
     model, tok = convert.load_model(tiny_checkpoint, device="cpu", dtype="float32")
@@ -487,7 +488,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_checkp
         rl.train(cfg, model, tok, data.load_dataset("synthetic", "train", size=20), reward_fn=reward_then_nan)
     err = capsys.readouterr().err
     assert "NaN/inf at step 2" in err and "(step 1)" in err
-    _, _, _, state = convert.load_checkpoint(tmp_path, device="cpu")
+    _, _, _, state = checkpoint.load(tmp_path, device="cpu")
     assert state["step"] == 1
 
 

@@ -6,12 +6,15 @@ Run: python -m pytest -q tests/test_verify.py tests/test_verify_property.py
 import importlib.util
 import json
 import statistics
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+import latex_equiv
 import verify
 from verify import extract_answer, extract_gold, format_reward, is_correct, reward
 
@@ -608,11 +611,11 @@ def test_table_size():
 
 def test_units_never_cut_inside_a_command():
     # "ft" and "in" are units; \left, \infty, \in must survive as commands (or be removed whole).
-    assert "\\le(" not in verify._normalize(r"\left(1, 2\right)")
-    assert verify._normalize(r"\left(1, 2\right)") == "(1, 2)"
-    assert verify._normalize(r"(-\infty, 2]") == r"(-\infty, 2]"
-    assert verify._normalize(r"5 \text{ ft}") == "5"
-    assert verify._normalize("x \\leftarrow 5 ft") == "x \\leftarrow 5"
+    assert "\\le(" not in latex_equiv.normalize(r"\left(1, 2\right)")
+    assert latex_equiv.normalize(r"\left(1, 2\right)") == "(1, 2)"
+    assert latex_equiv.normalize(r"(-\infty, 2]") == r"(-\infty, 2]"
+    assert latex_equiv.normalize(r"5 \text{ ft}") == "5"
+    assert latex_equiv.normalize("x \\leftarrow 5 ft") == "x \\leftarrow 5"
 
 
 @pytest.mark.parametrize("raw,expected", [
@@ -627,7 +630,7 @@ def test_units_never_cut_inside_a_command():
     ("x = 5", "5"),
 ])
 def test_normalize(raw, expected):
-    assert verify._normalize(raw) == expected
+    assert latex_equiv.normalize(raw) == expected
 
 
 def test_format_reward():
@@ -655,6 +658,17 @@ def test_non_string_gold():
     assert is_correct("#### 72", 72)
     assert is_correct("#### 0.5", 0.5)
     assert not is_correct("#### 72", 73)
+
+
+def test_plain_number_reward_never_loads_latex_equiv():
+    # a GSM8K reward reads verify.py alone; latex_equiv.py is imported on the first answer that is not a plain number
+    code = ("import sys, verify\n"
+            "assert verify.reward('so she has #### $1,234.50', '#### 1234.5') == 1.0\n"
+            "assert verify.reward('The answer is 18.', '#### 17') == 0.0\n"
+            "assert 'latex_equiv' not in sys.modules\n"
+            "assert verify.reward('The answer is \\\\frac{1}{2}.', '#### 0.5') == 1.0\n"
+            "assert 'latex_equiv' in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], cwd=Path(verify.__file__).parent, check=True)
 
 
 def test_thread_safe():

@@ -9,6 +9,7 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
+import latex_equiv  # noqa: E402
 import verify  # noqa: E402
 from verify import extract_answer, extract_gold, format_reward, is_correct, reward  # noqa: E402
 
@@ -179,13 +180,13 @@ plain_numbers = st.builds(plain, st.integers(-10**12, 10**12), st.integers(0, 4)
 @given(a=plain_numbers, b_offset=st.sampled_from([0, 0, 1, -1, 10**6]), b_decimals=st.integers(0, 4),
        b_style=st.sampled_from(["plain", "commas", "zeros", "dollar", "tex_dollar"]))
 def test_plain_number_path_agrees_with_latex_path(a, b_offset, b_decimals, b_style):
-    # Part 1 compares plain numbers itself; part 2 (normalize, evaluate) must give the same verdict on them, for the
-    # same value written another way, one unit of the last digit away, and far away.
+    # verify.py compares plain numbers itself; latex_equiv.py (normalize, evaluate) must give the same verdict on
+    # them, for the same value written another way, one unit of the last digit away, and far away.
     value = verify._plain_number(a)
     assert value is not None, a
     x, ulp = value
     scaled = x * 10 ** b_decimals
     b = plain(int(scaled) + b_offset if scaled.denominator == 1 else int(scaled), b_decimals, b_style)
     assert verify._plain_number(b) is not None, b
-    assert verify._equal(a, b) == verify._latex_equal(a, b), (a, b)
-    assert verify._equal(a, a) and verify._latex_equal(a, a)
+    assert verify._equal(a, b) == latex_equiv.equal(a, b), (a, b)
+    assert verify._equal(a, a) and latex_equiv.equal(a, a)

@@ -454,10 +454,9 @@ def set_defaults(parser, defaults, profiles=None):
     parser.set_defaults(**defaults)
     follow_init = {key for values in (profiles or {}).values() for key in values}
     for action in parser._actions:
-        if action.dest in follow_init:
-            action.help += f" (default: {profile_help(profiles, action.dest)})".replace("%", "%%")
-        elif action.dest in defaults and action.help:
-            action.help += f" (default: {defaults[action.dest]})".replace("%", "%%")
+        if action.dest in follow_init or action.dest in defaults:
+            value = profile_help(profiles, action.dest) if action.dest in follow_init else defaults[action.dest]
+            action.help = f"{action.help or ''} (default: {str(value).replace('%', '%%')})"  # help is %-formatted
 
 
 BIG = 10**9  # a bound for counts that only stops nonsense (a step count nobody runs, a batch nobody fits)

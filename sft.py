@@ -6,8 +6,7 @@ Stage 1 of SWARR: put a model under a sliding window and fine-tune it on worked 
     python sft.py --init=out/sa --window=18 --lr=5e-4 --steps=200 --out_dir=out/swa   # a full-attention init, windowed
     python sft.py --init=hf:Qwen/Qwen2.5-0.5B-Instruct   # a pretrained model: the real recipe's defaults
     torchrun --standalone --nproc_per_node=8 sft.py ...  # DDP: 8x the global batch; --fsdp=true shards it (parallel.py)
-    python sft.py --resume=true --out_dir=out/sft   # continue exactly where the last checkpoint left off (bit for bit
-                                                    # on CPU)
+    python sft.py --resume=true --out_dir=out/sft   # continue where the last checkpoint left off (bit for bit on CPU)
 More commands, and why the defaults are what they are: README.md.
 
 The defaults (DEFAULTS and PROFILES below) follow the init: the toy's from scratch, the real recipe's for a pretrained
@@ -435,8 +434,8 @@ def get_parser():
     p = common.OneLineErrorParser(description="SFT under a sliding window (stage 1 of SWARR); see the docstring.",
                                   finish=lambda args: common.apply_profile(args, PROFILES))
     g = p.add_argument_group("model")
-    g.add_argument("--init", help="scratch (a new model with the size flags and the byte-level tokenizer) | "
-                   "hf:ORG/NAME | hf:/dir | gguf:/file.gguf | a checkpoint dir from sft.py/rl.py/convert.py")
+    g.add_argument("--init", help="scratch (a new model of the size flags' size, byte-level tokenizer) | hf:ORG/NAME "
+                   "| hf:/dir | gguf:/file.gguf | a checkpoint dir from sft.py/rl.py/convert.py")
     g.add_argument("--n_layer", type=int, help="scratch only: number of layers")
     g.add_argument("--n_head", type=int, help="scratch only: attention heads")
     g.add_argument("--n_embd", type=int, help="scratch only: model width")
@@ -474,8 +473,7 @@ def get_parser():
     g.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps (torchrun sets the GPU)")
     g.add_argument("--dtype", help="autocast (compute) dtype, weights stay fp32: auto (bf16 on GPUs and, for models "
                    "of 20M+ parameters, on CPUs with native bf16; else fp32) | float32 | bfloat16")
-    g.add_argument("--compile", type=common.str2bool, help="torch.compile the training forward and the held-out "
-                   "eval's decode step")
+    g.add_argument("--compile", type=common.str2bool, help="torch.compile the training forward and eval's decode step")
     parallel.add_flag(g)
     g.add_argument("--grad_checkpointing", type=common.str2bool,
                    help="recompute each layer in the backward pass: less memory, ~30%% more compute")

@@ -190,10 +190,11 @@ def str2bool(v):
 
 
 class Flags(argparse.Namespace):
-    """The parsed flags, and where each value came from: sources[name] is "command line", "resumed run" (the run
-    config of the checkpoint --resume continues), "profile toy" / "profile pretrained" (apply_profile), "init" (the
-    init model's own window settings, apply_window), ...; a name not in sources has its default. sources is a slot,
-    so vars(args), which run_config.json saves, holds the flags only. echo_config prints both."""
+    """The parsed flags, and where each value came from: sources[name] is "command line" (OneLineErrorParser),
+    "resumed run" (the run config --resume continues: parse_resumable), "profile toy|pretrained" (apply_profile),
+    "init" (the init model's own window settings: apply_window) or "full attention" (no sinks without a window); a
+    name not in sources has its default. sources is a slot, so vars(args), which run_config.json saves, holds the
+    flags only. echo_config prints both."""
     __slots__ = ("sources",)
 
     def __init__(self, **values):

@@ -159,10 +159,10 @@ Examples = collections.namedtuple("Examples", "seqs masks n_targets dropped")
 
 
 def tokenize(dataset, tok, max_len, limit=None):
-    """-> Examples: seqs[i] (L_i,) the ids of prompt + solution + EOS, masks[i] (L_i,) 1 on the solution and the EOS
-    only (the model learns to answer and to stop, never to write questions), n_targets[i] the supervised tokens, of
-    every example that has a solution (dataset.with_solutions() counts the others) and fits in max_len tokens; the
-    longer ones are dropped and counted, not truncated (a cut solution would teach the model to stop early)."""
+    """-> Examples of every example that has a solution (dataset.with_solutions() counts the others) and fits in
+    max_len tokens: seqs[i] (L_i,) the ids of prompt + solution + EOS, masks[i] (L_i,) 1 on the solution and the EOS
+    only (the model learns to answer and to stop, never to write questions), n_targets[i] its supervised tokens.
+    Longer examples are dropped and counted, not truncated: a cut solution would teach the model to stop early."""
     seqs, masks, n_targets, dropped = [], [], [], 0
     for ex in dataset.with_solutions().examples[:limit]:
         ids, mask = dataset.render_for_sft(tok, ex)

@@ -179,7 +179,7 @@ def format_table(rows):
 
 def main(argv=None):
     args = get_parser().parse_args(argv)
-    args.init = args.init or DEFAULTS["init"]
+    args.init = args.init or list(DEFAULTS["init"])
     common.echo_config(args, "eval.py config")
     try:
         common.check_ranges(args, {"limit": (0, common.BIG), "batch_size": (1, 2**16), "max_new_tokens": (1, 2**20),

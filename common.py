@@ -1,7 +1,8 @@
 """
 The one place for what every script needs: device and dtype choice, seeding and RNG state, DDP ranks, printing on
-rank 0, JSONL metrics, and the flat `--key=value` argparse with the config echoed at start. Checkpoints (saving,
-loading, the crash-safe swap) are checkpoint.py's.
+rank 0, JSONL metrics, the flat `--key=value` argparse with the config echoed once resolved (each value with where
+it came from), and progress that a log file can read. Checkpoints (saving, loading, the crash-safe swap) are
+checkpoint.py's.
 """
 
 import argparse
@@ -12,10 +13,12 @@ import json
 import os
 import random
 import sys
+import time
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
 
 def resolve_device(name="auto", announce=False):
@@ -182,26 +185,48 @@ def str2bool(v):
     raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {v!r}")
 
 
-def optional_int(v):
-    """For flags like --window where 'none' means unset."""
-    return None if str(v).lower() in ("none", "null", "") else int(v)
+class Flags(argparse.Namespace):
+    """The parsed flags, and where each value came from: sources[name] is "command line" (OneLineErrorParser),
+    "resumed run" (the run config --resume continues: parse_resumable), "profile toy|pretrained" (apply_profile),
+    "init" (the init model's own window settings: apply_window) or "full attention" (no sinks without a window); a
+    name not in sources has its default. sources is a slot, so vars(args), which run_config.json saves, holds the
+    flags only. echo_config prints both."""
+    __slots__ = ("sources",)
+
+    def __init__(self, **values):
+        super().__init__(**values)
+        self.sources = {}
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse that reports a bad flag in one line (argparse already does) with the usage hint. finish(args), if
-    given, runs on every parsed namespace (the scripts fill their init-dependent defaults there). Abbreviated flags
-    are refused (argparse would read --ste=1 as --steps=1 and --out as --out_dir, so a typo, or a flag added
-    later that shares the prefix, silently changes what a command means)."""
+    """argparse that reports a bad flag in one line (argparse already does) with the usage hint, and parses into
+    Flags, recording which flags the command line gave. finish(args), if given, runs on every parsed namespace
+    (the scripts fill their init-dependent defaults there). Abbreviated flags are refused (argparse would read
+    --ste=1 as --steps=1 and --out as --out_dir, so a typo, or a flag added later that shares the prefix, silently
+    changes what a command means)."""
 
     def __init__(self, *args, finish=None, **kwargs):
         super().__init__(*args, allow_abbrev=False, **kwargs)
         self.finish = finish
 
     def parse_known_args(self, args=None, namespace=None):
-        namespace, rest = super().parse_known_args(args, namespace)
+        args = sys.argv[1:] if args is None else list(args)
+        namespace, rest = super().parse_known_args(args, Flags() if namespace is None else namespace)
+        namespace.sources = {dest: "command line" for dest in self.given(args)}
         if self.finish is not None:
             self.finish(namespace)
         return namespace, rest
+
+    def given(self, argv):
+        """The names (dests) of the flags in argv, as --flag=value or --flag value (abbreviations are refused)."""
+        names = set()
+        for token in argv:
+            if token == "--":
+                break
+            action = self._option_string_actions.get(token.partition("=")[0])
+            if action is not None:
+                names.add(action.dest)
+        return names
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
@@ -286,7 +311,7 @@ def resolve_window(args, config, profile):
 
     def pick(key, init_value, profile_value):
         if getattr(args, key) != KEEP:
-            return getattr(args, key), "command line"
+            return getattr(args, key), args.sources.get(key, "command line")
         if windowed:
             return init_value, "init"
         return profile_value, f"profile {profile}"
@@ -294,7 +319,7 @@ def resolve_window(args, config, profile):
     out = {"window": pick("window", config.window, min(prof["window"], config.block_size)),
            "sinks": pick("sinks", config.sinks, prof["sinks"])}
     if args.layer_pattern != KEEP:
-        out["layer_pattern"] = args.layer_pattern, "command line"
+        out["layer_pattern"] = args.layer_pattern, args.sources.get("layer_pattern", "command line")
     elif windowed and args.window == KEEP:
         out["layer_pattern"] = config.layer_pattern, "init"
     else:  # a new window covers every layer unless a pattern is given too
@@ -304,14 +329,17 @@ def resolve_window(args, config, profile):
     return out
 
 
-def apply_window(args, model, profile):
-    """Resolve the window flags against the loaded init (resolve_window), set them on the model, write the values
-    back into args (so run_config.json records what ran) and print where each came from."""
+def apply_window(args, model, profile, announce=True):
+    """Resolve the window flags (args: Flags) against the loaded init (resolve_window), set them on the model, write
+    the values back into args (so run_config.json records what ran) and their sources into args.sources (for
+    echo_config); announce prints them in one line now. -> resolve_window's {key: (value, source)}."""
     resolved = resolve_window(args, model.config, profile)
     model.configure_window(*(value for value, _ in resolved.values()))
-    for key, (value, _) in resolved.items():
+    for key, (value, source) in resolved.items():
         setattr(args, key, value)
-    print0("attention: " + ", ".join(f"{key}={value} ({source})" for key, (value, source) in resolved.items()))
+        args.sources[key] = source
+    if announce:
+        print0("attention: " + ", ".join(f"{key}={value} ({source})" for key, (value, source) in resolved.items()))
     return resolved
 
 
@@ -342,9 +370,10 @@ def parse_resumable(parser, argv, script):
             raise FileNotFoundError(f"--resume: no {script} checkpoint with a train state in {ckpt!r}; drop "
                                     f"--resume to start fresh")
         known = {a.dest for a in parser._actions}
-        saved = read_run_config(ckpt)
-        parser.set_defaults(**{k: v for k, v in saved.items() if k in known and k not in ("resume", "out_dir")})
+        saved = {k: v for k, v in read_run_config(ckpt).items() if k in known and k not in ("resume", "out_dir")}
+        parser.set_defaults(**saved)
         args = parser.parse_args(argv)
+        args.sources = {k: "resumed run" for k in saved} | args.sources
         if isinstance(saved.get("init"), str) and not same_source(args.init, saved["init"]):
             raise ValueError(f"--resume continues the run in {ckpt}, which started from --init={saved['init']}; "
                              f"--init={args.init} would be ignored (a resumed run's weights come from its "
@@ -400,17 +429,32 @@ def init_profile(init):
 
 
 def apply_profile(args, profiles):
-    """Fill every flag left at None from the profile of args.init: {profile: {flag: default}}. -> the profile."""
+    """Fill every flag left at None from the profile of args.init: {profile: {flag: default}}, recording each in
+    args.sources. -> the profile."""
     profile = init_profile(args.init)
     for key, value in profiles[profile].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+            args.sources[key] = f"profile {profile}"
     args.profile = profile
+    args.sources["profile"] = "init"
     return profile
 
 
 def profile_help(profiles, key):
     return " | ".join(f"{name}: {values[key]}" for name, values in profiles.items())
+
+
+def set_defaults(parser, defaults, profiles=None):
+    """The flags' defaults in one call: `defaults` {flag: value}; the flags in `profiles` {profile: {flag: value}}
+    stay None for apply_profile to fill. Each flag's --help ends with its default (both profiles' where it follows
+    the init)."""
+    parser.set_defaults(**defaults)
+    follow_init = {key for values in (profiles or {}).values() for key in values}
+    for action in parser._actions:
+        if action.dest in follow_init or action.dest in defaults:
+            value = profile_help(profiles, action.dest) if action.dest in follow_init else defaults[action.dest]
+            action.help = f"{action.help or ''} (default: {str(value).replace('%', '%%')})"  # help is %-formatted
 
 
 BIG = 10**9  # a bound for counts that only stops nonsense (a step count nobody runs, a batch nobody fits)
@@ -427,6 +471,14 @@ def check_ranges(args, ranges):
         if not ok:
             span = f"{'(' if kind else '['}{low}, {high}]"
             raise ValueError(f"--{name}={x} is out of range: it must be in {span}")
+
+
+def check_context(length, context, what, fix=None):
+    """One line (ValueError) when a sequence of `length` positions cannot fit a model's context of `context`: what
+    says where the length comes from (e.g. "--max_len=600"), fix what to change."""
+    if length > context:
+        raise ValueError(f"{what} needs {length} positions, more than the model's context of {context}"
+                         + (f"; {fix}" if fix else ""))
 
 
 def check_attn_backend(backend, device, training=True, what="--attn_backend"):
@@ -463,11 +515,79 @@ def load_optimizer_state(optimizer, saved):
                                      f"for a parameter of shape {tuple(p.shape)}: it belongs to another model")
 
 
-def echo_config(config, title="config"):
+def echo_config(args, title="config"):
+    """Print the run's config in one block: every value of args (Flags) with where it came from (args.sources, else
+    "default"). Call it once the values are resolved (the window after the model is loaded). A plain dict prints
+    without sources."""
+    config, sources = (args, None) if isinstance(args, dict) else (vars(args), args.sources)
     width = max(len(k) for k in config)
+    value_width = min(32, max(len(str(v)) for v in config.values()))
     print0(f"---- {title} ----")
     for k, v in config.items():
-        print0(f"  {k:<{width}} = {v}")
+        line = f"  {k:<{width}} = {v}"
+        print0(line if sources is None else f"{line:<{width + value_width + 5}}  ({sources.get(k, 'default')})")
+
+
+PROGRESS_EVERY = 30  # seconds between progress lines when stderr is a log file or a pipe
+
+
+def progress(iterable=None, total=None, desc="", initial=0, disable=False, leave=True, tty=None):
+    """A progress bar over iterable, or over `total` steps advanced with update(n): tqdm when stderr is a terminal,
+    else a LineProgress (one plain line every PROGRESS_EVERY seconds and at the end), so that a log file gets lines,
+    not a stream of carriage returns. tty forces either (None: ask stderr). Both iterate and have update(n=1),
+    set_postfix(**values) and close()."""
+    if tty is None:
+        tty = sys.stderr.isatty()
+    if tty or disable:
+        return tqdm(iterable, total=total, desc=desc, initial=initial, disable=disable, leave=leave,
+                    dynamic_ncols=True)
+    return LineProgress(iterable, total, desc, initial)
+
+
+class LineProgress:
+    """progress() into a file or a pipe: `desc: n/total (p%) | elapsed, left, rate | postfix` on stderr every
+    PROGRESS_EVERY seconds and once more at close() (and at the end of an iteration)."""
+
+    def __init__(self, iterable=None, total=None, desc="", initial=0):
+        if total is None and hasattr(iterable, "__len__"):
+            total = len(iterable)
+        self.iterable, self.total, self.desc, self.n, self.initial = iterable, total, desc, initial, initial
+        self.postfix, self.shown = {}, None  # shown: n at the last line printed
+        self.start = self.last = time.monotonic()
+
+    def __iter__(self):
+        for item in self.iterable:
+            yield item
+            self.update()
+        self.close()
+
+    def update(self, n=1):
+        self.n += n
+        if time.monotonic() - self.last >= PROGRESS_EVERY:
+            self.show()
+
+    def set_postfix(self, **values):
+        self.postfix = values
+
+    def close(self):
+        if self.shown != self.n:
+            self.show()
+
+    def show(self):
+        self.last, self.shown = time.monotonic(), self.n
+        elapsed = self.last - self.start
+        rate = (self.n - self.initial) / elapsed if elapsed > 0 else 0.0
+        line = f"{self.desc}: {self.n}"
+        if self.total:
+            line += f"/{self.total} ({100 * self.n / self.total:.0f}%)"
+        line += f" | {tqdm.format_interval(elapsed)} elapsed"
+        if self.total and rate > 0:
+            line += f", {tqdm.format_interval((self.total - self.n) / rate)} left"
+        if rate > 0:
+            line += f", {rate:.2f} it/s" if rate >= 1 else f", {1 / rate:.1f} s/it"
+        if self.postfix:
+            line += " | " + " ".join(f"{k}={v}" for k, v in self.postfix.items())
+        print(line, file=sys.stderr, flush=True)
 
 
 class JSONLLogger:

@@ -23,7 +23,6 @@ import os
 import time
 
 import torch
-from tqdm import tqdm
 
 import checkpoint
 import common
@@ -31,6 +30,11 @@ import convert
 import data
 import verify
 from model import compute_dtype
+
+# The flags' defaults (get_parser at the bottom has their help). --init may be given several times; out/sft is
+# evaluated when none is.
+DEFAULTS = dict(init=["out/sft"], data="synthetic", split="test", limit=200, batch_size=64, max_new_tokens=256,
+                samples=1, temperature=1.0, seed=0, device="auto", dtype="auto", compile=False, out_dir="out/eval")
 
 
 def kv_cache_bytes(config, rows, max_len, dtype):
@@ -80,13 +84,11 @@ def evaluate(model, tok, dataset, limit=None, batch_size=32, max_new_tokens=256,
     device = model.embed.weight.device
     records, n_tokens, gen_time, peak_kv = [], 0, 0.0, 0
     batches = range(0, len(examples), batch_size)
-    for start in tqdm(batches, desc="eval", disable=not progress, leave=False):
+    for start in common.progress(batches, desc="eval", disable=not progress, leave=False):
         batch = examples[start:start + batch_size]
         prompts = [dataset.render_prompt(tok, ex) for ex in batch]  # list of (L_b,) id lists
         longest = max(len(p) for p in prompts)
-        if longest >= model.config.block_size:
-            raise ValueError(f"a prompt of {longest} tokens does not fit the model's context of "
-                             f"{model.config.block_size} positions")
+        common.check_context(longest + 1, model.config.block_size, f"a prompt of {longest} tokens and an answer")
         new_tokens = min(max_new_tokens, model.config.block_size - longest)  # answers end at the context's end
         max_len = longest + new_tokens
         t0 = time.perf_counter()
@@ -177,39 +179,20 @@ def format_table(rows):
 
 
 def main(argv=None):
-    p = common.OneLineErrorParser(description=__doc__.split("\n\n")[0],
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--init", action="append", default=None,
-                   help="model to evaluate (repeatable): checkpoint dir, hf:..., gguf:...; '@window=W,sinks=S' "
-                        "suffix applies a window first (default: out/sft)")
-    p.add_argument("--data", default="synthetic", help="gsm8k | math500 | synthetic[:task] | jsonl:/path")
-    p.add_argument("--split", default="test", help="dataset split")
-    p.add_argument("--limit", type=int, default=200, help="evaluate the first N problems (0 = all)")
-    p.add_argument("--batch_size", type=int, default=64, help="prompts generated together")
-    p.add_argument("--max_new_tokens", type=int, default=256, help="generation budget per response")
-    p.add_argument("--samples", type=int, default=1, help="k > 1 adds pass@k and maj@k at --temperature")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature for --samples")
-    p.add_argument("--seed", type=int, default=0, help="seed for sampled responses")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
-    p.add_argument("--dtype", default="auto", help="autocast (compute) dtype over float32 weights: auto (bf16 on "
-                   "GPUs and, for 20M+ parameter models, on CPUs with native bf16; else fp32) | float32 | bfloat16")
-    p.add_argument("--compile", type=common.str2bool, default=False, help="torch.compile the decode step "
-                   "(model.compile_decode)")
-    p.add_argument("--out_dir", default="out/eval", help="where the table and per-example JSONL go")
-    args = p.parse_args(argv)
-    inits = args.init or ["out/sft"]
-    common.echo_config(vars(args) | {"init": inits})
+    args = get_parser().parse_args(argv)
+    args.init = args.init or list(DEFAULTS["init"])
+    common.echo_config(args, "eval.py config")
     try:
         common.check_ranges(args, {"limit": (0, common.BIG), "batch_size": (1, 2**16), "max_new_tokens": (1, 2**20),
                                    "samples": (1, 2**12), "temperature": (0, 100), "seed": (0, 2**32 - 1)})
         if args.samples > 1 and args.temperature == 0:
             raise ValueError("--samples > 1 needs --temperature > 0 (greedy samples would all be the same)")
         device = common.resolve_device(args.device, announce=True)
-        checkpoint.check_out_dir(args.out_dir, inputs=[parse_init(spec)[0] for spec in inits])
+        checkpoint.check_out_dir(args.out_dir, inputs=[parse_init(spec)[0] for spec in args.init])
         dataset = data.load_dataset(args.data, split=args.split)
         rows = []
         checkpoint.claim_dir(args.out_dir)
-        for spec in inits:
+        for spec in args.init:
             path, overrides = parse_init(spec)
             if "window" not in overrides:  # the model as it is
                 model, tok = convert.load_model(path, device=device, dtype="float32", **overrides)
@@ -217,7 +200,7 @@ def main(argv=None):
                 model, tok = convert.load_model(path, device=device, dtype="float32",
                                                 attn_backend=overrides.get("attn_backend", common.KEEP))
                 given = {k: overrides.get(k, common.KEEP) for k in ("window", "sinks", "layer_pattern")}
-                common.apply_window(argparse.Namespace(**given), model, common.init_profile(path))
+                common.apply_window(common.Flags(**given), model, common.init_profile(path))  # prints the line
             common.check_attn_backend(model.config.attn_backend, device, training=False, what=f"{spec}: attn_backend")
             if args.compile:
                 model.compile_decode()
@@ -243,6 +226,29 @@ def main(argv=None):
     with open(os.path.join(args.out_dir, "results.json"), "w") as f:
         json.dump(rows, f, indent=1)
     return rows
+
+
+def get_parser():
+    p = common.OneLineErrorParser(description=__doc__.split("\n\n")[0],
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--init", action="append", help="model to evaluate (repeatable): checkpoint dir, hf:..., gguf:...; "
+                   "'@window=W,sinks=S' suffix applies a window first")
+    p.add_argument("--data", help="gsm8k | math500 | synthetic[:task] | jsonl:/path")
+    p.add_argument("--split", help="dataset split")
+    p.add_argument("--limit", type=int, help="evaluate the first N problems (0 = all)")
+    p.add_argument("--batch_size", type=int, help="prompts generated together")
+    p.add_argument("--max_new_tokens", type=int, help="generation budget per response")
+    p.add_argument("--samples", type=int, help="k > 1 adds pass@k and maj@k at --temperature")
+    p.add_argument("--temperature", type=float, help="sampling temperature for --samples")
+    p.add_argument("--seed", type=int, help="seed for sampled responses")
+    p.add_argument("--device", help="auto | cpu | cuda | mps")
+    p.add_argument("--dtype", help="autocast (compute) dtype over float32 weights: auto (bf16 on GPUs and, for 20M+ "
+                   "parameter models, on CPUs with native bf16; else fp32) | float32 | bfloat16")
+    p.add_argument("--compile", type=common.str2bool, help="torch.compile the decode step (model.compile_decode)")
+    p.add_argument("--out_dir", help="where the table and per-example JSONL go")
+    common.set_defaults(p, DEFAULTS)
+    p.set_defaults(init=None)  # main fills it in: argparse would append the --init given to a list default
+    return p
 
 
 if __name__ == "__main__":

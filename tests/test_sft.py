@@ -3,6 +3,7 @@ SmolLM2 model is in test_smollm2.py."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
+from tqdm import tqdm
 
 import common
 import data
@@ -256,9 +258,11 @@ def test_pretrained_flags_not_given_take_the_profile(tmp_path, capsys, flags, ex
     model, _, _ = sft.build_model(args, "cpu")
     c = model.config
     assert (c.window, c.sinks, c.layer_pattern) == expected == (args.window, args.sinks, args.layer_pattern)
-    printed = capsys.readouterr().out
-    assert f"window={expected[0]}" in printed and f"sinks={expected[1]}" in printed  # printed with its source
-    assert ("(command line)" in printed) == bool(flags)
+    common.echo_config(args, "sft.py config")  # as main prints it, once the window is resolved
+    printed = config_block(capsys.readouterr().out)
+    assert (printed["window"][0], printed["sinks"][0]) == (str(expected[0]), str(expected[1]))  # with its source:
+    given = {flag.split("=")[0][2:] for flag in flags}
+    assert {k for k in ("window", "sinks", "layer_pattern") if printed[k][1] == "command line"} == given
 
 
 @pytest.mark.parametrize("flags, expected", [
@@ -283,6 +287,55 @@ def test_windowed_init_keeps_its_own_values_for_flags_not_given(tmp_path):
     assert (c.window, c.sinks, c.layer_pattern) == (8, 3, "LG")
     c = sft.build_model(sft.parse_args([f"--init={tmp_path / 'a'}", "--window=5"]), "cpu")[0].config
     assert (c.window, c.sinks, c.layer_pattern) == (5, 3, None)
+
+
+def config_block(printed):
+    """common.echo_config's block -> {name: (value, source)}."""
+    return {k: (v, source) for k, v, source in re.findall(r"^  (\w+) += (.*?) +\(([^()]*)\)$", printed, re.M)}
+
+
+def test_config_block_says_where_each_value_came_from(tmp_path, capsys):
+    """One block, printed once the window is resolved: a flag given (command line), one left to the profile, the
+    window of a windowed init (init), the rest (default); a resumed run's values come from its run config."""
+    windowed = tmp_path / "windowed"
+    sft.main(TINY + ["--n_layer=2", "--sinks=3", "--layer_pattern=LG", "--steps=1", f"--out_dir={windowed}"])
+    capsys.readouterr()
+    out = tmp_path / "out"
+    sft.main([f"--init={windowed}", "--data=synthetic?size=256", "--max_len=192", "--lr=1e-3", "--steps=1",
+              "--eval_every=0", "--device=cpu", f"--out_dir={out}"])
+    printed = capsys.readouterr().out
+    assert printed.count("---- sft.py config ----") == 1 and "attention:" not in printed
+    block = config_block(printed)
+    assert block["lr"] == ("0.001", "command line") and block["max_len"] == ("192", "command line")
+    assert block["warmup"] == ("30", "profile toy") and block["batch_size"] == ("32", "profile toy")
+    assert (block["window"], block["sinks"], block["layer_pattern"]) == (("8", "init"), ("3", "init"), ("LG", "init"))
+    assert block["weight_decay"] == ("0.1", "default") and block["profile"] == ("toy", "init")
+    saved = json.loads((out / "run_config.json").read_text())
+    assert set(saved) == set(block) and saved["lr"] == 1e-3 and saved["window"] == 8  # the flags only, no sources
+    sft.main(["--resume=true", f"--out_dir={out}", "--steps=2"])
+    block = config_block(capsys.readouterr().out)
+    assert block["steps"] == ("2", "command line") and block["lr"] == ("0.001", "resumed run")
+    assert block["window"] == ("8", "resumed run") and block["warmup"] == ("30", "resumed run")
+
+
+def test_progress_into_a_file_or_pipe_is_plain_lines(tmp_path, capsys, monkeypatch):
+    """With stderr not a terminal, progress is a plain line every PROGRESS_EVERY seconds and one at the end, never
+    tqdm's carriage returns; on a terminal (here forced) it is tqdm."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, str(ROOT / "sft.py"), *TINY, "--steps=3", f"--out_dir={tmp_path / 'a'}"],
+                            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "\r" not in result.stderr and re.search(r"^sft: 3/3 \(100%\) \| .* loss=", result.stderr, re.M)
+    monkeypatch.setattr(common, "PROGRESS_EVERY", 0)  # a line at every step
+    sft.main(TINY + ["--steps=3", f"--out_dir={tmp_path / 'b'}"])
+    err = capsys.readouterr().err
+    assert "\r" not in err and re.findall(r"^sft: (\d)/3 ", err, re.M) == ["1", "2", "3"]
+    monkeypatch.setattr(common, "PROGRESS_EVERY", 30)
+    assert list(common.progress(range(4), desc="demo")) == [0, 1, 2, 3]
+    assert re.fullmatch(r"demo: 4/4 \(100%\) \| [^\r\n]*\n", capsys.readouterr().err)  # only the closing line
+    bar = common.progress(range(4), desc="demo", tty=True)
+    assert isinstance(bar, tqdm) and list(bar) == [0, 1, 2, 3]
+    assert "\r" in capsys.readouterr().err
 
 
 def test_budget_steps_by_hand():

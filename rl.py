@@ -1,57 +1,44 @@
 """
 GRPO from scratch: the policy-adaptation stage of SWARR. The windowed model samples its own solutions under its
-window, verify.py rewards the final answers, and a group-relative policy gradient teaches it the trajectories
-that work under the window.
+window, verify.py rewards the final answers, and a group-relative policy gradient teaches it the trajectories that
+work under the window. Defaults follow the init (PROFILES): its data and window, the toy's or a pretrained model's
+lr and budget; flags given win, and `python rl.py --help` describes each.
 
-    python rl.py                 # CPU demo: continues sft.py's out/sft with its data, prompt format and window
-    python rl.py --steps=2 --prompts_per_step=2 --group_size=4 --max_new_tokens=64 --eval_every=0   # a quick look
+    python rl.py                 # CPU demo: continues sft.py's out/sft, 60 steps of 16 prompts x 8 samples
+    python rl.py --kl_coef=0.01 --out_dir=out/rl_kl            # + a k3 KL penalty to the (frozen) --init model
     python rl.py --resume=true --steps=80                       # continue out/rl exactly
-    python rl.py --kl_coef=0.01 --out_dir=out/rl_kl             # + a k3 KL penalty to the --init model
     python rl.py --teacher=out/sa --out_dir=out/distill         # control: on-policy distillation, no reward
     python rl.py --algo=rft --out_dir=out/rft                   # control: SFT on its own correct samples
     # one GPU: Qwen2.5-0.5B-Instruct, window 256, GSM8K (after sft.py --init=hf:... --window=256 --data=gsm8k)
-    python rl.py --init=out/sft --data=gsm8k --steps=200 --prompts_per_step=32 --group_size=8 \\
-        --max_new_tokens=512 --micro_batch_size=16 --lr=2e-6 --eval_every=25 --eval_limit=500 --save_every=50
-    # 8 GPUs: each rank samples 32/8 whole groups; --fsdp=true shards a model whose weights, gradients and AdamW
-    # state (16 B/param) do not fit one GPU (parallel.py)
-    torchrun --nproc_per_node=8 rl.py --init=out/sft --data=gsm8k --prompts_per_step=32 --max_new_tokens=512
-
-Defaults follow the init (PROFILES): its data and window, and the toy's or a pretrained model's lr and budget;
-flags given win. `python rl.py --help` describes every option.
+    python rl.py --data=gsm8k --steps=200 --prompts_per_step=32 --max_new_tokens=512 --micro_batch_size=16 \\
+        --lr=2e-6 --eval_every=25 --eval_limit=500 --save_every=50
+    # 8 GPUs, each rank sampling whole groups (+ --fsdp=true: shard a model whose 16 B/param do not fit one GPU)
+    torchrun --nproc_per_node=8 rl.py --data=gsm8k --prompts_per_step=32 --max_new_tokens=512 --lr=2e-6
 
 One step (train), one function per number:
-  1. rollout: --prompts_per_step prompts from a seeded, resumable stream; --group_size samples each from the
+  1. rollout: --prompts_per_step prompts of a seeded, resumable stream; --group_size samples of each from the
      KV-cached, windowed model.generate at --temperature (no top-k/top-p: the sampled distribution is the scored
-     one; one generator per sample, seeded from (seed, step, prompt, sample)); reward = verify.reward (1/0)
-     [+ --format_reward] [+ DAPO's overlong penalty];
+     one; a generator per sample, seeded from (seed, step, prompt, sample)); reward = verify.reward (1/0)
+     [+ --format_reward] [+ DAPO's overlong penalty, --overlong_buffer];
   2. group_advantages: A = r - mean(r) within each group [/ a std, --scale_rewards];
   3. select_rows: the samples of the update (--filter_groups, --mask_truncated) and ONE loss normalizer for the
-     whole step (all ranks, all micro-batches; --loss_agg), fixed before any backward, so the gradient does not
-     depend on how the step is split;
-  4. update_policy: --inner_epochs times: micro-batches of similar lengths (collate), log-probs from the training
-     forward at completion positions under softmax(logits / T) (completion_logprobs), grpo_loss =
-     -min(rho A, clip(rho) A) [+ kl_coef k3] / normalizer, backward; gradients summed over ranks, clipped, AdamW;
-  5. step_metrics: logged every step (tqdm, metrics.jsonl), a few samples every --sample_every (samples.jsonl);
-  6. greedy held-out accuracy every --eval_every steps; 7. checkpoints with optimizer, RNG, step and data cursor.
+     whole step (--loss_agg; all ranks and micro-batches), so the gradient does not depend on how it is split;
+  4. update_policy, --inner_epochs times: over micro-batches, log-probs from the training forward at completion
+     positions under softmax(logits / T), grpo_loss = -min(rho A, clip(rho) A) [+ kl_coef k3] / normalizer,
+     backward; the gradients summed over ranks, clipped; an AdamW step;
+  5. step_metrics (tqdm, metrics.jsonl), a few samples every --sample_every steps (samples.jsonl);
+  6. greedy held-out accuracy every --eval_every steps; 7. a checkpoint that --resume continues exactly.
 
 Simplifications, stated openly:
-  - On-policy, --inner_epochs=1 by default: rho is exactly 1, so this is REINFORCE with a group-mean baseline.
-    The ratio's denominator is the training forward's log-prob from the first update, not the sampler's (TRL's
-    way): the two differ by float rounding (logged as sampler_logp_diff), which must not act as a policy change.
-    Clipping matters only with --inner_epochs > 1.
+  - On-policy, --inner_epochs=1: rho is exactly 1, so this is REINFORCE with a group-mean baseline. rho's
+    denominator is the first update's training forward, not the sampler (TRL's way): their float-rounding gap
+    (logged as sampler_logp_diff) must not act as a policy change. Clipping matters only with --inner_epochs > 1.
   - One model samples and trains (no vLLM), so there is no importance-sampling correction.
-  - Entropy is the mean -log p of the sampled tokens (unbiased, and the full distribution is never built).
-  - The KL term k3 = pi_ref/pi - log(pi_ref/pi) - 1 >= 0 is added to the loss, not to the reward.
-  - Zero-variance groups are dropped, not resampled as DAPO does; rows with zero advantage skip the forward.
-  - Data parallel without a DDP wrapper: ranks may run different numbers of micro-batches after filtering, and with
-    the step-wide normalizer one gradient sum per update is exact (sync_gradients). Under FSDP a rank with fewer
-    micro-batches runs zero-weight ones, since every rank must run the same passes.
-
-The controls swap the advantage and keep the rest of the machinery (see the section "The controls"):
-  --teacher=CKPT, on-policy distillation: A_t = log p_teacher(y_t) - log p_student(y_t) per sampled token, the
-    teacher frozen at full attention: does imitating the full-attention model on the student's samples do as well?
-  --algo=rft, rejection-sampling fine-tuning: A = 1 on the correct samples, 0 elsewhere: plain SFT on the model's
-    own windowed successes, no baseline, no push-down of wrong answers.
+  - Entropy is the mean -log p of the sampled tokens; the k3 KL is added to the loss, not to the reward.
+  - Zero-variance groups are dropped, not resampled (DAPO); rows with zero advantage skip the forward.
+  - No DDP wrapper: after filtering, ranks may run different numbers of micro-batches, and with the step-wide
+    normalizer one gradient sum per update is exact. Under FSDP, ranks pad with zero-weight micro-batches.
+  - The controls, --teacher and --algo=rft, change only step 2's advantage (see "The controls" below).
 """
 
 import argparse
@@ -83,10 +70,9 @@ LOSS_AGGS = ("token", "sequence", "constant")
 
 
 def rollout(args, model, tok, train_set, indices, seeds, reward_fn, amp_dtype, context):
-    """This rank's prompts (train_set's examples at indices), --group_size samples of each, and their rewards.
-    seeds: one per sample (row_seed). context: the longest sequence the model (and a teacher) can score.
-
-    -> prompts (P_local id lists); samples: P_local x G dicts from model.generate, prompt-major (tokens, logprobs,
+    """train_set's examples at indices (this rank's), --group_size samples of each, their rewards. seeds: one per
+    sample (row_seed); context: the longest sequence the models can score.
+    -> prompts (P_local id lists); samples: model.generate's P_local x G dicts, prompt-major (tokens, logprobs,
     finished), each with its decoded "text" and "gold" answer; scores {name: (N_local,)}; generation seconds."""
     device = next(model.parameters()).device
     examples = [train_set.examples[i] for i in indices]
@@ -159,7 +145,6 @@ def prompt_indices(cursor, count, n, seed):
 
 def group_advantages(rewards, scale="none", eps=1e-4):
     """rewards (P, G): G completions of each of P prompts -> advantages (P, G).
-
     A = r - mean over the group, then divided by (std + eps): the group's std (scale="group", DeepSeekMath), the
     whole batch's std (scale="batch", Lite PPO / TRL), or nothing (scale="none", Dr. GRPO). Population std. A group
     whose rewards are all equal gets exactly zero advantage (not a rounding residue divided by eps).
@@ -182,7 +167,6 @@ def group_advantages(rewards, scale="none", eps=1e-4):
 
 def select_rows(args, prompts, samples, adv, zero_var, distill, device):
     """adv, zero_var (N_local,): each sample's advantage, and whether its group's rewards are all equal.
-
     -> keep (N_local,) bool: the samples that count in the step; rows: the dicts {prompt, tokens, logprobs (the
     sampler's), adv} that go through the model; the step's normalizer, summed over ranks before any micro-batch."""
     lengths = torch.tensor([len(s["tokens"]) for s in samples])  # (N_local,)
@@ -224,7 +208,6 @@ def update_policy(args, model, optimizer, rows, normalizer, lr, pad_id, amp_dtyp
                   spare_prompt=None):
     """--inner_epochs AdamW steps at lr on rows: forward and backward over micro-batches (accumulate_gradients),
     the gradients summed over ranks and clipped. spare_prompt: any prompt, for FSDP's zero-weight passes.
-
     -> {"loss", "grad_norm" (the first epoch's), "lr", "epochs" (each one's stats summed over ranks), "tokens"
     (forward tokens, prompts included), "time"}. A NaN/inf loss or gradient raises FloatingPointError(epoch)
     before the optimizer steps on it."""
@@ -264,18 +247,14 @@ def update_policy(args, model, optimizer, rows, normalizer, lr, pad_id, amp_dtyp
 def accumulate_gradients(model, rows, normalizer, args, pad_id, ref_model=None, amp_dtype=torch.float32,
                          teacher=None, old_logps=None, padding=None):
     """Forward and backward over micro-batches of at most --micro_batch_size rows: a prompt's rows together (they
-    can share its forward, share_prompt_for), the prompts by their longest row, longest first (little padding, and
-    the peak memory comes first). Every micro-batch divides by the same step-wide normalizer, so the gradients add
-    up to the step loss's.
-
-    old_logps: None in the first update of these rows, whose own log-probs (detached, one (B, L) per micro-batch)
-    become the ratio's denominator: returned, for the later --inner_epochs to pass back. The sampler's log-probs
-    differ from them by float rounding (bf16 cached decode vs a training forward), which must not count as a policy
-    change. padding=(count, row), under FSDP: after its own micro-batches this rank runs `row` with zero weight
-    until it has run count passes (the most of any rank), so that every rank calls FSDP's collectives equally often.
-
-    -> (stats summed over the micro-batches: loss, tokens, clipped, kl, logp_diff = sum |log p_train - log
-    p_sampler|, teacher_kl with a teacher; old_logps)."""
+    can share its forward, share_prompt_for), prompts by their longest row, longest first (little padding, peak
+    memory first). Every micro-batch divides by the step-wide normalizer, so the gradients add up to the step's.
+    old_logps: None in the first update of these rows, whose own log-probs (detached, (B, L) per micro-batch) are
+    the ratio's denominator, returned for the later --inner_epochs to pass back. padding=(count, row), under FSDP:
+    this rank then runs `row` at zero weight until it has run count passes (the most of any rank), so that every
+    rank calls FSDP's collectives equally often.
+    -> (stats summed over micro-batches: loss, tokens, clipped, kl, logp_diff = sum |log p_train - log p_sampler|,
+    teacher_kl with a teacher; old_logps)."""
     device = next(model.parameters()).device
     length = lambda r: len(r["prompt"]) + len(r["tokens"])  # noqa: E731
     longest = {}
@@ -319,7 +298,6 @@ def accumulate_gradients(model, rows, normalizer, args, pad_id, ref_model=None, 
 
 def collate(micro_batch, pad_id, device, share_prompt=True):
     """micro_batch: row dicts {"prompt": ids, "tokens": completion ids, "logprobs": the sampler's, "adv": float}.
-
     -> x, the model's inputs {idx (B, T), positions, prefix}; target_col (B, L): the column of idx whose output
        predicts completion token j; tokens, sampler_logp (the rows' "logprobs"), mask (B, L); adv (B,). L = the
        longest completion. Everything that matters is indexed from lengths: pad ids are never read as data.
@@ -397,8 +375,8 @@ def completion_logprobs(model, x, target_col, tokens, mask, temperature):
 def share_prompt_for(args, model, micro_batch):
     """Whether a micro-batch shares its prompts' forward. --share_prompt=auto: on CPUs, when some prompt has several
     rows here (else the prompts' pass, which --grad_checkpointing does not cover, only costs memory) and the rows
-    are short enough for the model's own windowed attention to be the dense mask anyway (auto_backend; past that
-    the chunked path costs O(T x W), the shared rows' attention O(T x (prompt + T))). GPUs keep their kernels."""
+    are short enough for the windowed attention to be the dense mask anyway (auto_backend; past that the chunked
+    path costs O(T x W), the shared rows' O(T x (prompt + T))). GPUs keep their kernels (unmeasured)."""
     if parallel.is_fsdp(model):  # the passes would differ between ranks (parallel.py)
         return False
     if args.share_prompt != "auto":
@@ -416,7 +394,6 @@ class SharedPrefix:
     history included); then, with `attend`, each row's queries attend to its own prefix's keys followed by the
     row's, under window_mask's rule on absolute positions. A row computes what prefix + row would, while the prefix
     tokens' projections and MLPs run once per prefix; backward sums the rows' gradients into their prefix.
-
     prefix_idx, prefix_positions (P, Tp): left padding negative; prefix_of (B,): the prefix each row continues;
     positions (B, T): the rows' own, starting right after their prefix's last real token, right padding negative.
     """
@@ -462,13 +439,11 @@ class SharedPrefix:
 def grpo_loss(logp, old_logp, ref_logp, adv, mask, normalizer, loss_agg="token", clip_low=0.2, clip_high=0.28,
               kl_coef=0.0):
     """One micro-batch's share of the step loss.
-
     logp (B, L): the completion tokens' log-probs under the policy being trained (with grad); old_logp (B, L): the
     ratio's denominator (the first update's, see accumulate_gradients); ref_logp (B, L) under the frozen reference,
     or None when kl_coef == 0; adv (B,): one advantage per completion, or (B, L): one per token (--teacher); mask
     (B, L): 1 on completion tokens; normalizer: the step's (normalizer_terms summed over micro-batches and ranks).
     -> (loss scalar, stats: sums over this micro-batch's tokens, to be added up and divided by stats["tokens"]).
-
     Per token: -min(rho A, clip(rho, 1 - clip_low, 1 + clip_high) A) + kl_coef * k3, rho = exp(logp - old_logp).
       token / constant:  loss = sum_{i,t} mask * per_token / normalizer
       sequence:          loss = sum_{i,t} mask * per_token / |o_i| / normalizer
@@ -596,7 +571,6 @@ def train(args, model, tok, train_set, eval_set=None, reward_fn=None, state=None
         t_step = time.perf_counter()
         if str(device).startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-
         # ---- 1. this rank's prompts, G samples each, their rewards; then every rank's scores
         indices = prompt_indices(cursor, P, len(train_set.examples), args.seed)[mine]
         cursor += P
@@ -604,7 +578,6 @@ def train(args, model, tok, train_set, eval_set=None, reward_fn=None, state=None
         prompts, samples, scores, gen_time = rollout(args, model, tok, train_set, indices, seeds, reward_fn,
                                                      amp_dtype, context)
         everyone = gather_scores(scores, device)  # {name: (P * G,)}, prompt-major
-
         # ---- 2. advantages per group, over the whole step's groups (with --teacher only logged: see the controls)
         rewards = everyone["reward"].view(P, G)
         if args.algo == "rft":
@@ -612,7 +585,6 @@ def train(args, model, tok, train_set, eval_set=None, reward_fn=None, state=None
         else:
             adv = group_advantages(rewards, args.scale_rewards)  # (P, G)
         zero_var = rewards.amax(1) == rewards.amin(1)  # (P,)
-
         # ---- 3.-4. the rows of the update and its normalizer; the update
         keep, rows, normalizer = select_rows(args, prompts, samples, adv[mine].flatten(),
                                              zero_var[mine].repeat_interleave(G), teacher is not None, device)
@@ -622,7 +594,6 @@ def train(args, model, tok, train_set, eval_set=None, reward_fn=None, state=None
                                    teacher, spare_prompt=prompts[0])
         except FloatingPointError as e:
             stop_at_nan(args, step + 1, e.args[0], last_saved)
-
         # ---- 5. metrics, a few samples
         m = step_metrics(args, step + 1, scores, everyone, zero_var, keep, rows, update, gen_time, t_step, device,
                          styled=train_set.task is not None, distill=teacher is not None)
@@ -631,7 +602,6 @@ def train(args, model, tok, train_set, eval_set=None, reward_fn=None, state=None
         if args.sample_every and (step + 1) % args.sample_every == 0 and common.is_main():
             question = train_set.examples[indices[0]]["question"]
             log_samples(step + 1, question, samples, scores, min(G, 4), samples_log)
-
         # ---- 6.-7. held-out eval and checkpoint
         last = step + 1 == args.steps
         if args.eval_every and ((step + 1) % args.eval_every == 0 or last):
@@ -648,18 +618,15 @@ def train(args, model, tok, train_set, eval_set=None, reward_fn=None, state=None
 
 # ---------------------------------------------------------------------------------------------------------------
 # The controls: each swaps step 2's advantage and keeps the rest of GRPO (sampling, loss, normalizer, update).
-#
-# On-policy distillation (--teacher=CKPT): does RL help because it optimizes the windowed model's own success, or
-# would imitating the full-attention model on the student's own samples do as well? The teacher, frozen and always
-# at FULL attention, scores the student's sampled tokens, and each token's advantage is their log-ratio: with
-# rho = 1 the gradient is that of the per-token reverse KL(student || teacher) along the sampled path (GKD;
-# Thinking Machines' "on-policy distillation"). The reward is only logged; no row skips the update. Simplification:
-# discount 0 (a token is judged by how much the teacher likes it, not by where it leads); the student's log-prob
-# is the first update's (as the ratio's denominator); the teacher must share the student's tokenizer.
-#
+# On-policy distillation (--teacher): does RL help because it optimizes the windowed model's own success, or would
+# imitating the full-attention model on the student's own samples do as well? The teacher, frozen at FULL
+# attention, scores the sampled tokens; each token's advantage is their log-ratio, so with rho = 1 the gradient is
+# the per-token reverse KL(student || teacher)'s along the sampled path (GKD; Thinking Machines' "on-policy
+# distillation"). The reward is only logged. Simplification: discount 0 (a token is judged by how much the teacher
+# likes it, not by where it leads); the teacher must share the student's tokenizer.
 # Rejection-sampling fine-tuning (--algo=rft): is it the policy gradient, or only training on the model's own
-# windowed successes? A = 1 on the correct samples, 0 elsewhere, and only the correct ones count in the token
-# normalizer, so with rho = 1 the update is plain SFT (mean NLL per token) on them: STaR / expert iteration / RFT.
+# windowed successes? A = 1 on the correct samples, 0 elsewhere, and only those count in the token normalizer, so
+# with rho = 1 the update is plain SFT (mean NLL per token) on them: STaR / expert iteration / RFT.
 
 
 def rft_advantages(correct):
@@ -700,7 +667,6 @@ def load_teacher(init, device, student, student_tok=None):
 # ---------------------------------------------------------------------------------------------------------------
 # ---- plumbing: flags, loading, resume ----
 
-
 # Defaults that follow the init (common.init_profile): the tiny from-scratch demo, or a pretrained model (lr:
 # the demo's is measured in bench/RESULTS.md; 1e-6..5e-6 is the usual range for pretrained models, DeepSeekMath
 # used 1e-6 for 7B).
@@ -736,9 +702,8 @@ def get_parser():
     g.add_argument("--init", default="out/sft", help="checkpoint dir (from sft.py), hf:ORG/NAME, hf:/dir or gguf:/file")
     common.add_window_flags(g, "the init checkpoint's own (what sft.py trained under)")
     g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
-    g.add_argument("--dtype", default="auto", help="autocast (compute) dtype, weights and optimizer stay fp32: auto "
-                   "(bf16 on GPUs and, for 20M+ parameter models, on CPUs with native bf16; else fp32) | float32 | "
-                   "bfloat16")
+    g.add_argument("--dtype", default="auto", help="autocast dtype (weights and AdamW stay fp32): auto (bf16 on GPUs "
+                   "and, for 20M+ parameters, CPUs with native bf16; else fp32) | float32 | bfloat16")
     g.add_argument("--grad_checkpointing", type=common.str2bool, default=False, help="recompute blocks in backward")
     g.add_argument("--compile", type=common.str2bool, default=False, help="torch.compile the policy's training "
                    "forward and its decode step (model.compile)")
@@ -773,11 +738,10 @@ def get_parser():
                    "dir | hf: | gguf:, run frozen at FULL attention (it must share the student's tokenizer); the "
                    "advantage becomes log p_teacher - log p_student per token and the reward is only logged")
     g = p.add_argument_group("loss and optimizer")
-    g.add_argument("--loss_agg", default="token", choices=LOSS_AGGS, help="what the summed per-token losses are "
-                   "divided by, one normalizer for the whole step: token = the step's completion tokens (DAPO); "
-                   "sequence = each sequence's token mean, / sequences (DeepSeekMath's GRPO; a length bias: short "
-                   "right and long wrong answers weigh more per token); constant = sequences x --max_new_tokens "
-                   "(Dr. GRPO, no length bias)")
+    g.add_argument("--loss_agg", default="token", choices=LOSS_AGGS, help="the step's one normalizer: token = its "
+                   "completion tokens (DAPO); sequence = each sequence's token mean, / sequences (DeepSeekMath's GRPO; "
+                   "short right and long wrong answers weigh more per token); constant = sequences x "
+                   "--max_new_tokens (Dr. GRPO, no length bias)")
     g.add_argument("--clip_low", type=float, default=0.2, help="PPO clip: rho >= 1 - clip_low")
     g.add_argument("--clip_high", type=float, default=0.28, help="PPO clip: rho <= 1 + clip_high (DAPO's clip-higher)")
     g.add_argument("--inner_epochs", type=int, default=1, help="updates per batch of samples (1: on-policy, rho == "
@@ -790,10 +754,9 @@ def get_parser():
     g.add_argument("--micro_batch_size", type=int, default=None, help="rows per forward/backward. Default: "
                    + common.profile_help(PROFILES, "micro_batch_size"))
     g.add_argument("--share_prompt", type=auto_or_bool, default="auto", help="true: the rows of a prompt in a "
-                   "micro-batch share its forward (computed once, not G times; the same log-probs up to float "
-                   "rounding; attention O(T x (prompt + T)) per row). false: every row its whole sequence, through "
-                   "the windowed attention kernels. auto: true on CPUs for rows short enough for the dense mask "
-                   "(faster, bench/RESULTS.md), false on GPUs and for long rows (share_prompt_for)")
+                   "micro-batch share its forward (run once, not G times; the same log-probs up to rounding). false: "
+                   "every row its whole sequence, through the windowed attention kernels. auto: true on CPUs for "
+                   "rows short enough for the dense mask (faster: bench/RESULTS.md), else false (share_prompt_for)")
     g = p.add_argument_group("run")
     g.add_argument("--steps", type=int, default=None, help="total GRPO steps (a resumed run counts from 0 too). "
                    "Default: " + common.profile_help(PROFILES, "steps"))
@@ -934,8 +897,7 @@ def main(argv=None):
         if common.autocast_dtype(args.dtype, device, num_params=0) == torch.float16:  # checks the name early
             raise ValueError("--dtype=float16 would need loss scaling, which rl.py leaves out; use bfloat16")
         common.seed_everything(args.seed)
-        init_config = common.read_run_config(args.init)
-        args.data = resolve_data_name(args.data, init_config)
+        args.data = resolve_data_name(args.data, common.read_run_config(args.init))
         common.echo_config(vars(args), "rl config")
         check_config(args, world)
         if args.out_dir:
@@ -954,8 +916,9 @@ def main(argv=None):
         if args.compile:
             model.compile()
         ref_model = None
-        if args.kl_coef:
-            ref_model, _ = convert.load_model(args.init, device=device, dtype="float32", **common.window_overrides(args))
+        if args.kl_coef:  # the frozen reference, under the policy's window flags
+            ref_model, _ = convert.load_model(args.init, device=device, dtype="float32",
+                                              **common.window_overrides(args))
             ref_model.eval().requires_grad_(False)
         teacher = load_teacher(args.teacher, device, model, tok) if args.teacher else None
         train_set = data.load_dataset(args.data, "train", seed=args.seed)

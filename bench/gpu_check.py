@@ -198,8 +198,8 @@ def check_grpo(device, dry_run):
     lengths = torch.tensor([len(r["tokens"]) for r in rows])
     normalizer = rl.normalizer_terms(lengths, "token", new)
     t0 = time.perf_counter()
-    stats = rl.accumulate_gradients(model, [dict(r) for r in rows], normalizer, cfg, pad_id=0,
-                                    amp_dtype=torch.bfloat16)
+    stats, _ = rl.accumulate_gradients(model, [dict(r) for r in rows], normalizer, cfg, pad_id=0,
+                                       amp_dtype=torch.bfloat16)
     sync(device)
     train_s = time.perf_counter() - t0
     params = [p for p in model.parameters()]

@@ -218,7 +218,8 @@ def test_grpo_step_bf16_gradient_and_sampler_gap():
     grads, stats = {}, {}
     for name, amp in (("fp32", torch.float32), ("bf16", BF16)):
         model.zero_grad()
-        stats[name] = rl.accumulate_gradients(model, [dict(r) for r in rows], norm, cfg, pad_id=256, amp_dtype=amp)
+        stats[name], _ = rl.accumulate_gradients(model, [dict(r) for r in rows], norm, cfg, pad_id=256,
+                                                 amp_dtype=amp)
         grads[name] = torch.cat([p.grad.flatten() for p in model.parameters()])
     gap = (stats["bf16"]["logp_diff"] / stats["bf16"]["tokens"]).item()
     assert 0 < gap < 0.05, gap  # bf16 sampler vs bf16 trainer: rounding, not a policy change
@@ -241,7 +242,7 @@ def test_old_logprobs_come_from_the_training_forward():
     results = []
     for rs in (rows, exact_rows):
         model.zero_grad()
-        st = rl.accumulate_gradients(model, [dict(r) for r in rs], 6.0, cfg, pad_id=0)
+        st, _ = rl.accumulate_gradients(model, [dict(r) for r in rs], 6.0, cfg, pad_id=0)
         results.append((st, torch.cat([p.grad.flatten() for p in model.parameters()])))
     torch.testing.assert_close(results[0][1], results[1][1], atol=1e-7, rtol=1e-6)
     assert results[0][0]["logp_diff"] > 1.0 and results[1][0]["logp_diff"] < 1e-4  # the gap is still logged

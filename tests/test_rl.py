@@ -174,8 +174,8 @@ def test_micro_batch_split_does_not_change_loss_or_gradient(agg):
     results = {}
     for mbs in (8, 4, 2):  # 1, 2 and 4 micro-batches
         model.zero_grad()
-        stats = rl.accumulate_gradients(model, rows, normalizer, cfg_for(f"--micro_batch_size={mbs}",
-                                                                         f"--loss_agg={agg}"), pad_id=256)
+        stats, _ = rl.accumulate_gradients(model, rows, normalizer, cfg_for(f"--micro_batch_size={mbs}",
+                                                                            f"--loss_agg={agg}"), pad_id=256)
         results[mbs] = (stats["loss"].clone(), grads_of(model))
     for mbs in (4, 2):
         assert torch.allclose(results[mbs][0], results[8][0], atol=1e-6)
@@ -200,7 +200,7 @@ def test_kl_zero_against_an_identical_reference():
     rows = make_rows(6)
     cfg = cfg_for("--kl_coef=0.1")
     model.zero_grad()
-    stats = rl.accumulate_gradients(model, rows, 30.0, cfg, pad_id=256, ref_model=copy.deepcopy(model))
+    stats, _ = rl.accumulate_gradients(model, rows, 30.0, cfg, pad_id=256, ref_model=copy.deepcopy(model))
     with_kl = grads_of(model)
     model.zero_grad()
     rl.accumulate_gradients(model, rows, 30.0, cfg_for(), pad_id=256)
@@ -311,7 +311,7 @@ def test_accumulation_is_the_same_with_and_without_the_shared_prompt():
     for flag in ("false", "true", "auto"):
         model.zero_grad()
         cfg = cfg_for("--micro_batch_size=3", f"--share_prompt={flag}")
-        stats = rl.accumulate_gradients(model, [dict(r) for r in rows], 40.0, cfg, pad_id=256)
+        stats, _ = rl.accumulate_gradients(model, [dict(r) for r in rows], 40.0, cfg, pad_id=256)
         out[flag] = (stats["loss"], torch.cat([g.flatten() for g in grads_of(model)]))
     for flag in ("true", "auto"):
         torch.testing.assert_close(out[flag][0], out["false"][0], atol=1e-6, rtol=1e-5)
@@ -614,8 +614,8 @@ def test_distill_with_the_student_as_teacher_is_exactly_zero():
     student = tiny_model(window=4, n_layer=2)
     rows = make_rows(6)  # their random group "adv" must be ignored: the teacher decides
     student.zero_grad()
-    stats = rl.accumulate_gradients(student, rows, 30.0, cfg_for("--micro_batch_size=4"), pad_id=256,
-                                    teacher=copy.deepcopy(student))
+    stats, _ = rl.accumulate_gradients(student, rows, 30.0, cfg_for("--micro_batch_size=4"), pad_id=256,
+                                       teacher=copy.deepcopy(student))
     assert stats["teacher_kl"].item() == 0 and stats["loss"].item() == 0
     assert all(torch.equal(g, torch.zeros_like(g)) for g in grads_of(student))
     x, pos, tokens, _, mask, _ = rl.collate(rows, 256, "cpu")
@@ -645,7 +645,7 @@ def test_distill_gradient_is_reverse_kl_policy_gradient_by_hand(agg):
 
     student.zero_grad()
     cfg = cfg_for(f"--loss_agg={agg}", f"--temperature={temperature}", "--micro_batch_size=3")
-    stats = rl.accumulate_gradients(student, rows, normalizer, cfg, pad_id=256, teacher=teacher)
+    stats, _ = rl.accumulate_gradients(student, rows, normalizer, cfg, pad_id=256, teacher=teacher)
     for a, b in zip(grads_of(student), want):
         assert torch.allclose(a, b, atol=1e-6)
     assert any(g.abs().sum() > 0 for g in want)

@@ -566,7 +566,7 @@ class LineProgress:
         if time.monotonic() - self.last >= PROGRESS_EVERY:
             self.show()
 
-    def set_postfix(self, **values):
+    def set_postfix(self, refresh=True, **values):  # tqdm's signature; a line shows only every PROGRESS_EVERY s
         self.postfix = values
 
     def close(self):

@@ -79,9 +79,9 @@ def rollout(args, model, tok, train_set, indices, seeds, reward_fn, amp_dtype, c
     device = next(model.parameters()).device
     examples = [train_set.examples[i] for i in indices]
     prompts = [train_set.render_prompt(tok, ex) for ex in examples]  # P_local lists of ids
-    if max(map(len, prompts)) + args.max_new_tokens > context:
-        raise ValueError(f"a prompt of {max(map(len, prompts))} tokens + --max_new_tokens={args.max_new_tokens} "
-                         f"exceeds the model's context of {context}; lower --max_new_tokens")
+    longest = max(map(len, prompts))
+    common.check_context(longest + args.max_new_tokens, context, f"a prompt of {longest} tokens + "
+                         f"--max_new_tokens={args.max_new_tokens}", fix="lower --max_new_tokens")
     generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
     model.eval()
     t0 = time.perf_counter()
@@ -568,7 +568,7 @@ def train(args, model, tok, train_set, eval_set=None, reward_fn=None, state=None
     history, last_saved = [], start_step if state else None
     if start_step == 0:
         held_out_eval(args, model, tok, eval_set, amp_dtype, 0, metrics_log)
-    bar = tqdm(range(start_step, args.steps), disable=not common.is_main(), desc="rl", dynamic_ncols=True)
+    bar = common.progress(range(start_step, args.steps), desc="rl", disable=not common.is_main())
     for step in bar:
         t_step = time.perf_counter()
         if str(device).startswith("cuda"):
@@ -685,6 +685,8 @@ def finish_args(args):
     run_config.json, then the profile's defaults for every flag still unset."""
     if args.data is None:
         args.data = common.read_run_config(args.init).get("data")
+        if args.data is not None:
+            args.sources["data"] = "init"
     common.apply_profile(args, PROFILES)
 
 
@@ -824,7 +826,8 @@ def load_policy(args, device):
         if not args.init.startswith(("hf:", "gguf:")) and not os.path.isdir(args.init):
             raise FileNotFoundError(f"no checkpoint at {args.init}: run python sft.py first or pass --init=...")
         (model, tok), train_state = convert.load_model(args.init, device=device, dtype="float32"), None
-    common.apply_window(args, model, args.profile)  # the reference model (--kl_coef) loads with these values
+    # the reference model (--kl_coef) loads with these values; echo_config prints them with the rest
+    common.apply_window(args, model, args.profile, announce=False)
     return model, tok, train_state
 
 
@@ -900,11 +903,11 @@ def main(argv=None):
             raise ValueError("--dtype=float16 would need loss scaling, which rl.py leaves out; use bfloat16")
         common.seed_everything(args.seed)
         args.data = resolve_data_name(args.data, common.read_run_config(args.init))
-        common.echo_config(vars(args), "rl config")
         check_config(args, world)
         if args.out_dir:
             checkpoint.check_out_dir(args.out_dir, inputs=[args.init, args.teacher])
         model, tok, train_state = load_policy(args, device)
+        common.echo_config(args, "rl.py config")  # once the window is resolved, each value with its source
         common.check_attn_backend(model.config.attn_backend, device, what="the checkpoint's attn_backend")
         args.fsdp = parallel.use_fsdp(args.fsdp, world, device, model.num_params())  # run_config.json: what ran
         if args.fsdp:

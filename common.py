@@ -50,9 +50,8 @@ def auto_device():
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
-# Below this size bf16 autocast does not pay on a CPU (measured on this project's 2-core avx512_bf16 AMD EPYC, one
-# thread: the 0.56M toy trains 1.2x faster but generates 1.25x slower; SmolLM2-135M's SFT step is 1.7x, its GRPO
-# step 1.8x and its batch-16 generation 1.5x faster, bench/RESULTS.md)
+# Below this size bf16 autocast does not pay on a CPU: the toy's generation is slower in bf16, SmolLM2-135M's
+# training and generation faster (the measurements are in bench/RESULTS.md)
 CPU_BF16_MIN_PARAMS = 20_000_000
 
 

@@ -131,6 +131,20 @@ def most(n):
     return int(t)
 
 
+def save_run(out_dir, model, optimizer, tokenizer, run_config, position, final):
+    """A training run's checkpoint (sft.py's and rl.py's), with what an exact --resume needs: position (step, data
+    cursor, ...), the optimizer and RNG states; every rank calls it. Under FSDP sharded (save below), else written by
+    rank 0 (checkpoint.save, atomic)."""
+    if is_fsdp(model):
+        save(out_dir, model, optimizer, tokenizer, run_config, {**position, "rng": common.rng_state()}, final)
+        return
+    if common.is_main():
+        train_state = {**position, "optimizer": optimizer.state_dict(), "rng": common.rng_state()}
+        checkpoint.save(out_dir, model, tokenizer, run_config=run_config, train_state=train_state)
+    if dist.is_initialized():
+        dist.barrier()
+
+
 def save(out_dir, model, optimizer, tokenizer, run_config, train_state, final):
     """An FSDP run's checkpoint; every rank calls it. out_dir/sharded/ (DCP): the optimizer state and, before the
     end of the run, the weights, each rank writing its own shards; at the end (final) the weights consolidated into

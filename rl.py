@@ -612,7 +612,9 @@ def train(args, model, tok, train_set, eval_set=None, reward_fn=None, state=None
             metrics_log.log({k: v for k, v in m.items() if not k.startswith("eval_")})
         history.append(m)
         if (args.save_every and (step + 1) % args.save_every == 0) or last:
-            save(args, model, tok, optimizer, step + 1, cursor, final=last)
+            if args.out_dir:  # the checkpoint --resume continues exactly (parallel.save_run)
+                parallel.save_run(args.out_dir, model, optimizer, tok, vars(args),
+                                  {"step": step + 1, "cursor": cursor}, final=last)
             last_saved = step + 1
     bar.close()
     return history
@@ -854,20 +856,6 @@ def stop_at_nan(args, step, epoch, last_saved):
              "no checkpoint was written by this run")
     common.die(f"loss or gradient is NaN/inf at step {step} (inner epoch {epoch}); stopping, {where}; try a lower "
                f"--lr")
-
-
-def save(args, model, tok, optimizer, step, cursor, final=False):
-    """The checkpoint, with what an exact --resume needs: optimizer, RNG states, step and data cursor. Under FSDP
-    sharded, and consolidated at the end (final; parallel.save)."""
-    if args.out_dir and parallel.is_fsdp(model):
-        parallel.save(args.out_dir, model, optimizer, tok, vars(args),
-                      {"step": step, "cursor": cursor, "rng": common.rng_state()}, final)
-        return
-    if args.out_dir and common.is_main():
-        train_state = {"step": step, "cursor": cursor, "optimizer": optimizer.state_dict(), "rng": common.rng_state()}
-        checkpoint.save(args.out_dir, model, tok, run_config=vars(args), train_state=train_state)
-    if dist.is_initialized():
-        dist.barrier()
 
 
 def held_out_eval(args, model, tok, eval_set, amp_dtype, step, metrics_log):

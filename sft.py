@@ -136,8 +136,8 @@ def main(argv=None):
         if args.eval_every and (step % args.eval_every == 0 or step == total_steps):
             last_eval = held_out_eval(args, raw_model, tok, test_set, heldout, device, dtype, step, logger)
         if step == total_steps or (args.save_every and step % args.save_every == 0):
-            save(args, raw_model, tok, optimizer, {"step": step, "epoch": epoch, "cursor": cursor,
-                                                   "global_batch": global_batch}, final=step == total_steps)
+            position = {"step": step, "epoch": epoch, "cursor": cursor, "global_batch": global_batch}
+            parallel.save_run(args.out_dir, raw_model, optimizer, tok, vars(args), position, final=step == total_steps)
             last_saved = args.out_dir
     pbar.close()
     common.print0(summary(args, step, time.time() - t_start, last_eval, len(test_set), device))
@@ -371,19 +371,6 @@ def held_out_eval(args, model, tok, test_set, heldout, device, dtype, step, logg
         if torch.distributed.is_initialized():
             torch.distributed.barrier()
     return record
-
-
-def save(args, model, tok, optimizer, position, final=False):
-    """The checkpoint (checkpoint.save, atomic), with what an exact --resume needs: position (step, epoch,
-    cursor, global batch), optimizer and RNG states. Under FSDP sharded, and consolidated at the end (parallel.save)."""
-    if parallel.is_fsdp(model):
-        parallel.save(args.out_dir, model, optimizer, tok, vars(args), {**position, "rng": common.rng_state()}, final)
-        return
-    if common.is_main():
-        train_state = {**position, "optimizer": optimizer.state_dict(), "rng": common.rng_state()}
-        checkpoint.save(args.out_dir, model, tok, run_config=vars(args), train_state=train_state)
-    if torch.distributed.is_initialized():
-        torch.distributed.barrier()
 
 
 def summary(args, step, seconds, last_eval, n_test, device):

@@ -197,6 +197,12 @@ class Flags(argparse.Namespace):
         self.sources = {}
 
 
+def sources_of(args):
+    """args.sources of Flags; for a plain argparse.Namespace (a caller's own flags) a throwaway dict, so the helpers
+    below work on either and record sources only where there is a place for them."""
+    return args.sources if isinstance(args, Flags) else {}
+
+
 class OneLineErrorParser(argparse.ArgumentParser):
     """argparse that reports a bad flag in one line (argparse already does) with the usage hint, and parses into
     Flags, recording which flags the command line gave. finish(args), if given, runs on every parsed namespace
@@ -310,7 +316,7 @@ def resolve_window(args, config, profile):
 
     def pick(key, init_value, profile_value):
         if getattr(args, key) != KEEP:
-            return getattr(args, key), args.sources.get(key, "command line")
+            return getattr(args, key), sources_of(args).get(key, "command line")
         if windowed:
             return init_value, "init"
         return profile_value, f"profile {profile}"
@@ -318,7 +324,7 @@ def resolve_window(args, config, profile):
     out = {"window": pick("window", config.window, min(prof["window"], config.block_size)),
            "sinks": pick("sinks", config.sinks, prof["sinks"])}
     if args.layer_pattern != KEEP:
-        out["layer_pattern"] = args.layer_pattern, args.sources.get("layer_pattern", "command line")
+        out["layer_pattern"] = args.layer_pattern, sources_of(args).get("layer_pattern", "command line")
     elif windowed and args.window == KEEP:
         out["layer_pattern"] = config.layer_pattern, "init"
     else:  # a new window covers every layer unless a pattern is given too
@@ -336,7 +342,7 @@ def apply_window(args, model, profile, announce=True):
     model.configure_window(*(value for value, _ in resolved.values()))
     for key, (value, source) in resolved.items():
         setattr(args, key, value)
-        args.sources[key] = source
+        sources_of(args)[key] = source
     if announce:
         print0("attention: " + ", ".join(f"{key}={value} ({source})" for key, (value, source) in resolved.items()))
     return resolved
@@ -434,9 +440,9 @@ def apply_profile(args, profiles):
     for key, value in profiles[profile].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-            args.sources[key] = f"profile {profile}"
+            sources_of(args)[key] = f"profile {profile}"
     args.profile = profile
-    args.sources["profile"] = "init"
+    sources_of(args)["profile"] = "init"
     return profile
 
 
@@ -518,7 +524,7 @@ def echo_config(args, title="config"):
     """Print the run's config in one block: every value of args (Flags) with where it came from (args.sources, else
     "default"). Call it once the values are resolved (the window after the model is loaded). A plain dict prints
     without sources."""
-    config, sources = (args, None) if isinstance(args, dict) else (vars(args), args.sources)
+    config, sources = (args, None) if isinstance(args, dict) else (vars(args), getattr(args, "sources", None))
     width = max(len(k) for k in config)
     value_width = min(32, max(len(str(v)) for v in config.values()))
     print0(f"---- {title} ----")

@@ -294,6 +294,18 @@ def config_block(printed):
     return {k: (v, source) for k, v, source in re.findall(r"^  (\w+) += (.*?) +\(([^()]*)\)$", printed, re.M)}
 
 
+def test_window_helpers_take_a_plain_namespace_too():
+    """A caller's own argparse.Namespace (no sources slot) gets the same window as the scripts' Flags: a given
+    window on a full-attention init, the toy profile's sinks, no pattern."""
+    import argparse
+    for args in (argparse.Namespace(window=4, sinks=common.KEEP, layer_pattern=common.KEEP),
+                 common.Flags(window=4, sinks=common.KEEP, layer_pattern=common.KEEP)):
+        gpt = GPT(GPTConfig(block_size=64))
+        common.apply_window(args, gpt, "toy", announce=False)
+        assert (gpt.config.window, gpt.config.sinks, gpt.config.layer_pattern) == (4, 0, None)
+        assert (args.window, args.sinks, args.layer_pattern) == (4, 0, None)
+
+
 def test_config_block_says_where_each_value_came_from(tmp_path, capsys):
     """One block, printed once the window is resolved: a flag given (command line), one left to the profile, the
     window of a windowed init (init), the rest (default); a resumed run's values come from its run config."""

@@ -14,7 +14,7 @@
 # then eval.py on held-out problems: sa, sa with the window and no training, and every stage after it, with the
 # share of responses in the window-friendly local style; and a plot of reward / local share / accuracy over steps.
 #
-#   bash runs/swarr_cpu.sh                  # 3 seeds (16 min on an idle 2-core machine before the 3 controls)
+#   bash runs/swarr_cpu.sh                  # 3 seeds (39 min with the 3 controls on an idle 2-core AMD EPYC)
 #   SEEDS=0 bash runs/swarr_cpu.sh          # one seed
 # A stage whose checkpoint is complete is skipped, so a killed run continues where it stopped when started again
 # (the stages save only at their end, --save_every=0, so a complete checkpoint is a finished stage).

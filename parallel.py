@@ -121,6 +121,18 @@ def gathered(model):
         model.set_reshard_after_forward(False, recurse=False)  # FSDP's own choice for the root
 
 
+def on_rank0(model, fn):
+    """fn() on rank 0 alone, with the whole model there (gathered), while the other ranks wait: sft.py's and rl.py's
+    held-out evals. -> fn's result on rank 0, None on the others."""
+    result = None
+    with gathered(model):
+        if common.is_main():
+            result = fn()
+    if dist.is_initialized():
+        dist.barrier()
+    return result
+
+
 def most(n):
     """The largest of an integer over ranks."""
     t = torch.tensor(n, dtype=torch.long)

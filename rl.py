@@ -862,22 +862,19 @@ def held_out_eval(args, model, tok, eval_set, amp_dtype, step, metrics_log):
     """Greedy accuracy on --eval_limit held-out problems (eval.evaluate, rank 0) -> {"eval_accuracy": ...}."""
     if eval_set is None or not args.eval_every:
         return {}
-    result = {}
-    with parallel.gathered(model):  # FSDP: rank 0's generate needs the whole model there
-        if common.is_main():
-            with common.autocast(next(model.parameters()).device, amp_dtype):
-                summary, _ = evaluation.evaluate(model, tok, eval_set, limit=args.eval_limit,
-                                                 batch_size=args.eval_batch_size, max_new_tokens=args.max_new_tokens)
-    if common.is_main():
+
+    def run():
+        with common.autocast(next(model.parameters()).device, amp_dtype):
+            summary, _ = evaluation.evaluate(model, tok, eval_set, limit=args.eval_limit,
+                                             batch_size=args.eval_batch_size, max_new_tokens=args.max_new_tokens)
         result = {f"eval_{k}": v for k, v in summary.items() if isinstance(v, (int, float))}
         common.print0(f"eval @ step {step}: accuracy {summary['accuracy']:.3f} on {summary['n']} held-out "
                       f"problems, mean length {summary['mean_len']:.1f}"
                       + (f", local share {summary['local_share']:.2f}" if "local_share" in summary else ""))
         if metrics_log:
             metrics_log.log({"step": step, **result})
-    if dist.is_initialized():
-        dist.barrier()
-    return result
+        return result
+    return parallel.on_rank0(model, run) or {}
 
 
 def parse_args(argv):
@@ -885,11 +882,7 @@ def parse_args(argv):
 def main(argv=None):
     try:
         args = parse_args(argv)
-        device = common.resolve_device(args.device, announce=True)
-        rank, world, device = common.init_distributed(device)
-        if common.autocast_dtype(args.dtype, device, num_params=0) == torch.float16:  # checks the name early
-            raise ValueError("--dtype=float16 would need loss scaling, which rl.py leaves out; use bfloat16")
-        common.seed_everything(args.seed)
+        rank, world, device = common.start_run(args, "rl.py")
         args.data = resolve_data_name(args.data, common.read_run_config(args.init))
         check_config(args, world)
         if args.out_dir:

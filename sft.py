@@ -347,30 +347,26 @@ def heldout_loss(model, heldout, batch_size, pad_id, device, dtype):
 
 
 def held_out_eval(args, model, tok, test_set, heldout, device, dtype, step, logger):
-    """On rank 0 (the others wait): the loss on the first --eval_examples held-out problems and greedy accuracy
+    """On rank 0 (parallel.on_rank0): the loss on the first --eval_examples held-out problems and greedy accuracy
     (eval.evaluate) on the first --eval_limit, generating at most max_len - prompt tokens; logged -> the record."""
-    record = None
-    with parallel.gathered(model):  # FSDP: rank 0's forwards need the whole model there
-        if common.is_main():
-            record = {"step": step, "eval_loss": heldout_loss(model, heldout, args.batch_size, tok.pad_id, device,
-                                                              dtype)}
-            if args.eval_limit:
-                longest_prompt = max(len(test_set.render_prompt(tok, ex)) for ex in test_set.examples[:args.eval_limit])
-                with common.autocast(device, dtype):
-                    summary, records = evaluation.evaluate(
-                        model, tok, test_set, limit=args.eval_limit, batch_size=args.batch_size,
-                        max_new_tokens=max(1, args.max_len - longest_prompt), temperature=0.0)
-                record |= {k: summary[k] for k in ("accuracy", "mean_len", "trunc_rate", "local_share") if k in summary}
-                record["sample"] = records[0]["response"][:200]
-            record["peak_mem_mb"] = common.peak_memory_mb(device)
-            logger.log(record)
-            tqdm.write(" | ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                  for k, v in record.items() if k != "sample"))
-            if "sample" in record:
-                tqdm.write(f"  sample: {record['sample'][:100]!r}")
-        if torch.distributed.is_initialized():
-            torch.distributed.barrier()
-    return record
+    def run():
+        record = {"step": step, "eval_loss": heldout_loss(model, heldout, args.batch_size, tok.pad_id, device, dtype)}
+        if args.eval_limit:
+            longest_prompt = max(len(test_set.render_prompt(tok, ex)) for ex in test_set.examples[:args.eval_limit])
+            with common.autocast(device, dtype):
+                summary, records = evaluation.evaluate(
+                    model, tok, test_set, limit=args.eval_limit, batch_size=args.batch_size,
+                    max_new_tokens=max(1, args.max_len - longest_prompt), temperature=0.0)
+            record |= {k: summary[k] for k in ("accuracy", "mean_len", "trunc_rate", "local_share") if k in summary}
+            record["sample"] = records[0]["response"][:200]
+        record["peak_mem_mb"] = common.peak_memory_mb(device)
+        logger.log(record)
+        tqdm.write(" | ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                              for k, v in record.items() if k != "sample"))
+        if "sample" in record:
+            tqdm.write(f"  sample: {record['sample'][:100]!r}")
+        return record
+    return parallel.on_rank0(model, run)
 
 
 def summary(args, step, seconds, last_eval, n_test, device):
@@ -397,12 +393,8 @@ def setup(argv):
     if args.init == "scratch" and isinstance(args.sinks, int) and args.sinks > args.block_size:
         raise ValueError(f"--sinks={args.sinks} is more than --block_size={args.block_size} positions")
     checkpoint.check_out_dir(args.out_dir, inputs=[args.init])
-    device = common.resolve_device(args.device, announce=True)
+    rank, world, device = common.start_run(args, "sft.py")
     common.check_attn_backend(args.attn_backend, device)
-    rank, world, device = common.init_distributed(device)
-    if common.autocast_dtype(args.dtype, device, num_params=0) == torch.float16:  # checks the name early
-        raise ValueError("--dtype=float16 would need loss scaling, which sft.py leaves out; use bfloat16")
-    common.seed_everything(args.seed)
     return args, rank, world, device
 
 

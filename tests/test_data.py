@@ -195,10 +195,10 @@ def test_arith_knobs_of_the_real_model_experiment():
             load_dataset(f"synthetic:arith?steps=6&{bad}", size=3)
 
 
-def test_arith_errors_reads_the_real_model_task(tmp_path):
+def test_arith_errors_reads_the_real_model_task(tmp_path, monkeypatch):
     """runs/arith_errors.py on the task's own solutions (data.py writes them, both styles: every final line and sum
     right), then on hand-broken copies: line 1's value replaced in the final line, and one dropped carry."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "runs"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent / "runs"))
     import arith_errors
     ds = load_dataset("synthetic:arith?steps=6&max_value=9&ops=add&jump=0&ask=1", size=50, seed=0)
     for ex in ds.examples:
@@ -217,6 +217,10 @@ def test_arith_errors_reads_the_real_model_task(tmp_path):
     assert arith_errors.summarize(str(tmp_path / "e.jsonl")) == {
         "file": str(tmp_path / "e.jsonl"), "problems": 2, "answers_right": 1, "final_lines": 1,
         "final_line_right": 1, "sum_lines": 7, "sums_wrong": 1, "dropped_carries": 1}
+    (tmp_path / "bad.jsonl").write_text("not json\n")
+    for bad in (tmp_path / "bad.jsonl", tmp_path / "missing.jsonl"):
+        with pytest.raises(SystemExit, match="error: .*not eval.py's per-problem JSONL"):
+            arith_errors.main([str(bad)])
 
 
 def test_name_knobs_and_bad_names():

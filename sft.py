@@ -141,7 +141,7 @@ def main(argv=None):
             last_saved = args.out_dir
     pbar.close()
     common.print0(summary(args, step, time.time() - t_start, last_eval, len(test_set), device))
-    common.cleanup_distributed()
+    common.cleanup_distributed(wait=True)
     return last_eval
 
 

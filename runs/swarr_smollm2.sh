@@ -47,7 +47,7 @@ RL_LR=${RL_LR:-1e-5}
 DISTILL_LR=${DISTILL_LR:-$RL_LR}
 EVAL_LIMIT=${EVAL_LIMIT:-100}
 DTYPE=${DTYPE:-auto}      # autocast: auto is bf16 on GPUs and on CPUs with native bf16, else fp32 (logs say which)
-DEVICE=${DEVICE:-cpu}     # cuda: the same experiment on one GPU (not yet run on one; PARALLEL=1 is meant for it)
+DEVICE=${DEVICE:-cpu}     # cuda: the same experiment on one GPU (README: run on an H200 with PARALLEL=1)
 ATTN=${ATTN:-auto}        # --attn_backend of the SFT stages (the later stages inherit it from their checkpoints)
 PARALLEL=${PARALLEL:-0}   # 1: the three stages that start from swa_sft (rl, distill, rft) run at once (a GPU's way)
 CONTROLS=${CONTROLS:-1}   # 0: the recipe's stages only (no distill, rft, sft_more); run again with 1 to add them

@@ -231,6 +231,13 @@ def build_model(args, device):
         model, tok = convert.load_model(args.init, device=device, dtype="float32", attn_backend=args.attn_backend)
         train_state = None
     common.apply_window(args, model, args.profile, announce=False)  # echo_config prints the window with the rest
+    if ckpt is not None or args.init != "scratch":  # the size is the init's: the config block and run config say it
+        for name in SIZE_FLAGS:
+            source = "resumed run" if ckpt is not None else "init"
+            if args.sources.get(name) == "command line" and getattr(args, name) != getattr(model.config, name):
+                source += f"; --{name}={getattr(args, name)} ignored, it is for --init=scratch"
+            setattr(args, name, getattr(model.config, name))
+            args.sources[name] = source
     model.grad_checkpointing = args.grad_checkpointing
     return model, tok, train_state
 
@@ -398,6 +405,7 @@ def setup(argv):
     return args, rank, world, device
 
 
+SIZE_FLAGS = ("n_layer", "n_head", "n_embd", "block_size")  # a new model's size: --init=scratch only
 RANGES = {"n_layer": (1, 1024), "n_head": (1, 1024), "n_embd": (1, 65536), "block_size": (2, 2**20),
           "batch_size": (1, 2**16), "grad_accum": (1, 2**16), "steps": (1, common.BIG), "epochs": (1, 10**6),
           "token_budget": (0, common.BIG), "lr": (0, 1, "open"), "warmup": (0, common.BIG), "weight_decay": (0, 10),

@@ -322,12 +322,21 @@ def test_config_block_says_where_each_value_came_from(tmp_path, capsys):
     assert block["warmup"] == ("30", "profile toy") and block["batch_size"] == ("32", "profile toy")
     assert (block["window"], block["sinks"], block["layer_pattern"]) == (("8", "init"), ("3", "init"), ("LG", "init"))
     assert block["weight_decay"] == ("0.1", "default") and block["profile"] == ("toy", "init")
+    # the size of the init (TINY's), not the scratch defaults the flags would give (128 wide, 256 positions)
+    assert (block["n_layer"], block["n_embd"], block["block_size"]) == (("2", "init"), ("32", "init"), ("192", "init"))
     saved = json.loads((out / "run_config.json").read_text())
     assert set(saved) == set(block) and saved["lr"] == 1e-3 and saved["window"] == 8  # the flags only, no sources
     sft.main(["--resume=true", f"--out_dir={out}", "--steps=2"])
     block = config_block(capsys.readouterr().out)
     assert block["steps"] == ("2", "command line") and block["lr"] == ("0.001", "resumed run")
     assert block["window"] == ("8", "resumed run") and block["warmup"] == ("30", "resumed run")
+    assert block["n_embd"] == ("32", "resumed run")
+    # a size flag with a model to start from does nothing, and the block says so
+    sft.main([f"--init={windowed}", "--n_embd=64", "--n_layer=2", "--max_len=192", "--steps=1", "--eval_every=0",
+              "--data=synthetic?size=256", "--device=cpu", f"--out_dir={tmp_path / 'sized'}"])
+    block = config_block(capsys.readouterr().out)
+    assert block["n_embd"] == ("32", "init; --n_embd=64 ignored, it is for --init=scratch")
+    assert block["n_layer"] == ("2", "init")  # the init's own size: nothing ignored
 
 
 def test_progress_into_a_file_or_pipe_is_plain_lines(tmp_path, capsys, monkeypatch):

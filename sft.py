@@ -141,6 +141,9 @@ def main(argv=None):
             last_saved = args.out_dir
     pbar.close()
     common.print0(summary(args, step, time.time() - t_start, last_eval, len(test_set), device))
+    # let DDP go before the process group: were its C++ reducer the group's last holder, the group would be torn
+    # down in the reducer's destructor with the GIL held, while a gloo thread waits for the GIL (a deadlock, seen)
+    model = raw_model
     common.cleanup_distributed(wait=True)
     return last_eval
 

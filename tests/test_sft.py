@@ -142,14 +142,35 @@ def test_resume_is_exact(tmp_path, monkeypatch):
     assert [r["step"] for r in metrics(tmp_path / "resumed")] == list(range(1, 11))
 
 
+# sft.main under torchrun, noting how many DDP wrappers are alive when the process group is destroyed: DDP's C++
+# reducer must not be the group's last holder (its destructor would tear the group down holding the GIL, which
+# deadlocks against gloo's threads now and then; a stack of such a hang showed it)
+DDP_DRIVER = """
+import gc, os, sys
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+import sft
+destroy = dist.destroy_process_group
+def noted(*args, **kwargs):
+    with open(f"ddp_alive{os.environ['RANK']}", "w") as f:
+        f.write(str(sum(isinstance(o, DistributedDataParallel) for o in gc.get_objects())))
+    destroy(*args, **kwargs)
+dist.destroy_process_group = noted
+sft.main(sys.argv[1:])
+"""
+
+
 def test_ddp_two_processes_match_one(tmp_path):
-    """2 processes x batch 2 under torchrun (gloo) == 1 process x 2 micro-batches of 2: same losses and weights."""
+    """2 processes x batch 2 under torchrun (gloo) == 1 process x 2 micro-batches of 2: same losses and weights; no
+    DDP wrapper left when the process group goes."""
     args = TINY + ["--steps=3", "--batch_size=2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    (tmp_path / "driver.py").write_text(DDP_DRIVER)
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                             str(ROOT / "sft.py"), *args, f"--out_dir={tmp_path / 'ddp'}"],
+                             str(tmp_path / "driver.py"), *args, f"--out_dir={tmp_path / 'ddp'}"],
                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert [(tmp_path / f"ddp_alive{rank}").read_text() for rank in (0, 1)] == ["0", "0"]
     sft.main(args + ["--grad_accum=2", f"--out_dir={tmp_path / 'single'}"])
 
     ddp, single = train_losses(tmp_path / "ddp"), train_losses(tmp_path / "single")

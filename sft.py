@@ -235,12 +235,14 @@ def build_model(args, device):
         train_state = None
     common.apply_window(args, model, args.profile, announce=False)  # echo_config prints the window with the rest
     if ckpt is not None or args.init != "scratch":  # the size is the init's: the config block and run config say it
+        sources = common.sources_of(args)
         for name in SIZE_FLAGS:
             source = "resumed run" if ckpt is not None else "init"
-            if args.sources.get(name) == "command line" and getattr(args, name) != getattr(model.config, name):
-                source += f"; --{name}={getattr(args, name)} ignored, it is for --init=scratch"
+            if sources.get(name) == "command line" and getattr(args, name) != getattr(model.config, name):
+                source += (f"; --{name}={getattr(args, name)} ignored, " +
+                           ("a resumed run keeps its size" if ckpt is not None else "it is for --init=scratch"))
             setattr(args, name, getattr(model.config, name))
-            args.sources[name] = source
+            sources[name] = source
     model.grad_checkpointing = args.grad_checkpointing
     return model, tok, train_state
 
@@ -395,7 +397,7 @@ def summary(args, step, seconds, last_eval, n_test, device):
 def setup(argv):
     """-> (args, rank, world size, device): the flags parsed and checked, the process group joined, the RNGs seeded."""
     args = parse_args(argv)
-    common.check_ranges(args, RANGES)
+    common.check_ranges(args, {k: r for k, r in RANGES.items() if k not in SIZE_FLAGS or args.init == "scratch"})
     if args.token_budget and args.epochs:
         raise ValueError("--token_budget and --epochs both set the run's length; give one")
     if args.init == "scratch" and isinstance(args.window, int) and args.window > args.block_size:

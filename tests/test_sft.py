@@ -344,7 +344,7 @@ def test_config_block_says_where_each_value_came_from(tmp_path, capsys):
     assert (block["window"], block["sinks"], block["layer_pattern"]) == (("8", "init"), ("3", "init"), ("LG", "init"))
     assert block["weight_decay"] == ("0.1", "default") and block["profile"] == ("toy", "init")
     # the size of the init (TINY's), not the scratch defaults the flags would give (128 wide, 256 positions)
-    assert (block["n_layer"], block["n_embd"], block["block_size"]) == (("2", "init"), ("32", "init"), ("192", "init"))
+    assert (block["n_head"], block["n_embd"], block["block_size"]) == (("2", "init"), ("32", "init"), ("192", "init"))
     saved = json.loads((out / "run_config.json").read_text())
     assert set(saved) == set(block) and saved["lr"] == 1e-3 and saved["window"] == 8  # the flags only, no sources
     sft.main(["--resume=true", f"--out_dir={out}", "--steps=2"])
@@ -352,6 +352,9 @@ def test_config_block_says_where_each_value_came_from(tmp_path, capsys):
     assert block["steps"] == ("2", "command line") and block["lr"] == ("0.001", "resumed run")
     assert block["window"] == ("8", "resumed run") and block["warmup"] == ("30", "resumed run")
     assert block["n_embd"] == ("32", "resumed run")
+    sft.main(["--resume=true", f"--out_dir={out}", "--steps=3", "--n_embd=64"])  # a resumed run keeps its size
+    assert config_block(capsys.readouterr().out)["n_embd"] == ("32", "resumed run; --n_embd=64 ignored, a resumed "
+                                                                "run keeps its size")
     # a size flag with a model to start from does nothing, and the block says so
     sft.main([f"--init={windowed}", "--n_embd=64", "--n_layer=2", "--max_len=192", "--steps=1", "--eval_every=0",
               "--data=synthetic?size=256", "--device=cpu", f"--out_dir={tmp_path / 'sized'}"])

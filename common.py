@@ -179,7 +179,7 @@ def all_reduce_sum(x):
 def cleanup_distributed(wait=False):
     """Leave the process group. wait=True (a run's normal end): meet every rank at a barrier first, so that no rank
     tears its connections down while another still uses them; die() leaves without it, since the other ranks may
-    never arrive. Drop any DDP wrapper before (sft.py says why)."""
+    never arrive. Drop any DDP wrapper before (parallel.ddp_wrapped says why)."""
     if dist.is_initialized():
         if wait:
             dist.barrier()

@@ -32,6 +32,7 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
                                                      get_optimizer_state_dict, set_optimizer_state_dict)
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from torch.nn.parallel import DistributedDataParallel as DDP
 
 import checkpoint
 import common
@@ -55,6 +56,16 @@ def add_flag(group):
                        help="under torchrun, shard weights, gradients and AdamW state over the ranks (FSDP2) instead "
                             "of keeping all of them on every rank (DDP): true | false | auto (on when world size > 1 "
                             "and DDP's 16 bytes/parameter would not fit in 3/4 of a GPU; off on CPUs)")
+
+
+def ddp_wrapped(model, world, fsdp, device):
+    """What sft.py's step runs: DDP's wrapper (it all-reduces the gradients in the backward) under torchrun without
+    FSDP, else the model itself. Let the wrapper go before common.cleanup_distributed: were DDP's C++ reducer the
+    process group's last holder, the group would be torn down in its destructor with the GIL held, while a gloo
+    thread waits for the GIL to free a tensor (a deadlock, seen in CI)."""
+    if world == 1 or fsdp:
+        return model
+    return DDP(model, device_ids=[device] if str(device).startswith("cuda") else None)
 
 
 def use_fsdp(flag, world, device, num_params):

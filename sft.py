@@ -94,18 +94,16 @@ def main(argv=None):
         parallel.shard(model, dtype)  # before the optimizer, which then holds this rank's shards only
     optimizer = make_optimizer(model, args, device)
     step, epoch, cursor = resume(args, model, optimizer, train_state, global_batch, steps_per_epoch)
-    raw_model = model  # what is clipped, evaluated and saved: DDP wraps it, compile works in place
     if args.compile:
         model.compile()  # in place: the state dict keeps its keys
-    if world > 1 and not args.fsdp:
-        model = DDP(model, device_ids=[device] if str(device).startswith("cuda") else None)
+    trained = parallel.ddp_wrapped(model, world, args.fsdp, device)  # the step's; clip, eval and save use model
     logger = common.JSONLLogger(os.path.join(args.out_dir, "metrics.jsonl"))
     last_saved = common.resume_dir(args)  # where a good checkpoint is known to be (None until a fresh run saves)
 
     # ---- the loop
     last_eval = None
     if args.eval_every and step == 0:
-        last_eval = held_out_eval(args, raw_model, tok, test_set, heldout, device, dtype, step, logger)
+        last_eval = held_out_eval(args, model, tok, test_set, heldout, device, dtype, step, logger)
     lengths = [len(s) for s in train.seqs]
     batches = epoch_batches(lengths, global_batch, args.seed, epoch)
     pbar = common.progress(total=total_steps, initial=step, desc="sft", disable=not common.is_main())
@@ -119,8 +117,8 @@ def main(argv=None):
         lr = lr_at(step, args, total_steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        mean_loss = forward_backward(model, train, batch, args, rank, world, tok.pad_id, device, dtype)
-        grad_norm = torch.nn.utils.clip_grad_norm_(raw_model.parameters(), args.grad_clip or float("inf")).item()
+        mean_loss = forward_backward(trained, train, batch, args, rank, world, tok.pad_id, device, dtype)
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip or float("inf")).item()
         stop_if_diverged(mean_loss, grad_norm, step, last_saved, pbar)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -134,16 +132,14 @@ def main(argv=None):
 
         # ---- eval and save
         if args.eval_every and (step % args.eval_every == 0 or step == total_steps):
-            last_eval = held_out_eval(args, raw_model, tok, test_set, heldout, device, dtype, step, logger)
+            last_eval = held_out_eval(args, model, tok, test_set, heldout, device, dtype, step, logger)
         if step == total_steps or (args.save_every and step % args.save_every == 0):
             position = {"step": step, "epoch": epoch, "cursor": cursor, "global_batch": global_batch}
-            parallel.save_run(args.out_dir, raw_model, optimizer, tok, vars(args), position, final=step == total_steps)
+            parallel.save_run(args.out_dir, model, optimizer, tok, vars(args), position, final=step == total_steps)
             last_saved = args.out_dir
     pbar.close()
     common.print0(summary(args, step, time.time() - t_start, last_eval, len(test_set), device))
-    # let DDP go before the process group: were its C++ reducer the group's last holder, the group would be torn
-    # down in the reducer's destructor with the GIL held, while a gloo thread waits for the GIL (a deadlock, seen)
-    model = raw_model
+    trained = None  # DDP's wrapper goes before the process group (parallel.ddp_wrapped says why)
     common.cleanup_distributed(wait=True)
     return last_eval
 

@@ -176,13 +176,9 @@ def all_reduce_sum(x):
     return x
 
 
-def cleanup_distributed(wait=False):
-    """Leave the process group. wait=True (a run's normal end): meet every rank at a barrier first, so that no rank
-    tears its connections down while another still uses them; die() leaves without it, since the other ranks may
-    never arrive. Drop any DDP wrapper before (parallel.ddp_wrapped says why)."""
+def cleanup_distributed():
+    """Leave the process group (drop any DDP wrapper first: parallel.ddp_wrapped says why)."""
     if dist.is_initialized():
-        if wait:
-            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -926,7 +926,7 @@ def main(argv=None):
                       + (f", teacher_kl {first['teacher_kl']:.3f} -> {last['teacher_kl']:.3f}"
                          if last.get("teacher_kl") is not None and first.get("teacher_kl") is not None else "")
                       + f"; checkpoint in {args.out_dir}")
-    common.cleanup_distributed(wait=True)
+    common.cleanup_distributed()
     return history
 
 

@@ -140,7 +140,7 @@ def main(argv=None):
     pbar.close()
     common.print0(summary(args, step, time.time() - t_start, last_eval, len(test_set), device))
     trained = None  # DDP's wrapper goes before the process group (parallel.ddp_wrapped says why)
-    common.cleanup_distributed(wait=True)
+    common.cleanup_distributed()
     return last_eval
 
 

@@ -66,5 +66,6 @@ def main(argv=None):
         print(f"| {s['file']} | {s['answers_right']}/{s['problems']} | {s['final_line_right']}/{s['final_lines']} | "
               f"{s['sums_wrong']}/{s['sum_lines']} ({s['dropped_carries']}) |")
 
+
 if __name__ == "__main__":
     main()

@@ -46,7 +46,7 @@ def drive(out):
     start = common.init_distributed
     common.init_distributed = lambda device: (
         (rank, 2, device) if torch.distributed.is_initialized() else start(device))
-    common.cleanup_distributed = lambda wait=False: None
+    common.cleanup_distributed = lambda: None
     init = os.path.join(out, "init")
     save, passes = parallel.save, []
 

@@ -95,6 +95,7 @@ with an `instruction` class attribute, make(rng) -> {"question", "answer", "solu
 """
 
 import argparse
+import collections
 import dataclasses
 import json
 import math
@@ -175,6 +176,47 @@ class Dataset:
         prompt = self.render_prompt(tok, example)
         completion = tok.encode(example["solution"]) + [tok.eos_id]
         return prompt + completion, [0] * len(prompt) + [1] * len(completion)
+
+
+# -----------------------------------------------------------------------------
+# SFT's batches: the tokenized examples, one epoch's global batches, a padded micro-batch
+
+SFTExamples = collections.namedtuple("SFTExamples", "seqs masks n_targets dropped")
+BUCKET = 16  # global batches sorted by length together: less padding, still a fresh mix of lengths every step
+
+
+def sft_examples(dataset, tok, max_len, limit=None):
+    """-> SFTExamples of every example that has a solution (dataset.with_solutions() counts the others) and fits in
+    max_len tokens: seqs[i] (L_i,) the ids of prompt + solution + EOS, masks[i] (L_i,) 1 on the solution and the EOS
+    only (the model learns to answer and to stop, never to write questions), n_targets[i] its supervised tokens.
+    Longer examples are dropped and counted, not truncated: a cut solution would teach the model to stop early."""
+    seqs, masks, n_targets, dropped = [], [], [], 0
+    for ex in dataset.with_solutions().examples[:limit]:
+        ids, mask = dataset.render_for_sft(tok, ex)
+        if len(ids) > max_len:
+            dropped += 1
+            continue
+        seqs.append(ids)
+        masks.append(mask)
+        n_targets.append(sum(mask[1:]))  # the first token is never a target
+    return SFTExamples(seqs, masks, n_targets, dropped)
+
+
+def epoch_batches(lengths, global_batch, seed, epoch):
+    """The global batches of one epoch, as lists of example indices: a random permutation cut into chunks of BUCKET
+    global batches, each chunk sorted by length and cut into global batches, the batches shuffled; padded, never
+    packed, so no example can attend to another. A pure function of (seed, epoch), so a checkpoint stores only
+    (epoch, cursor). The last partial global batch is dropped."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(len(lengths), generator=g).tolist()
+    perm = perm[:len(perm) // global_batch * global_batch]  # drop the last partial batch
+    batches = []
+    for start in range(0, len(perm), BUCKET * global_batch):
+        chunk = sorted(perm[start:start + BUCKET * global_batch], key=lambda i: lengths[i])
+        batches += [chunk[j:j + global_batch] for j in range(0, len(chunk), global_batch)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
 
 
 def pad_batch(seqs, masks, pad_id):

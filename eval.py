@@ -14,7 +14,8 @@ this stays flat for SWA models however long the answers get); the window setting
 the share of responses written in the window-friendly `local` style.
 Next to the table (--out_dir): one JSONL per model with every prompt, response, extracted answer and verdict.
 
-`evaluate(...)` is importable: rl.py calls it for its periodic held-out evaluation.
+`evaluate(...)` is importable: sft.py and rl.py call it for their periodic held-out evaluation, and sft.py
+`mean_loss(...)` for its held-out loss.
 """
 
 import argparse
@@ -138,6 +139,25 @@ def evaluate(model, tok, dataset, limit=None, batch_size=32, max_new_tokens=256,
     if styled and records and any(r.get("style") for r in records):
         summary["local_share"] = sum(r.get("style") == "local" for r in records) / n
     return summary, records
+
+
+@torch.no_grad()
+def mean_loss(model, seqs, masks, batch_size, pad_id, dtype):
+    """The mean loss per target token of token lists seqs with their 0/1 loss masks (data.pad_batch's inputs), in
+    batches of similar length: sft.py's held-out loss."""
+    was_training, device = model.training, model.embed.weight.device
+    model.eval()
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    total, count = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        idx, targets = data.pad_batch([seqs[i] for i in rows], [masks[i] for i in rows], pad_id)
+        with common.autocast(device, dtype):
+            _, loss = model(idx.to(device), targets.to(device), loss_reduction="sum", return_logits=False)
+        total += loss.item()
+        count += int((targets != -1).sum())
+    model.train(was_training)
+    return total / max(count, 1)
 
 
 def parse_init(spec):

@@ -38,7 +38,7 @@ Simplifications, stated openly:
   - Zero-variance groups are dropped, not resampled (DAPO); rows with zero advantage skip the forward.
   - No DDP wrapper: after filtering, ranks may run different numbers of micro-batches, and with the step-wide
     normalizer one gradient sum per update is exact. Under FSDP, ranks pad with zero-weight micro-batches.
-  - The controls, --teacher and --algo=rft, change only step 2's advantage (see "The controls" below).
+  - The controls, --teacher and --algo=rft, change only step 2's advantage (controls.py).
 """
 
 import argparse
@@ -55,6 +55,7 @@ from tqdm import tqdm
 
 import checkpoint
 import common
+import controls
 import convert
 import data
 import eval as evaluation
@@ -66,6 +67,29 @@ from model import attention, padded_mask, window_mask
 SCALES = ("group", "batch", "none")
 ALGOS = ("grpo", "rft")
 LOSS_AGGS = ("token", "sequence", "constant")
+
+# ---------------------------------------------------------------------------------------------------------------
+# Defaults: the flags' (get_parser at the bottom has their help), then those that follow the init
+
+DEFAULTS = dict(
+    init="out/sft", device="auto", dtype="auto", grad_checkpointing=False, compile=False,  # model
+    prompts_per_step=16, group_size=8, temperature=1.0,  # sampling (--data: the init's, below)
+    format_reward=0.0, overlong_buffer=0, scale_rewards="none", filter_groups=False, mask_truncated=False,
+    algo="grpo", teacher=None,  # reward and advantage
+    loss_agg="token", clip_low=0.2, clip_high=0.28, inner_epochs=1, kl_coef=0.0, warmup=0, weight_decay=0.0,
+    grad_clip=1.0, share_prompt="auto",  # loss and optimizer
+    seed=0, out_dir="out/rl", save_every=0, resume=None, eval_every=20, sample_every=10,  # run
+)  # the window flags: common.add_window_flags; --fsdp: parallel.add_flag
+
+# The tiny from-scratch demo, or a pretrained model (common.init_profile). lr: the demo's is measured in
+# bench/RESULTS.md; 1e-6..5e-6 is the usual range for pretrained models (DeepSeekMath used 1e-6 for 7B). --data left
+# unset is the data the init was trained on (its run_config.json, finish_args), and the profile's only without one.
+PROFILES = {
+    "toy": dict(data="synthetic", lr=1e-4, max_new_tokens=160, micro_batch_size=64, steps=60, eval_limit=200,
+                eval_batch_size=100),
+    "pretrained": dict(data="gsm8k", lr=2e-6, max_new_tokens=384, micro_batch_size=16, steps=100, eval_limit=100,
+                       eval_batch_size=50),
+}
 
 # ---------------------------------------------------------------------------------------------------------------
 # 1. Rollout: prompts, G samples each under the window, rewards
@@ -283,8 +307,10 @@ def accumulate_gradients(model, rows, normalizer, args, pad_id, ref_model=None, 
         old_logp = logp.detach() if first or not weight else old_logps[i]  # the first update: ratio exactly 1
         if first:
             old_logps.append(old_logp)
-        if teacher is not None:  # per-token advantages (B, L) in place of the rows' (B,)
-            adv = teacher_advantages(teacher, x, target_col, tokens, mask, old_logp, args.temperature, amp_dtype)
+        if teacher is not None:  # --teacher: per-token advantages (B, L) in place of the rows' (B,) (controls.py)
+            with torch.no_grad(), common.autocast(device, amp_dtype):
+                teacher_logp = completion_logprobs(teacher, x, target_col, tokens, mask, args.temperature)
+            adv = controls.distill_advantages(teacher_logp, old_logp, mask)
         loss, stats = grpo_loss(logp, old_logp, ref_logp, adv, mask, normalizer, args.loss_agg, args.clip_low,
                                 args.clip_high, args.kl_coef)
         stats["logp_diff"] = ((logp.detach() - sampler_logp).abs() * mask).sum()
@@ -583,7 +609,7 @@ def train(args, model, tok, train_set, eval_set=None, reward_fn=None, state=None
         # ---- 2. advantages per group, over the whole step's groups (with --teacher only logged: see the controls)
         rewards = everyone["reward"].view(P, G)
         if args.algo == "rft":
-            adv = rft_advantages(everyone["correct"].view(P, G))  # (P, G): 1 on the correct samples
+            adv = controls.rft_advantages(everyone["correct"].view(P, G))  # (P, G): 1 on the correct samples
         else:
             adv = group_advantages(rewards, args.scale_rewards)  # (P, G)
         zero_var = rewards.amax(1) == rewards.amin(1)  # (P,)
@@ -621,66 +647,7 @@ def train(args, model, tok, train_set, eval_set=None, reward_fn=None, state=None
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The controls: each swaps step 2's advantage and keeps the rest of GRPO (sampling, loss, normalizer, update).
-# On-policy distillation (--teacher): does RL help because it optimizes the windowed model's own success, or would
-# imitating the full-attention model on the student's own samples do as well? The teacher, frozen at FULL
-# attention, scores the sampled tokens; each token's advantage is their log-ratio, so with rho = 1 the gradient is
-# the per-token reverse KL(student || teacher)'s along the sampled path (GKD; Thinking Machines' "on-policy
-# distillation"). The reward is only logged. Simplification: discount 0 (a token is judged by how much the teacher
-# likes it, not by where it leads); the teacher must share the student's tokenizer.
-# Rejection-sampling fine-tuning (--algo=rft): is it the policy gradient, or only training on the model's own
-# windowed successes? A = 1 on the correct samples, 0 elsewhere, and only those count in the token normalizer, so
-# with rho = 1 the update is plain SFT (mean NLL per token) on them: STaR / expert iteration / RFT.
-
-
-def rft_advantages(correct):
-    """--algo=rft: correct (P, G) 1/0 -> advantages (P, G) = 1 on the correct completions, 0 elsewhere."""
-    return (correct > 0.5).float()
-
-
-def distill_advantages(teacher_logp, student_logp, mask):
-    """--teacher: the per-token advantage (B, L) = log p_teacher - log p_student of each sampled token, detached, 0
-    off the mask. Its mean over the student's own samples estimates minus the reverse KL(student || teacher) per
-    token: push up the tokens the teacher likes more than the student does, push down the others; zero (no
-    gradient) wherever the two models agree."""
-    return (teacher_logp - student_logp).detach() * mask
-
-
-def teacher_advantages(teacher, x, target_col, tokens, mask, student_logp, temperature, amp_dtype):
-    """distill_advantages over a micro-batch (collate's tensors), the teacher scoring the same tokens at the same T."""
-    with torch.no_grad(), common.autocast(mask.device, amp_dtype):
-        teacher_logp = completion_logprobs(teacher, x, target_col, tokens, mask, temperature)
-    return distill_advantages(teacher_logp, student_logp, mask)
-
-
-def load_teacher(init, device, student, student_tok=None):
-    """--teacher: the frozen teacher, fp32 on device, always at FULL attention (window=None, whatever its checkpoint
-    says). Its tokenizer must be the student's (student_tok, which main always passes)."""
-    if not init.startswith(("hf:", "gguf:")) and not os.path.isdir(init):
-        raise FileNotFoundError(f"--teacher: no checkpoint at {init}")
-    teacher, teacher_tok = convert.load_model(init, window=None, device=device, dtype="float32")
-    if teacher.config.vocab_size != student.config.vocab_size:
-        raise ValueError(f"--teacher: vocabulary of {teacher.config.vocab_size} tokens, the student's has "
-                         f"{student.config.vocab_size}; the teacher must share the student's tokenizer")
-    if student_tok is not None and teacher_tok.fingerprint() != student_tok.fingerprint():  # not only the size
-        raise ValueError(f"--teacher: {init} has another tokenizer than the student (the same number of ids, but "
-                         f"not the same tokens); the teacher must share the student's tokenizer")
-    return teacher.eval().requires_grad_(False)
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # ---- plumbing: flags, loading, resume ----
-
-# Defaults that follow the init (common.init_profile): the tiny from-scratch demo, or a pretrained model (lr:
-# the demo's is measured in bench/RESULTS.md; 1e-6..5e-6 is the usual range for pretrained models, DeepSeekMath
-# used 1e-6 for 7B).
-PROFILES = {
-    "toy": dict(data="synthetic", lr=1e-4, max_new_tokens=160, micro_batch_size=64, steps=60, eval_limit=200,
-                eval_batch_size=100),
-    "pretrained": dict(data="gsm8k", lr=2e-6, max_new_tokens=384, micro_batch_size=16, steps=100, eval_limit=100,
-                       eval_batch_size=50),
-}
-
 
 def finish_args(args):
     """Defaults that depend on --init: the data (and so the prompt format) the init was trained on, from its
@@ -705,80 +672,70 @@ def get_parser():
     p = common.OneLineErrorParser(description="GRPO on a (windowed) model; the module docstring has the algorithm.",
                                   finish=finish_args)
     g = p.add_argument_group("model")
-    g.add_argument("--init", default="out/sft", help="checkpoint dir (from sft.py), hf:ORG/NAME, hf:/dir or gguf:/file")
+    g.add_argument("--init", help="checkpoint dir (from sft.py), hf:ORG/NAME, hf:/dir or gguf:/file")
     common.add_window_flags(g, "the init checkpoint's own (what sft.py trained under)")
-    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
-    g.add_argument("--dtype", default="auto", help="autocast dtype (weights and AdamW stay fp32): auto (bf16 on GPUs "
-                   "and, for 20M+ parameters, CPUs with native bf16; else fp32) | float32 | bfloat16")
-    g.add_argument("--grad_checkpointing", type=common.str2bool, default=False, help="recompute blocks in backward")
-    g.add_argument("--compile", type=common.str2bool, default=False, help="torch.compile the policy's training "
-                   "forward and its decode step (model.compile)")
+    g.add_argument("--device", help="auto | cpu | cuda | cuda:N | mps")
+    g.add_argument("--dtype", help="autocast dtype (weights and AdamW stay fp32): auto (bf16 on GPUs and, for 20M+ "
+                   "parameters, CPUs with native bf16; else fp32) | float32 | bfloat16")
+    g.add_argument("--grad_checkpointing", type=common.str2bool, help="recompute blocks in backward")
+    g.add_argument("--compile", type=common.str2bool, help="torch.compile the training forward and the decode step")
     parallel.add_flag(g)
     g = p.add_argument_group("data and sampling")
-    g.add_argument("--data", default=None, help="synthetic[:task][?knobs] | gsm8k | math | jsonl:/path/{split}.jsonl. "
-                   "Default: the data (and so the prompt format) the init checkpoint was trained on, from its "
-                   "run_config.json; else " + common.profile_help(PROFILES, "data") + ". Plain 'synthetic' takes "
+    g.add_argument("--data", help="synthetic[:task][?knobs] | gsm8k | math | jsonl:/path/{split}.jsonl; unset: the "
+                   "data the init was trained on (its run_config.json), else the profile's. Plain 'synthetic' takes "
                    "the knobs sft.py used")
-    g.add_argument("--prompts_per_step", type=int, default=16, help="prompts per step, all ranks together (each "
-                   "rank samples whole groups)")
-    g.add_argument("--group_size", type=int, default=8, help="G: completions per prompt (>= 2: the group mean is "
-                   "the baseline; 1 is allowed with --teacher)")
-    g.add_argument("--max_new_tokens", type=int, default=None, help="generation budget per completion (the "
-                   "synthetic local-style trace is ~140 tokens). Default: " + common.profile_help(PROFILES,
-                                                                                                   "max_new_tokens"))
-    g.add_argument("--temperature", type=float, default=1.0, help="sampling temperature; scoring uses the same")
+    g.add_argument("--prompts_per_step", type=int, help="prompts per step, all ranks together (whole groups each)")
+    g.add_argument("--group_size", type=int, help="G: completions per prompt (>= 2: the group mean is the baseline; "
+                   "1 is allowed with --teacher)")
+    g.add_argument("--max_new_tokens", type=int, help="generation budget per completion (the synthetic local-style "
+                   "trace is ~140 tokens)")
+    g.add_argument("--temperature", type=float, help="sampling temperature; scoring uses the same")
     g = p.add_argument_group("reward and advantage")
-    g.add_argument("--format_reward", type=float, default=0.0, help="coefficient of verify.format_reward (0 = off)")
-    g.add_argument("--overlong_buffer", type=int, default=0, help="DAPO's soft overlong penalty: from 0 down to -1 "
-                   "over the last N tokens of --max_new_tokens (0 = off)")
-    g.add_argument("--scale_rewards", default="none", choices=SCALES, help="divide A = r - mean(r) by the group's "
-                   "std (group, DeepSeekMath's GRPO), the whole batch's (batch, Lite PPO / TRL) or nothing (none, "
-                   "Dr. GRPO: a std up-weights the prompts that are nearly always right or always wrong)")
-    g.add_argument("--filter_groups", type=common.str2bool, default=False, help="drop groups whose rewards are all "
-                   "equal: they carry no signal and only dilute the normalizer (dropped, not resampled)")
-    g.add_argument("--mask_truncated", type=common.str2bool, default=False, help="drop completions without EOS "
-                   "(that hit the budget)")
-    g.add_argument("--algo", default="grpo", choices=ALGOS, help="grpo | rft: the control of rejection-sampling "
-                   "fine-tuning (sample exactly as GRPO does, keep the correct completions, plain SFT loss on them)")
-    g.add_argument("--teacher", default=None, help="on-policy distillation instead of GRPO: the teacher's checkpoint "
-                   "dir | hf: | gguf:, run frozen at FULL attention (it must share the student's tokenizer); the "
-                   "advantage becomes log p_teacher - log p_student per token and the reward is only logged")
+    g.add_argument("--format_reward", type=float, help="coefficient of verify.format_reward (0 = off)")
+    g.add_argument("--overlong_buffer", type=int, help="DAPO's soft overlong penalty: from 0 down to -1 over the "
+                   "last N tokens of --max_new_tokens (0 = off)")
+    g.add_argument("--scale_rewards", choices=SCALES, help="divide A = r - mean(r) by the group's std (group, "
+                   "DeepSeekMath's GRPO), the whole batch's (batch, Lite PPO / TRL) or nothing (none, Dr. GRPO: a "
+                   "std up-weights the prompts that are nearly always right or always wrong)")
+    g.add_argument("--filter_groups", type=common.str2bool, help="drop groups whose rewards are all equal: they "
+                   "carry no signal and only dilute the normalizer (dropped, not resampled)")
+    g.add_argument("--mask_truncated", type=common.str2bool, help="drop completions without EOS (at the budget)")
+    g.add_argument("--algo", choices=ALGOS, help="grpo | rft: the control of rejection-sampling fine-tuning (sample "
+                   "as GRPO does, plain SFT loss on the correct completions; controls.py)")
+    g.add_argument("--teacher", help="the control of on-policy distillation instead of GRPO (controls.py): the "
+                   "teacher's checkpoint dir | hf: | gguf:, run frozen at FULL attention, sharing the student's "
+                   "tokenizer; the advantage is log p_teacher - log p_student per token, the reward only logged")
     g = p.add_argument_group("loss and optimizer")
-    g.add_argument("--loss_agg", default="token", choices=LOSS_AGGS, help="the step's one normalizer: token = its "
-                   "completion tokens (DAPO); sequence = each sequence's token mean, / sequences (DeepSeekMath's GRPO; "
-                   "short right and long wrong answers weigh more per token); constant = sequences x "
-                   "--max_new_tokens (Dr. GRPO, no length bias)")
-    g.add_argument("--clip_low", type=float, default=0.2, help="PPO clip: rho >= 1 - clip_low")
-    g.add_argument("--clip_high", type=float, default=0.28, help="PPO clip: rho <= 1 + clip_high (DAPO's clip-higher)")
-    g.add_argument("--inner_epochs", type=int, default=1, help="updates per batch of samples (1: on-policy, rho == "
-                   "1; later ones clip against the first's log-probs)")
-    g.add_argument("--kl_coef", type=float, default=0.0, help="k3 KL to a frozen copy of --init (0: none loaded)")
-    g.add_argument("--lr", type=float, default=None, help="AdamW LR. Default: " + common.profile_help(PROFILES, "lr"))
-    g.add_argument("--warmup", type=int, default=0, help="linear LR warmup steps")
-    g.add_argument("--weight_decay", type=float, default=0.0, help="AdamW weight decay")
-    g.add_argument("--grad_clip", type=float, default=1.0, help="max gradient norm (0 = no clipping)")
-    g.add_argument("--micro_batch_size", type=int, default=None, help="rows per forward/backward. Default: "
-                   + common.profile_help(PROFILES, "micro_batch_size"))
-    g.add_argument("--share_prompt", type=auto_or_bool, default="auto", help="true: the rows of a prompt in a "
-                   "micro-batch share its forward (run once, not G times; the same log-probs up to rounding). false: "
-                   "every row its whole sequence, through the windowed attention kernels. auto: true on CPUs for "
-                   "rows short enough for the dense mask (faster: bench/RESULTS.md), else false (share_prompt_for)")
+    g.add_argument("--loss_agg", choices=LOSS_AGGS, help="the step's one normalizer: token = its completion tokens "
+                   "(DAPO); sequence = each sequence's token mean, / sequences (DeepSeekMath's GRPO; short right and "
+                   "long wrong answers weigh more per token); constant = sequences x --max_new_tokens (Dr. GRPO)")
+    g.add_argument("--clip_low", type=float, help="PPO clip: rho >= 1 - clip_low")
+    g.add_argument("--clip_high", type=float, help="PPO clip: rho <= 1 + clip_high (DAPO's clip-higher)")
+    g.add_argument("--inner_epochs", type=int, help="updates per batch of samples (1: on-policy, rho == 1; later "
+                   "ones clip against the first's log-probs)")
+    g.add_argument("--kl_coef", type=float, help="k3 KL to a frozen copy of --init (0: none loaded)")
+    g.add_argument("--lr", type=float, help="AdamW learning rate")
+    g.add_argument("--warmup", type=int, help="linear LR warmup steps")
+    g.add_argument("--weight_decay", type=float, help="AdamW weight decay")
+    g.add_argument("--grad_clip", type=float, help="max gradient norm (0 = no clipping)")
+    g.add_argument("--micro_batch_size", type=int, help="rows per forward/backward")
+    g.add_argument("--share_prompt", type=auto_or_bool, help="true: the rows of a prompt in a micro-batch share its "
+                   "forward (run once, not G times; the same log-probs up to rounding); false: every row its whole "
+                   "sequence, through the windowed attention kernels; auto: true on CPUs for rows short enough for "
+                   "the dense mask (faster: bench/RESULTS.md), else false (share_prompt_for)")
     g = p.add_argument_group("run")
-    g.add_argument("--steps", type=int, default=None, help="total GRPO steps (a resumed run counts from 0 too). "
-                   "Default: " + common.profile_help(PROFILES, "steps"))
-    g.add_argument("--seed", type=int, default=0, help="data order and sampling seed")
-    g.add_argument("--out_dir", default="out/rl", help="checkpoint, metrics.jsonl, samples.jsonl")
-    g.add_argument("--save_every", type=int, default=0, help="checkpoint every N steps (0: only at the end)")
-    g.add_argument("--resume", type=common.resume_flag, default=None,
-                   help="true: continue the run in --out_dir from its checkpoint; or a checkpoint dir to continue "
-                        "from (writing to --out_dir); false: start fresh")
-    g.add_argument("--eval_every", type=int, default=20, help="greedy held-out accuracy every N steps, at step 0 and "
-                   "at the end (0 = never)")
-    g.add_argument("--eval_limit", type=int, default=None, help="size of the fixed held-out set. Default: "
-                   + common.profile_help(PROFILES, "eval_limit"))
-    g.add_argument("--eval_batch_size", type=int, default=None, help="prompts per eval generate call. Default: "
-                   + common.profile_help(PROFILES, "eval_batch_size"))
-    g.add_argument("--sample_every", type=int, default=10, help="print a few completions every N steps (0 = never)")
+    g.add_argument("--steps", type=int, help="total GRPO steps (a resumed run counts from 0 too)")
+    g.add_argument("--seed", type=int, help="data order and sampling seed")
+    g.add_argument("--out_dir", help="checkpoint, metrics.jsonl, samples.jsonl")
+    g.add_argument("--save_every", type=int, help="checkpoint every N steps (0: only at the end)")
+    g.add_argument("--resume", type=common.resume_flag, help="true: continue the run in --out_dir from its "
+                   "checkpoint; or a checkpoint dir to continue from (writing to --out_dir); false: start fresh")
+    g.add_argument("--eval_every", type=int, help="greedy held-out accuracy every N steps, at step 0 and at the end "
+                   "(0 = never)")
+    g.add_argument("--eval_limit", type=int, help="size of the fixed held-out set")
+    g.add_argument("--eval_batch_size", type=int, help="prompts per eval generate call")
+    g.add_argument("--sample_every", type=int, help="print a few completions every N steps (0 = never)")
+    common.set_defaults(p, DEFAULTS, PROFILES)
     return p
 
 
@@ -906,7 +863,7 @@ def main(argv=None):
             ref_model, _ = convert.load_model(args.init, device=device, dtype="float32",
                                               **common.window_overrides(args))
             ref_model.eval().requires_grad_(False)
-        teacher = load_teacher(args.teacher, device, model, tok) if args.teacher else None
+        teacher = controls.load_teacher(args.teacher, device, model, tok) if args.teacher else None
         train_set = data.load_dataset(args.data, "train", seed=args.seed)
         eval_set = data.load_dataset(args.data, "test", seed=args.seed) if args.eval_every else None
         w = model.config

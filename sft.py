@@ -7,23 +7,20 @@ Stage 1 of SWARR: put a model under a sliding window and fine-tune it on worked 
     python sft.py --init=hf:Qwen/Qwen2.5-0.5B-Instruct   # a pretrained model: the real recipe's defaults
     torchrun --standalone --nproc_per_node=8 sft.py ...  # DDP: 8x the global batch; --fsdp=true shards it (parallel.py)
     python sft.py --resume=true --out_dir=out/sft   # continue where the last checkpoint left off (bit for bit on CPU)
-More commands, and why the defaults are what they are: README.md.
 
-The defaults (DEFAULTS and PROFILES below) follow the init: the toy's from scratch, the real recipe's for a pretrained
-model (hf:, gguf:, or a checkpoint made from one), whose window is W=256 with 4 sinks unless the init has its own.
-Flags on the command line win. The config is printed in one block once resolved, each value with where it came from,
-and saved in run_config.json. The file reads in the order things happen: main, then its steps in that order (data,
-model and optimizer, one step, eval and save), then the flags. Logs: a progress bar (into a file or a pipe, a plain
-line every 30 s) and out_dir/metrics.jsonl, one record per step and per eval.
+Defaults (DEFAULTS, PROFILES) follow the init: the toy's from scratch, the real recipe's for a pretrained model, whose
+window is W=256 with 4 sinks unless the init has its own; flags given win. The config is printed in one block, each
+value with its source, and saved in run_config.json. The file reads in the order things happen: main, then its steps
+(data, model and optimizer, one step, eval and save), then the flags. Logs: a progress bar (a plain line every 30 s
+into a file or pipe) and out_dir/metrics.jsonl. More commands, and why the defaults are what they are: README.md.
 
-What the demo learns: it writes both solution styles, but greedy decoding picks the majority `reference` style,
-whose lookups lie beyond a 2-layer window-18 model's reach, so greedy accuracy stays low, while forcing the `local`
-style ("[" as the first token) solves every problem. That is the gap `python rl.py` closes.
+What the demo learns: greedy decoding picks the majority `reference` solution style, whose lookups lie beyond a
+2-layer window-18 model's reach, so greedy accuracy stays low, while forcing the `local` style ("[" as the first
+token) solves every problem. That is the gap `python rl.py` closes.
 Left out on purpose: packing (padding within length-sorted batches wastes little and cannot leak between examples);
 float16 training (it needs loss scaling; use bf16); eval on several ranks (rank 0 evaluates while the others wait).
 """
 
-import collections
 import math
 import os
 import time
@@ -60,9 +57,6 @@ PROFILES = {
                        eval_every=50, eval_limit=64, save_every=50),
 }
 
-BUCKET = 16  # global batches sorted by length together: less padding, still a fresh mix of lengths every step
-
-
 def main(argv=None):
     t_start = time.time()
     try:  # config, data and model: a bad flag, data set or init stops here with one line, before any training
@@ -76,8 +70,8 @@ def main(argv=None):
                              "run through the sharded blocks); use one of them")
         common.check_context(args.max_len, model.config.block_size, f"--max_len={args.max_len}")
         # the token lists up front: every rank holds all of them, so it can count the global batch's targets
-        train = tokenize(train_set, tok, args.max_len)
-        heldout = tokenize(test_set, tok, args.max_len, limit=args.eval_examples)
+        train = data.sft_examples(train_set, tok, args.max_len)
+        heldout = data.sft_examples(test_set, tok, args.max_len, limit=args.eval_examples)
         global_batch = args.batch_size * args.grad_accum * world
         steps_per_epoch, total_steps = schedule(args, train, global_batch)
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
@@ -105,14 +99,14 @@ def main(argv=None):
     if args.eval_every and step == 0:
         last_eval = held_out_eval(args, model, tok, test_set, heldout, device, dtype, step, logger)
     lengths = [len(s) for s in train.seqs]
-    batches = epoch_batches(lengths, global_batch, args.seed, epoch)
+    batches = data.epoch_batches(lengths, global_batch, args.seed, epoch)
     pbar = common.progress(total=total_steps, initial=step, desc="sft", disable=not common.is_main())
     model.train()
     while step < total_steps:
         t0 = time.time()
         if cursor == len(batches):
             epoch, cursor = epoch + 1, 0
-            batches = epoch_batches(lengths, global_batch, args.seed, epoch)
+            batches = data.epoch_batches(lengths, global_batch, args.seed, epoch)
         batch = batches[cursor]  # (global_batch,) example indices, sorted by length
         lr = lr_at(step, args, total_steps)
         for group in optimizer.param_groups:
@@ -155,57 +149,18 @@ def load_data(args):
     return train_set, data.load_dataset(args.data, "test", **knobs)
 
 
-Examples = collections.namedtuple("Examples", "seqs masks n_targets dropped")
-
-
-def tokenize(dataset, tok, max_len, limit=None):
-    """-> Examples of every example that has a solution (dataset.with_solutions() counts the others) and fits in
-    max_len tokens: seqs[i] (L_i,) the ids of prompt + solution + EOS, masks[i] (L_i,) 1 on the solution and the EOS
-    only (the model learns to answer and to stop, never to write questions), n_targets[i] its supervised tokens.
-    Longer examples are dropped and counted, not truncated: a cut solution would teach the model to stop early."""
-    seqs, masks, n_targets, dropped = [], [], [], 0
-    for ex in dataset.with_solutions().examples[:limit]:
-        ids, mask = dataset.render_for_sft(tok, ex)
-        if len(ids) > max_len:
-            dropped += 1
-            continue
-        seqs.append(ids)
-        masks.append(mask)
-        n_targets.append(sum(mask[1:]))  # the first token is never a target
-    return Examples(seqs, masks, n_targets, dropped)
-
-
 def schedule(args, train, global_batch):
-    """-> (steps per epoch, steps of the run: --steps, --epochs or --token_budget)."""
+    """-> (steps per epoch, steps of the run: --steps, --epochs, or --token_budget: the steps that train about that
+    many forward/backward tokens, at least 1; every example is seen equally often, so a step trains the mean)."""
     steps_per_epoch = len(train.seqs) // global_batch
     if steps_per_epoch == 0:
         raise ValueError(f"{args.data}: {len(train.seqs)} training examples fit in --max_len={args.max_len} "
                          f"({train.dropped} longer ones dropped), fewer than one global batch of {global_batch}; "
                          f"raise --max_len or lower --batch_size/--grad_accum")
-    if args.token_budget:  # every example is seen equally often, so a step trains this many tokens on average
-        return steps_per_epoch, budget_steps(args.token_budget, [len(s) - 1 for s in train.seqs], global_batch)
+    if args.token_budget:
+        per_step = global_batch * sum(len(s) - 1 for s in train.seqs) / len(train.seqs)
+        return steps_per_epoch, max(1, math.ceil(args.token_budget / per_step))
     return steps_per_epoch, args.epochs * steps_per_epoch if args.epochs else args.steps
-
-
-def budget_steps(budget, tokens_per_example, global_batch):
-    """--token_budget: the steps that train about `budget` forward/backward tokens, at least 1."""
-    per_step = global_batch * sum(tokens_per_example) / len(tokens_per_example)
-    return max(1, math.ceil(budget / per_step))
-
-
-def epoch_batches(lengths, global_batch, seed, epoch):
-    """The global batches of one epoch, as lists of example indices: a random permutation cut into chunks of BUCKET
-    global batches, each chunk sorted by length and cut into global batches, the batches shuffled; padded, never
-    packed, so no example can attend to another. A pure function of (seed, epoch), so a checkpoint stores only
-    (epoch, cursor). The last partial global batch is dropped."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    perm = torch.randperm(len(lengths), generator=g).tolist()
-    perm = perm[:len(perm) // global_batch * global_batch]  # drop the last partial batch
-    batches = []
-    for start in range(0, len(perm), BUCKET * global_batch):
-        chunk = sorted(perm[start:start + BUCKET * global_batch], key=lambda i: lengths[i])
-        batches += [chunk[j:j + global_batch] for j in range(0, len(chunk), global_batch)]
-    return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
 
 
 # -----------------------------------------------------------------------------
@@ -231,14 +186,13 @@ def build_model(args, device):
         train_state = None
     common.apply_window(args, model, args.profile, announce=False)  # echo_config prints the window with the rest
     if ckpt is not None or args.init != "scratch":  # the size is the init's: the config block and run config say it
+        source, why = ("resumed run", "a resumed run keeps its size") if ckpt is not None else \
+            ("init", "it is for --init=scratch")
         sources = common.sources_of(args)
         for name in SIZE_FLAGS:
-            source = "resumed run" if ckpt is not None else "init"
-            if sources.get(name) == "command line" and getattr(args, name) != getattr(model.config, name):
-                source += (f"; --{name}={getattr(args, name)} ignored, " +
-                           ("a resumed run keeps its size" if ckpt is not None else "it is for --init=scratch"))
+            given = sources.get(name) == "command line" and getattr(args, name) != getattr(model.config, name)
+            sources[name] = source + (f"; --{name}={getattr(args, name)} ignored, {why}" if given else "")
             setattr(args, name, getattr(model.config, name))
-            sources[name] = source
     model.grad_checkpointing = args.grad_checkpointing
     return model, tok, train_state
 
@@ -336,29 +290,12 @@ def step_record(step, epoch, batch, lengths, batch_size, mean_loss, lr, grad_nor
 # Eval and save
 
 
-@torch.no_grad()
-def heldout_loss(model, heldout, batch_size, pad_id, device, dtype):
-    """Mean loss per target token over the held-out examples (batched by length)."""
-    was_training = model.training
-    model.eval()
-    order = sorted(range(len(heldout.seqs)), key=lambda i: len(heldout.seqs[i]))
-    total, count = 0.0, 0
-    for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        idx, targets = data.pad_batch([heldout.seqs[i] for i in rows], [heldout.masks[i] for i in rows], pad_id)
-        with common.autocast(device, dtype):
-            _, loss = model(idx.to(device), targets.to(device), loss_reduction="sum", return_logits=False)
-        total += loss.item()
-        count += int((targets != -1).sum())
-    model.train(was_training)
-    return total / max(count, 1)
-
-
 def held_out_eval(args, model, tok, test_set, heldout, device, dtype, step, logger):
     """On rank 0 (parallel.on_rank0): the loss on the first --eval_examples held-out problems and greedy accuracy
     (eval.evaluate) on the first --eval_limit, generating at most max_len - prompt tokens; logged -> the record."""
     def run():
-        record = {"step": step, "eval_loss": heldout_loss(model, heldout, args.batch_size, tok.pad_id, device, dtype)}
+        loss = evaluation.mean_loss(model, heldout.seqs, heldout.masks, args.batch_size, tok.pad_id, dtype)
+        record = {"step": step, "eval_loss": loss}
         if args.eval_limit:
             longest_prompt = max(len(test_set.render_prompt(tok, ex)) for ex in test_set.examples[:args.eval_limit])
             with common.autocast(device, dtype):

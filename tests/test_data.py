@@ -516,7 +516,7 @@ def test_gold_answers_must_be_numbers_or_readable(tmp_path):
 
 
 def test_sft_skips_and_counts_examples_without_a_solution(tmp_path):
-    sft = pytest.importorskip("sft")
+    pytest.importorskip("torch")  # data.sft_examples is SFT's, and a fresh machine may lack torch
     rows = [NATALIA, {"question": "No work shown", "answer": "3"},
             {"problem": "Find x.", "solution": "x = \\boxed{2}"}, {"question": "Q", "answer": "1", "solution": "  "},
             {"question": "Q2", "answer": "4", "solution": "2 + 2 = \\boxed{4}"}]
@@ -527,14 +527,14 @@ def test_sft_skips_and_counts_examples_without_a_solution(tmp_path):
     assert with_solutions.skip_reasons == {"no solution": 2} and len(ds) == 5  # a copy: ds is unchanged
     assert with_solutions.with_solutions() == with_solutions
     tok = ByteTok()
-    seqs, masks, n_targets, dropped = sft.tokenize(ds, tok, max_len=10_000)
+    seqs, masks, n_targets, dropped = data.sft_examples(ds, tok, max_len=10_000)
     assert dropped == 0 and len(seqs) == 3
     for ids, mask, ex in zip(seqs, masks, with_solutions.examples):
         assert tok.decode(ids) == ex["question"] + "\n" + ex["solution"]
         assert tok.decode([i for i, m in zip(ids, mask) if m]) == ex["solution"] and ids[-1] == tok.eos_id
-    # none left: one line, from the dataset and from tokenize
+    # none left: one line, from the dataset and from sft_examples
     ds = load_dataset(f"jsonl:{write_jsonl(tmp_path / 'none.jsonl', rows[1:2] * 2)}")
-    for call in (ds.with_solutions, lambda: sft.tokenize(ds, tok, max_len=10_000)):
+    for call in (ds.with_solutions, lambda: data.sft_examples(ds, tok, max_len=10_000)):
         with pytest.raises(ValueError, match="each of the 2 examples has no solution and SFT needs one") as e:
             call()
         assert "\n" not in str(e.value)

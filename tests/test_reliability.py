@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 
 import checkpoint
 import common
+import controls
 import convert
 import eval as eval_script
 import rl
@@ -547,7 +548,7 @@ def test_teacher_must_share_the_tokenizer_not_only_its_size(tmp_path, ckpt, caps
     err = one_line(capsys, rl.main, [f"--init={ckpt}", f"--teacher={teacher}", f"--out_dir={tmp_path / 'out'}",
                                      "--device=cpu", "--group_size=1"])
     assert "has another tokenizer than the student (the same number of ids, but not the same tokens)" in err
-    same = rl.load_teacher(str(ckpt), "cpu", tiny_model(), Tokenizer.byte_level())  # the student's own: accepted
+    same = controls.load_teacher(str(ckpt), "cpu", tiny_model(), Tokenizer.byte_level())  # the student's own: accepted
     assert not any(p.requires_grad for p in same.parameters())
 
 

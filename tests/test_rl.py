@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import common
+import controls
 import data
 import kernels
 import rl
@@ -599,7 +600,7 @@ def test_distill_advantage_is_teacher_minus_student_by_hand(temperature):
     student_logp = rl.completion_logprobs(student, x, pos, tokens, mask, temperature)  # with grad, as in training
     with torch.no_grad():
         teacher_logp = rl.completion_logprobs(teacher, x, pos, tokens, mask, temperature)
-    adv = rl.distill_advantages(teacher_logp, student_logp, mask)
+    adv = controls.distill_advantages(teacher_logp, student_logp, mask)
     assert not adv.requires_grad
     with torch.no_grad():
         if temperature == 1.0:
@@ -620,7 +621,7 @@ def test_distill_with_the_student_as_teacher_is_exactly_zero():
     assert all(torch.equal(g, torch.zeros_like(g)) for g in grads_of(student))
     x, pos, tokens, _, mask, _ = rl.collate(rows, 256, "cpu")
     logp = rl.completion_logprobs(student, x, pos, tokens, mask, 1.0)
-    assert torch.equal(rl.distill_advantages(logp, logp, mask), torch.zeros_like(mask))
+    assert torch.equal(controls.distill_advantages(logp, logp, mask), torch.zeros_like(mask))
 
 
 @pytest.mark.parametrize("agg", rl.LOSS_AGGS)
@@ -657,7 +658,7 @@ def test_distill_gradient_is_reverse_kl_policy_gradient_by_hand(agg):
 def test_teacher_runs_at_full_attention_whatever_its_checkpoint_window(tiny_checkpoint):
     import convert
 
-    teacher = rl.load_teacher(tiny_checkpoint, "cpu", tiny_model(window=8))
+    teacher = controls.load_teacher(tiny_checkpoint, "cpu", tiny_model(window=8))
     windowed, _ = convert.load_model(tiny_checkpoint, device="cpu", dtype="float32")
     assert windowed.config.window == 8 and teacher.config.window is None
     assert not any(p.requires_grad for p in teacher.parameters()) and not teacher.training
@@ -672,9 +673,9 @@ def test_teacher_runs_at_full_attention_whatever_its_checkpoint_window(tiny_chec
         assert torch.allclose(got, nll_logprobs(full, rows), atol=1e-5)
         assert not torch.allclose(got, rl.completion_logprobs(windowed, x, pos, tokens, mask, 1.0), atol=1e-3)
     with pytest.raises(ValueError, match="tokenizer"):
-        rl.load_teacher(tiny_checkpoint, "cpu", tiny_model(vocab=300))
+        controls.load_teacher(tiny_checkpoint, "cpu", tiny_model(vocab=300))
     with pytest.raises(FileNotFoundError, match="--teacher"):
-        rl.load_teacher(tiny_checkpoint + "_missing", "cpu", tiny_model())
+        controls.load_teacher(tiny_checkpoint + "_missing", "cpu", tiny_model())
 
 
 def test_script_distills_from_a_teacher(tmp_path, tiny_checkpoint, capsys):
@@ -710,7 +711,7 @@ def test_rl_from_a_pretrained_init_takes_the_profile_sinks(tmp_path):
 
 def test_rft_advantages_by_hand():
     correct = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
-    assert torch.equal(rl.rft_advantages(correct), torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]))
+    assert torch.equal(controls.rft_advantages(correct), torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]))
 
 
 def test_rft_step_is_sft_on_the_correct_samples(monkeypatch):

@@ -1,6 +1,7 @@
 """sft.py: loss masking, learning, exact resume, DDP equivalence, clear errors, the defaults. SFT of the real
 SmolLM2 model is in test_smollm2.py."""
 
+import argparse
 import json
 import os
 import re
@@ -53,8 +54,8 @@ def test_loss_counts_only_assistant_tokens(tmp_path):
     common.seed_everything(0)
     ref_model = GPT(GPTConfig(vocab_size=tok.vocab_size, n_layer=1, n_head=2, n_embd=32, block_size=192, window=8))
     train = data.load_dataset("synthetic?size=256", "train", seed=0, local_frac=0.2)
-    seqs, masks, _, _ = sft.tokenize(train, tok, 192)
-    batch = sft.epoch_batches([len(s) for s in seqs], 4, seed=0, epoch=0)[0]
+    seqs, masks, _, _ = data.sft_examples(train, tok, 192)
+    batch = data.epoch_batches([len(s) for s in seqs], 4, seed=0, epoch=0)[0]
 
     total, count, total_all, count_all = 0.0, 0, 0.0, 0
     for i in batch:
@@ -385,9 +386,10 @@ def test_progress_into_a_file_or_pipe_is_plain_lines(tmp_path, capsys, monkeypat
 
 def test_budget_steps_by_hand():
     # examples of 9, 19 and 29 trained tokens: mean 19; a global batch of 4 trains 76 tokens a step
-    assert sft.budget_steps(760, [9, 19, 29], 4) == 10
-    assert sft.budget_steps(761, [9, 19, 29], 4) == 11
-    assert sft.budget_steps(1, [9, 19, 29], 4) == 1
+    train = data.SFTExamples([[0] * n for n in (10, 20, 30) * 4], None, None, 0)  # 3 global batches of 4
+    for budget, steps in ((760, 10), (761, 11), (1, 1)):
+        args = argparse.Namespace(token_budget=budget, epochs=None, steps=1000)
+        assert sft.schedule(args, train, 4) == (3, steps)
 
 
 def test_token_budget_trains_about_that_many_tokens(tmp_path):

@@ -1,6 +1,7 @@
 r"""
 Datasets for sft.py, rl.py and eval.py: a list of examples {"question", "answer", "solution"} plus the prompt
-template that turns one into token ids.
+template that turns one into token ids; and SFT's batches (token lists with loss masks, length-bucketed global
+batches, padded micro-batches).
 
     python data.py --data=synthetic --n=3                    # the lagged toy: prompt, answer, both solution styles
     python data.py --data=synthetic:arith --n=2              # multi-step word problems (CPU default for real models)
@@ -11,6 +12,8 @@ template that turns one into token ids.
     ds = load_dataset("synthetic", split="train", size=1000, seed=0)
     ids = ds.render_prompt(tok, ds.examples[0])              # prompt ids, ending with the assistant turn opener
     ids, loss_mask = ds.render_for_sft(tok, ds.examples[0])  # prompt + solution + EOS; mask 1 on solution + EOS
+    train = sft_examples(ds, tok, max_len=256)               # SFT's token lists and loss masks (sft.py)
+    batches = epoch_batches([len(s) for s in train.seqs], 64, seed=0, epoch=0)  # global batches of indices
     idx, targets = pad_batch(seqs, masks, tok.pad_id)        # (B,T) inputs and next-token targets, -1 = no loss
 
 Sources (--data=NAME). Knobs are keyword arguments of load_dataset or go after "?" in the name (key=value&...):

@@ -1,8 +1,8 @@
 """
 GRPO from scratch: the policy-adaptation stage of SWARR. The windowed model samples its own solutions under its
 window, verify.py rewards the final answers, and a group-relative policy gradient teaches it the trajectories that
-work under the window. Defaults follow the init (PROFILES): its data and window, the toy's or a pretrained model's
-lr and budget; flags given win, and `python rl.py --help` describes each.
+work under the window. Defaults sit at the top (DEFAULTS; PROFILES: those that follow the init, its data and window,
+the toy's or a pretrained model's lr and budget); flags given win, and `python rl.py --help` describes each.
 
     python rl.py                 # CPU demo: continues sft.py's out/sft, 60 steps of 16 prompts x 8 samples
     python rl.py --kl_coef=0.01 --out_dir=out/rl_kl            # + a k3 KL penalty to the (frozen) --init model
@@ -606,7 +606,7 @@ def train(args, model, tok, train_set, eval_set=None, reward_fn=None, state=None
         prompts, samples, scores, gen_time = rollout(args, model, tok, train_set, indices, seeds, reward_fn,
                                                      amp_dtype, context)
         everyone = gather_scores(scores, device)  # {name: (P * G,)}, prompt-major
-        # ---- 2. advantages per group, over the whole step's groups (with --teacher only logged: see the controls)
+        # ---- 2. advantages per group, over the whole step's groups (with --teacher only logged: controls.py)
         rewards = everyone["reward"].view(P, G)
         if args.algo == "rft":
             adv = controls.rft_advantages(everyone["correct"].view(P, G))  # (P, G): 1 on the correct samples
@@ -678,13 +678,15 @@ def get_parser():
     g.add_argument("--dtype", help="autocast dtype (weights and AdamW stay fp32): auto (bf16 on GPUs and, for 20M+ "
                    "parameters, CPUs with native bf16; else fp32) | float32 | bfloat16")
     g.add_argument("--grad_checkpointing", type=common.str2bool, help="recompute blocks in backward")
-    g.add_argument("--compile", type=common.str2bool, help="torch.compile the training forward and the decode step")
+    g.add_argument("--compile", type=common.str2bool, help="torch.compile the policy's training forward and its "
+                   "decode step (model.compile)")
     parallel.add_flag(g)
     g = p.add_argument_group("data and sampling")
-    g.add_argument("--data", help="synthetic[:task][?knobs] | gsm8k | math | jsonl:/path/{split}.jsonl; unset: the "
-                   "data the init was trained on (its run_config.json), else the profile's. Plain 'synthetic' takes "
-                   "the knobs sft.py used")
-    g.add_argument("--prompts_per_step", type=int, help="prompts per step, all ranks together (whole groups each)")
+    g.add_argument("--data", help="synthetic[:task][?knobs] | gsm8k | math | jsonl:/path/{split}.jsonl. Plain "
+                   "'synthetic' takes the knobs sft.py used. Unset: the data (and so the prompt format) the init was "
+                   "trained on, from its run_config.json, else the profile's")
+    g.add_argument("--prompts_per_step", type=int, help="prompts per step, all ranks together (each rank "
+                   "samples whole groups)")
     g.add_argument("--group_size", type=int, help="G: completions per prompt (>= 2: the group mean is the baseline; "
                    "1 is allowed with --teacher)")
     g.add_argument("--max_new_tokens", type=int, help="generation budget per completion (the synthetic local-style "
@@ -708,7 +710,8 @@ def get_parser():
     g = p.add_argument_group("loss and optimizer")
     g.add_argument("--loss_agg", choices=LOSS_AGGS, help="the step's one normalizer: token = its completion tokens "
                    "(DAPO); sequence = each sequence's token mean, / sequences (DeepSeekMath's GRPO; short right and "
-                   "long wrong answers weigh more per token); constant = sequences x --max_new_tokens (Dr. GRPO)")
+                   "long wrong answers weigh more per token); constant = sequences x --max_new_tokens (Dr. GRPO, "
+                   "no length bias)")
     g.add_argument("--clip_low", type=float, help="PPO clip: rho >= 1 - clip_low")
     g.add_argument("--clip_high", type=float, help="PPO clip: rho <= 1 + clip_high (DAPO's clip-higher)")
     g.add_argument("--inner_epochs", type=int, help="updates per batch of samples (1: on-policy, rho == 1; later "

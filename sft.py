@@ -11,7 +11,8 @@ Stage 1 of SWARR: put a model under a sliding window and fine-tune it on worked 
 Defaults (DEFAULTS, PROFILES) follow the init: the toy's from scratch, the real recipe's for a pretrained model, whose
 window is W=256 with 4 sinks unless the init has its own; flags given win. The config is printed in one block, each
 value with its source, and saved in run_config.json. The file reads in the order things happen: main, then its steps
-(data, model and optimizer, one step, eval and save), then the flags. Logs: a progress bar (a plain line every 30 s
+(data, model and optimizer, one step, eval and save), then the flags; SFT's batching is data.py's (sft_examples,
+epoch_batches, pad_batch), the held-out loss eval.py's (mean_loss). Logs: a progress bar (a plain line every 30 s
 into a file or pipe) and out_dir/metrics.jsonl. More commands, and why the defaults are what they are: README.md.
 
 What the demo learns: greedy decoding picks the majority `reference` solution style, whose lookups lie beyond a
@@ -56,6 +57,7 @@ PROFILES = {
     "pretrained": dict(data="gsm8k", lr=1e-5, max_len=512, batch_size=8, grad_accum=4, warmup=20, steps=200,
                        eval_every=50, eval_limit=64, save_every=50),
 }
+
 
 def main(argv=None):
     t_start = time.time()

@@ -516,7 +516,6 @@ def test_gold_answers_must_be_numbers_or_readable(tmp_path):
 
 
 def test_sft_skips_and_counts_examples_without_a_solution(tmp_path):
-    pytest.importorskip("torch")  # data.sft_examples is SFT's, and a fresh machine may lack torch
     rows = [NATALIA, {"question": "No work shown", "answer": "3"},
             {"problem": "Find x.", "solution": "x = \\boxed{2}"}, {"question": "Q", "answer": "1", "solution": "  "},
             {"question": "Q2", "answer": "4", "solution": "2 + 2 = \\boxed{4}"}]

@@ -384,7 +384,7 @@ def test_progress_into_a_file_or_pipe_is_plain_lines(tmp_path, capsys, monkeypat
     assert "\r" in capsys.readouterr().err
 
 
-def test_budget_steps_by_hand():
+def test_schedule_token_budget_by_hand():
     # examples of 9, 19 and 29 trained tokens: mean 19; a global batch of 4 trains 76 tokens a step
     train = data.SFTExamples([[0] * n for n in (10, 20, 30) * 4], None, None, 0)  # 3 global batches of 4
     for budget, steps in ((760, 10), (761, 11), (1, 1)):

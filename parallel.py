@@ -108,14 +108,15 @@ def is_fsdp(model):
     return isinstance(model, FSDPModule)
 
 
-@contextlib.contextmanager
 def gathered(model):
     """Every weight of an FSDP model gathered on every rank inside the with (in the Blocks' compute dtype), so that
     forwards that do not run through the root's forward (generate's cached steps) or that run on one rank only
     (eval on rank 0) need no collective. Every rank must enter it. A no-op for a model that is not sharded."""
-    if not is_fsdp(model):
-        yield
-        return
+    return _gathered_fsdp(model) if is_fsdp(model) else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _gathered_fsdp(model):
     model.set_reshard_after_forward(False)
     device = model.embed.weight.device
     # one forward through the root: FSDP's lazy start, and every layer's all-gather, kept. Under the run's autocast:

@@ -363,7 +363,7 @@ class GPT(nn.Module):
         """idx (B, T) -> final normalized hidden states (B, T, C). positions (B, T) or (1, T), default 0..T-1.
 
         cache: a generation.KVCache. prefix: rows that continue shared prefixes (training on a GRPO group, whose G
-        completions share their prompt): rl.SharedPrefix, whose run(model) sends the prefixes through the model once
+        completions share their prompt): grpo.SharedPrefix, whose run(model) sends the prefixes through the model once
         and returns how the rows attend to them.
         """
         B, T = idx.shape

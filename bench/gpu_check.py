@@ -15,7 +15,7 @@ it; a section that raises is recorded as failed (with the error) and the next on
 2. sft: two SFT steps of a Qwen2.5-0.5B-shaped model (W=256 + 4 sinks) on one batch under bf16 autocast with
    fp32 weights: finite loss and gradients, the second loss lower than the first.
 3. grpo: one GRPO step on sampled rows cut to unequal lengths, with unequal advantages (rewards drawn at random,
-   centred per group): rl.accumulate_gradients' gradient (bf16, micro-batched, the shared prompt forward where auto
+   centred per group): grpo.accumulate_gradients' gradient (bf16, micro-batched, the shared prompt forward where auto
    picks it) against the plain policy gradient written out here: -sum_i A_i sum_t log p(y_it) / N, each row its own
    fp32 forward, no cache. Pass: cosine > 0.99 and norms within 5%, the sampler-vs-trainer log-prob gap small, and
    after an SGD step along that gradient the objective sum_i A_i log p(y_i) rose (a step a sign error would fail).
@@ -43,6 +43,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import grpo  # noqa: E402
 import rl  # noqa: E402
 from model import GPT, GPTConfig, attention, dense_attention  # noqa: E402
 
@@ -162,7 +163,7 @@ def sample_rows(model, prompts, group, new_tokens, seed=0):
         rewards = torch.zeros(group)
         while rewards.min() == rewards.max():
             rewards = torch.randint(0, 2, (group,), generator=g).float()
-        adv = rl.group_advantages(rewards[None], "none")[0]
+        adv = grpo.group_advantages(rewards[None], "none")[0]
         for j in range(group):
             o = outs[p * group + j]
             n = int(torch.randint(max(1, new_tokens // 4), new_tokens + 1, (1,), generator=g))
@@ -196,9 +197,9 @@ def check_grpo(device, dry_run):
     gen_s = time.perf_counter() - t0
     cfg = rl.get_parser().parse_args(["--out_dir=", f"--micro_batch_size={8 if dry_run else 16}"])
     lengths = torch.tensor([len(r["tokens"]) for r in rows])
-    normalizer = rl.normalizer_terms(lengths, "token", new)
+    normalizer = grpo.normalizer_terms(lengths, "token", new)
     t0 = time.perf_counter()
-    stats, _ = rl.accumulate_gradients(model, [dict(r) for r in rows], normalizer, cfg, pad_id=0,
+    stats, _ = grpo.accumulate_gradients(model, [dict(r) for r in rows], normalizer, cfg, pad_id=0,
                                        amp_dtype=torch.bfloat16)
     sync(device)
     train_s = time.perf_counter() - t0
@@ -283,7 +284,7 @@ def check_memory(device, dry_run):
         rows = [{"prompt": p, "tokens": torch.randint(0, V, (new,), generator=torch.Generator().manual_seed(i))
                  .tolist(), "logprobs": [0.0] * new, "adv": (-1) ** i * 0.5} for i in range(rows_mb)]
         cfg = rl.get_parser().parse_args(["--out_dir=", f"--micro_batch_size={rows_mb}"])
-        rl.accumulate_gradients(model, rows, float(rows_mb * new), cfg, pad_id=0, amp_dtype=torch.bfloat16)
+        grpo.accumulate_gradients(model, rows, float(rows_mb * new), cfg, pad_id=0, amp_dtype=torch.bfloat16)
         model.zero_grad(set_to_none=True)
 
     def sampling():

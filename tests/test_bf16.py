@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 import common
 import eval as evaluation
+import grpo
 import rl
 import sft
 from generation import KVCache
@@ -214,11 +215,11 @@ def test_grpo_step_bf16_gradient_and_sampler_gap():
             for n, o in enumerate(outs)]
     cfg = rl.get_parser().parse_args(["--out_dir=", "--micro_batch_size=4"])
     lengths = torch.tensor([len(r["tokens"]) for r in rows])
-    norm = rl.normalizer_terms(lengths, "token", 20)
+    norm = grpo.normalizer_terms(lengths, "token", 20)
     grads, stats = {}, {}
     for name, amp in (("fp32", torch.float32), ("bf16", BF16)):
         model.zero_grad()
-        stats[name], _ = rl.accumulate_gradients(model, [dict(r) for r in rows], norm, cfg, pad_id=256,
+        stats[name], _ = grpo.accumulate_gradients(model, [dict(r) for r in rows], norm, cfg, pad_id=256,
                                                  amp_dtype=amp)
         grads[name] = torch.cat([p.grad.flatten() for p in model.parameters()])
     gap = (stats["bf16"]["logp_diff"] / stats["bf16"]["tokens"]).item()
@@ -235,14 +236,14 @@ def test_old_logprobs_come_from_the_training_forward():
     rows = [{"prompt": [1, 2, 3], "tokens": [4, 5, 6, 7], "logprobs": [-9.0] * 4, "adv": 1.0},
             {"prompt": [8, 9], "tokens": [10, 11], "logprobs": [-0.1, -0.2], "adv": -1.0}]
     cfg = rl.get_parser().parse_args(["--out_dir="])
-    x, pos, tokens, _, mask, _ = rl.collate(rows, 0, "cpu")
+    x, pos, tokens, _, mask, _ = grpo.collate(rows, 0, "cpu")
     with torch.no_grad():
-        exact = rl.completion_logprobs(model, x, pos, tokens, mask, 1.0)
+        exact = grpo.completion_logprobs(model, x, pos, tokens, mask, 1.0)
     exact_rows = [dict(r, logprobs=exact[b, :len(r["tokens"])].tolist()) for b, r in enumerate(rows)]
     results = []
     for rs in (rows, exact_rows):
         model.zero_grad()
-        st, _ = rl.accumulate_gradients(model, [dict(r) for r in rs], 6.0, cfg, pad_id=0)
+        st, _ = grpo.accumulate_gradients(model, [dict(r) for r in rs], 6.0, cfg, pad_id=0)
         results.append((st, torch.cat([p.grad.flatten() for p in model.parameters()])))
     torch.testing.assert_close(results[0][1], results[1][1], atol=1e-7, rtol=1e-6)
     assert results[0][0]["logp_diff"] > 1.0 and results[1][0]["logp_diff"] < 1e-4  # the gap is still logged

@@ -22,6 +22,7 @@ import checkpoint  # noqa: E402
 import common  # noqa: E402
 import convert  # noqa: E402
 import parallel  # noqa: E402
+import grpo  # noqa: E402
 import rl  # noqa: E402
 import sft  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402
@@ -56,12 +57,12 @@ def drive(out):
             shutil.copytree(out_dir, f"{out_dir}_step{train_state['step']}")
     parallel.save = save_and_copy
 
-    accumulate = rl.accumulate_gradients
+    accumulate = grpo.accumulate_gradients
 
     def counting(model, rows, normalizer, cfg, *args):
         passes.append({"rows": len(rows), "padded_to": args[-1][0]})
         return accumulate(model, rows, normalizer, cfg, *args)
-    rl.accumulate_gradients = counting
+    grpo.accumulate_gradients = counting
 
     sft.main(SFT + ["--fsdp=true", f"--out_dir={out}/sft_fsdp"])
     sft.main(SFT + ["--fsdp=false", f"--out_dir={out}/sft_ddp"])

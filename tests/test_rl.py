@@ -13,6 +13,7 @@ import common
 import controls
 import data
 import kernels
+import grpo
 import rl
 from model import GPT, GPTConfig
 
@@ -40,24 +41,24 @@ def test_advantages_each_scale_by_hand():
                              [0.0, 0.0, 0.0, 0.0],
                              [-0.25, -0.25, -0.25, 0.75]])
     eps = 1e-4
-    assert torch.allclose(rl.group_advantages(r, "none"), centered)
+    assert torch.allclose(grpo.group_advantages(r, "none"), centered)
     group_std = torch.tensor([[0.5], [0.0], [math.sqrt(0.25 * 0.75)]])  # population std per group
-    assert torch.allclose(rl.group_advantages(r, "group"), centered / (group_std + eps))
+    assert torch.allclose(grpo.group_advantages(r, "group"), centered / (group_std + eps))
     p = 7 / 12  # the batch's rewards are 7 ones out of 12: population std sqrt(p (1 - p))
-    assert torch.allclose(rl.group_advantages(r, "batch"), centered / (math.sqrt(p * (1 - p)) + eps))
-    for scale in rl.SCALES:  # a zero-variance group: exactly zero, never NaN, whatever the value repeated
-        adv = rl.group_advantages(torch.full((2, 8), 0.3), scale)
+    assert torch.allclose(grpo.group_advantages(r, "batch"), centered / (math.sqrt(p * (1 - p)) + eps))
+    for scale in grpo.SCALES:  # a zero-variance group: exactly zero, never NaN, whatever the value repeated
+        adv = grpo.group_advantages(torch.full((2, 8), 0.3), scale)
         assert torch.equal(adv, torch.zeros(2, 8))
-        assert torch.equal(rl.group_advantages(r, scale)[1], torch.zeros(4))
+        assert torch.equal(grpo.group_advantages(r, scale)[1], torch.zeros(4))
     with pytest.raises(ValueError, match="scale_rewards"):
-        rl.group_advantages(r, "bogus")
+        grpo.group_advantages(r, "bogus")
 
 
 def test_overlong_penalty_dapo():
     lengths = torch.tensor([10, 12, 14, 16, 20])
     # budget 20, buffer 8: free up to 12 tokens, then linear to -1 at 20
-    assert torch.allclose(rl.overlong_penalty(lengths, 20, 8), torch.tensor([0.0, 0.0, -0.25, -0.5, -1.0]))
-    assert torch.equal(rl.overlong_penalty(lengths, 20, 0), torch.zeros(5))
+    assert torch.allclose(grpo.overlong_penalty(lengths, 20, 8), torch.tensor([0.0, 0.0, -0.25, -0.5, -1.0]))
+    assert torch.equal(grpo.overlong_penalty(lengths, 20, 0), torch.zeros(5))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -75,14 +76,14 @@ def loss_inputs():
     return logp, old, mask, adv
 
 
-@pytest.mark.parametrize("agg", rl.LOSS_AGGS)
+@pytest.mark.parametrize("agg", grpo.LOSS_AGGS)
 def test_loss_aggregation_value_and_gradient(agg):
     logp, old, mask, adv = loss_inputs()
     lengths = mask.sum(1)
     max_new = 6
-    normalizer = rl.normalizer_terms(lengths, agg, max_new)
+    normalizer = grpo.normalizer_terms(lengths, agg, max_new)
     assert normalizer == {"token": 6.0, "sequence": 2.0, "constant": 12.0}[agg]
-    loss, stats = rl.grpo_loss(logp, old, None, adv, mask, normalizer, agg)
+    loss, stats = grpo.grpo_loss(logp, old, None, adv, mask, normalizer, agg)
     loss.backward()
 
     ratio = torch.exp(logp.detach() - old)
@@ -104,7 +105,7 @@ def test_loss_aggregation_value_and_gradient(agg):
 def test_ratio_one_is_reinforce():
     """On-policy (old == current): loss value -sum(A mask)/n and gradient -A mask/n, REINFORCE with a baseline."""
     logp, _, mask, adv = loss_inputs()
-    loss, _ = rl.grpo_loss(logp, logp.detach(), None, adv, mask, 6.0, "token")
+    loss, _ = grpo.grpo_loss(logp, logp.detach(), None, adv, mask, 6.0, "token")
     loss.backward()
     assert torch.allclose(loss, -(adv[:, None] * mask).sum() / 6)
     assert torch.allclose(logp.grad, -adv[:, None] * mask / 6)
@@ -117,7 +118,7 @@ def test_clipping_zeroes_the_clipped_side():
     logp = torch.log(torch.tensor([[1.5], [1.5], [0.5], [0.5]])).requires_grad_()
     adv = torch.tensor([1.0, -1.0, -1.0, 1.0])
     mask = torch.ones(4, 1)
-    loss, stats = rl.grpo_loss(logp, old, None, adv, mask, 4.0, "token", clip_low=0.2, clip_high=0.28)
+    loss, stats = grpo.grpo_loss(logp, old, None, adv, mask, 4.0, "token", clip_low=0.2, clip_high=0.28)
     loss.backward()
     # per-token surrogate min(ratio A, clip(ratio) A): rows 0 and 2 take the clipped (constant) branch
     want = -(1.28 * 1.0 + 1.5 * -1.0 + 0.8 * -1.0 + 0.5 * 1.0) / 4
@@ -133,12 +134,12 @@ def test_k3_nonnegative_and_zero_at_reference():
     ref = -torch.rand(3, 5) * 4
     mask = torch.ones(3, 5)
     zero_adv = torch.zeros(3)
-    loss, stats = rl.grpo_loss(logp, logp.detach(), ref, zero_adv, mask, 15.0, kl_coef=0.5)
+    loss, stats = grpo.grpo_loss(logp, logp.detach(), ref, zero_adv, mask, 15.0, kl_coef=0.5)
     log_r = ref - logp.detach()
     k3 = torch.exp(log_r) - log_r - 1
     assert (k3 >= 0).all() and stats["kl"] >= 0
     assert torch.allclose(loss, 0.5 * k3.sum() / 15, atol=1e-6)
-    loss, stats = rl.grpo_loss(logp, logp.detach(), logp.detach(), zero_adv, mask, 15.0, kl_coef=0.5)
+    loss, stats = grpo.grpo_loss(logp, logp.detach(), logp.detach(), zero_adv, mask, 15.0, kl_coef=0.5)
     loss.backward()
     assert loss.item() == 0 and stats["kl"].item() == 0
     assert torch.equal(logp.grad, torch.zeros(3, 5))  # k3's gradient vanishes at pi == pi_ref
@@ -166,16 +167,16 @@ def grads_of(model):
     return [p.grad.clone() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("agg", rl.LOSS_AGGS)
+@pytest.mark.parametrize("agg", grpo.LOSS_AGGS)
 def test_micro_batch_split_does_not_change_loss_or_gradient(agg):
     model = tiny_model(window=4)
     rows = make_rows()
     lengths = torch.tensor([len(r["tokens"]) for r in rows])
-    normalizer = rl.normalizer_terms(lengths, agg, 16)
+    normalizer = grpo.normalizer_terms(lengths, agg, 16)
     results = {}
     for mbs in (8, 4, 2):  # 1, 2 and 4 micro-batches
         model.zero_grad()
-        stats, _ = rl.accumulate_gradients(model, rows, normalizer, cfg_for(f"--micro_batch_size={mbs}",
+        stats, _ = grpo.accumulate_gradients(model, rows, normalizer, cfg_for(f"--micro_batch_size={mbs}",
                                                                             f"--loss_agg={agg}"), pad_id=256)
         results[mbs] = (stats["loss"].clone(), grads_of(model))
     for mbs in (4, 2):
@@ -188,11 +189,11 @@ def test_micro_batch_split_does_not_change_loss_or_gradient(agg):
 def test_zero_variance_group_gives_zero_gradient():
     model = tiny_model(window=4)
     rows = make_rows(4)
-    adv = rl.group_advantages(torch.tensor([[1.0, 1.0, 1.0, 1.0]]))  # one group, all correct
+    adv = grpo.group_advantages(torch.tensor([[1.0, 1.0, 1.0, 1.0]]))  # one group, all correct
     for r, a in zip(rows, adv[0]):
         r["adv"] = float(a)
     model.zero_grad()
-    rl.accumulate_gradients(model, rows, 10.0, cfg_for(), pad_id=256)
+    grpo.accumulate_gradients(model, rows, 10.0, cfg_for(), pad_id=256)
     assert all(torch.equal(g, torch.zeros_like(g)) for g in grads_of(model))
 
 
@@ -201,10 +202,10 @@ def test_kl_zero_against_an_identical_reference():
     rows = make_rows(6)
     cfg = cfg_for("--kl_coef=0.1")
     model.zero_grad()
-    stats, _ = rl.accumulate_gradients(model, rows, 30.0, cfg, pad_id=256, ref_model=copy.deepcopy(model))
+    stats, _ = grpo.accumulate_gradients(model, rows, 30.0, cfg, pad_id=256, ref_model=copy.deepcopy(model))
     with_kl = grads_of(model)
     model.zero_grad()
-    rl.accumulate_gradients(model, rows, 30.0, cfg_for(), pad_id=256)
+    grpo.accumulate_gradients(model, rows, 30.0, cfg_for(), pad_id=256)
     assert stats["kl"].item() == pytest.approx(0.0, abs=1e-6)
     for a, b in zip(with_kl, grads_of(model)):
         assert torch.allclose(a, b, atol=1e-7)
@@ -215,21 +216,21 @@ def test_masks_keep_eos_when_pad_is_eos():
     rows = [{"prompt": [1, 2, 3], "tokens": [7, 8, eos], "logprobs": [-1.0, -1.0, -1.0], "adv": 1.0},
             {"prompt": [4, 5], "tokens": [eos], "logprobs": [-1.0], "adv": -1.0},
             {"prompt": [6], "tokens": [9, 9, 9, 9, 9], "logprobs": [-1.0] * 5, "adv": 0.5}]
-    x, pos, tokens, old, mask, adv = rl.collate(rows, pad, "cpu", share_prompt=False)
+    x, pos, tokens, old, mask, adv = grpo.collate(rows, pad, "cpu", share_prompt=False)
     idx = x["idx"]
     assert x["prefix"] is None and mask.tolist() == [[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 1]]
     assert tokens[0, 2] == eos and tokens[1, 0] == eos
     assert pos[0, :3].tolist() == [2, 3, 4] and pos[1, 0] == 1
     # the EOS is scored and equals the model's own forward loss at that position
     model = tiny_model()
-    logp = rl.completion_logprobs(model, x, pos, tokens, mask, 1.0)
+    logp = grpo.completion_logprobs(model, x, pos, tokens, mask, 1.0)
     targets = torch.full(idx.shape, -1)
     for b, r in enumerate(rows):
         targets[b, len(r["prompt"]) - 1:len(r["prompt"]) - 1 + len(r["tokens"])] = torch.tensor(r["tokens"])
     _, nll = model(idx, targets, loss_reduction="none", return_logits=False)
-    sx, spos, stokens, _, smask, _ = rl.collate(rows, pad, "cpu")  # the default layout: prompts as prefixes
+    sx, spos, stokens, _, smask, _ = grpo.collate(rows, pad, "cpu")  # the default layout: prompts as prefixes
     assert spos[0, :3].tolist() == [0, 1, 2] and torch.equal(smask, mask) and torch.equal(stokens, tokens)
-    assert torch.allclose(rl.completion_logprobs(model, sx, spos, stokens, smask, 1.0), logp, atol=1e-5)
+    assert torch.allclose(grpo.completion_logprobs(model, sx, spos, stokens, smask, 1.0), logp, atol=1e-5)
     assert logp[0, 2] != 0 and logp[1, 0] != 0
     assert torch.allclose(logp[0, :3], -nll[0, 2:5], atol=1e-5)
     assert torch.allclose(logp[1, 0], -nll[1, 1], atol=1e-5)
@@ -246,12 +247,12 @@ def test_sampling_logprobs_match_training_forward_beyond_the_window(temperature)
             for n, o in enumerate(outs)]
     assert all(len(r["tokens"]) == 34 for r in rows)  # no eos_ids: 34 tokens, far past W=4
     for share_prompt in (True, False):
-        x, pos, tokens, old, mask, _ = rl.collate(rows, 0, "cpu", share_prompt)
+        x, pos, tokens, old, mask, _ = grpo.collate(rows, 0, "cpu", share_prompt)
         with torch.no_grad():
-            logp = rl.completion_logprobs(model, x, pos, tokens, mask, temperature)
+            logp = grpo.completion_logprobs(model, x, pos, tokens, mask, temperature)
         assert (logp - old).abs().max() < 1e-4
     if temperature == 1.0:  # and at T=1 it is literally the model's forward with return_logits=False
-        x, pos, *_ = rl.collate(rows, 0, "cpu", share_prompt=False)
+        x, pos, *_ = grpo.collate(rows, 0, "cpu", share_prompt=False)
         idx = x["idx"]
         targets = torch.full(idx.shape, -1)
         for b, r in enumerate(rows):
@@ -283,14 +284,14 @@ def test_shared_prompt_logprobs_and_gradients_match_each_row_by_hand(config):
     model = GPT(GPTConfig(vocab_size=257, n_layer=2, n_head=4, n_kv_head=2, n_embd=32, block_size=64,
                           **config)).double()
     rows = make_groups()
-    x, pos, tokens, _, mask, _ = rl.collate(rows, 256, "cpu")
+    x, pos, tokens, _, mask, _ = grpo.collate(rows, 256, "cpu")
     p_idx, p_pos, row_of = x["prefix"]
     assert p_idx.shape == (3, 6) and row_of.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]  # each prompt once
     assert p_pos[0].tolist() == [-6, -5, -4, -3, -2, -1] and p_pos[2].tolist() == [0, 1, 2, 3, 4, 5]
     weight = torch.randn(mask.shape, generator=torch.Generator().manual_seed(1))
     grads = []
     for logprobs in (lambda: logprobs_by_hand(model, rows, 0.7),
-                     lambda: rl.completion_logprobs(model, x, pos, tokens, mask, 0.7)):
+                     lambda: grpo.completion_logprobs(model, x, pos, tokens, mask, 0.7)):
         model.zero_grad()
         logp = logprobs()
         (logp * weight).sum().backward()
@@ -312,7 +313,7 @@ def test_accumulation_is_the_same_with_and_without_the_shared_prompt():
     for flag in ("false", "true", "auto"):
         model.zero_grad()
         cfg = cfg_for("--micro_batch_size=3", f"--share_prompt={flag}")
-        stats, _ = rl.accumulate_gradients(model, [dict(r) for r in rows], 40.0, cfg, pad_id=256)
+        stats, _ = grpo.accumulate_gradients(model, [dict(r) for r in rows], 40.0, cfg, pad_id=256)
         out[flag] = (stats["loss"], torch.cat([g.flatten() for g in grads_of(model)]))
     for flag in ("true", "auto"):
         torch.testing.assert_close(out[flag][0], out["false"][0], atol=1e-6, rtol=1e-5)
@@ -325,14 +326,14 @@ def test_share_prompt_auto_shares_only_what_pays():
     the model's own auto backend; distinct prompts, long rows or a forced backend keep the plain layout."""
     cfg, model = cfg_for(), tiny_model(window=4)
     rows = make_groups()
-    assert rl.share_prompt_for(cfg, model, rows)
-    assert not rl.share_prompt_for(cfg, model, rows[::3])  # one row per prompt: nothing to share
+    assert grpo.share_prompt_for(cfg, model, rows)
+    assert not grpo.share_prompt_for(cfg, model, rows[::3])  # one row per prompt: nothing to share
     long = [dict(r, tokens=r["tokens"] * 40) for r in rows]  # rows of ~400 tokens: past 2 x (block + W)
     assert kernels.auto_backend(torch.device("cpu"), 4, 400, torch.float32) == "chunked"
-    assert not rl.share_prompt_for(cfg, model, long)
-    assert rl.share_prompt_for(cfg_for("--share_prompt=true"), model, long)
+    assert not grpo.share_prompt_for(cfg, model, long)
+    assert grpo.share_prompt_for(cfg_for("--share_prompt=true"), model, long)
     model.config.attn_backend = "dense"
-    assert not rl.share_prompt_for(cfg, model, rows)
+    assert not grpo.share_prompt_for(cfg, model, rows)
 
 
 def test_shared_layout_keeps_learned_positions_inside_the_context():
@@ -344,10 +345,10 @@ def test_shared_layout_keeps_learned_positions_inside_the_context():
     rows = [{"prompt": list(range(1, 13)), "tokens": [5, 6], "logprobs": [0.0] * 2, "adv": 1.0},
             {"prompt": [7], "tokens": list(range(20, 34)), "logprobs": [0.0] * 14, "adv": 1.0},
             {"prompt": [7], "tokens": [3], "logprobs": [0.0], "adv": 1.0}]
-    x, pos, tokens, _, mask, _ = rl.collate(rows, 0, "cpu")
+    x, pos, tokens, _, mask, _ = grpo.collate(rows, 0, "cpu")
     assert x["prefix"] is not None and int(x["positions"].max()) <= 15
     with torch.no_grad():
-        got = rl.completion_logprobs(model, x, pos, tokens, mask, 1.0)
+        got = grpo.completion_logprobs(model, x, pos, tokens, mask, 1.0)
         want = logprobs_by_hand(model, rows, 1.0)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
 
@@ -361,9 +362,9 @@ def test_shared_prompt_with_grad_checkpointing_and_bf16():
     def grad(share_prompt, checkpointing, dtype):
         model.zero_grad()
         model.grad_checkpointing = checkpointing
-        x, pos, tokens, _, mask, _ = rl.collate(rows, 256, "cpu", share_prompt)
+        x, pos, tokens, _, mask, _ = grpo.collate(rows, 256, "cpu", share_prompt)
         with common.autocast("cpu", dtype):
-            rl.completion_logprobs(model, x, pos, tokens, mask, 1.0).sum().backward()
+            grpo.completion_logprobs(model, x, pos, tokens, mask, 1.0).sum().backward()
         return torch.cat([p.grad.flatten() for p in model.parameters()])
 
     exact = grad(False, False, torch.float32)
@@ -565,7 +566,7 @@ def test_out_of_range_flags_are_one_line_errors(tmp_path, tiny_checkpoint, capsy
 
 def logprobs_by_hand(model, rows, temperature):
     """log p(completion token j | prompt + completion[:j]) under softmax(logits / T), row by row from the model's
-    plain full-logits forward: (B, L), 0 past each completion. Independent of rl.collate/completion_logprobs."""
+    plain full-logits forward: (B, L), 0 past each completion. Independent of grpo.collate/completion_logprobs."""
     L = max(len(r["tokens"]) for r in rows)
     out = torch.zeros(len(rows), L)
     for b, r in enumerate(rows):
@@ -596,10 +597,10 @@ def nll_logprobs(model, rows):
 def test_distill_advantage_is_teacher_minus_student_by_hand(temperature):
     student, teacher = tiny_model(window=4, n_layer=2), tiny_model(n_layer=2, seed=1)
     rows = make_rows(6)
-    x, pos, tokens, _, mask, _ = rl.collate(rows, 256, "cpu")
-    student_logp = rl.completion_logprobs(student, x, pos, tokens, mask, temperature)  # with grad, as in training
+    x, pos, tokens, _, mask, _ = grpo.collate(rows, 256, "cpu")
+    student_logp = grpo.completion_logprobs(student, x, pos, tokens, mask, temperature)  # with grad, as in training
     with torch.no_grad():
-        teacher_logp = rl.completion_logprobs(teacher, x, pos, tokens, mask, temperature)
+        teacher_logp = grpo.completion_logprobs(teacher, x, pos, tokens, mask, temperature)
     adv = controls.distill_advantages(teacher_logp, student_logp, mask)
     assert not adv.requires_grad
     with torch.no_grad():
@@ -615,16 +616,16 @@ def test_distill_with_the_student_as_teacher_is_exactly_zero():
     student = tiny_model(window=4, n_layer=2)
     rows = make_rows(6)  # their random group "adv" must be ignored: the teacher decides
     student.zero_grad()
-    stats, _ = rl.accumulate_gradients(student, rows, 30.0, cfg_for("--micro_batch_size=4"), pad_id=256,
+    stats, _ = grpo.accumulate_gradients(student, rows, 30.0, cfg_for("--micro_batch_size=4"), pad_id=256,
                                        teacher=copy.deepcopy(student))
     assert stats["teacher_kl"].item() == 0 and stats["loss"].item() == 0
     assert all(torch.equal(g, torch.zeros_like(g)) for g in grads_of(student))
-    x, pos, tokens, _, mask, _ = rl.collate(rows, 256, "cpu")
-    logp = rl.completion_logprobs(student, x, pos, tokens, mask, 1.0)
+    x, pos, tokens, _, mask, _ = grpo.collate(rows, 256, "cpu")
+    logp = grpo.completion_logprobs(student, x, pos, tokens, mask, 1.0)
     assert torch.equal(controls.distill_advantages(logp, logp, mask), torch.zeros_like(mask))
 
 
-@pytest.mark.parametrize("agg", rl.LOSS_AGGS)
+@pytest.mark.parametrize("agg", grpo.LOSS_AGGS)
 def test_distill_gradient_is_reverse_kl_policy_gradient_by_hand(agg):
     """accumulate_gradients with a teacher == autograd of -sum_t A_t log p_student(y_t) / normalizer (per sequence
     token mean first for "sequence"), A_t = log p_teacher - log p_student detached, written here from plain forwards."""
@@ -632,8 +633,8 @@ def test_distill_gradient_is_reverse_kl_policy_gradient_by_hand(agg):
     student, teacher = tiny_model(window=4, n_layer=2), tiny_model(n_layer=2, seed=1)
     rows = make_rows(8)
     lengths = torch.tensor([len(r["tokens"]) for r in rows])
-    normalizer = rl.normalizer_terms(lengths, agg, 16)
-    mask = rl.completion_mask(lengths, int(lengths.max()))
+    normalizer = grpo.normalizer_terms(lengths, agg, 16)
+    mask = grpo.completion_mask(lengths, int(lengths.max()))
     student.zero_grad()
     lp_s = logprobs_by_hand(student, rows, temperature)  # (B, L) with grad
     with torch.no_grad():
@@ -646,7 +647,7 @@ def test_distill_gradient_is_reverse_kl_policy_gradient_by_hand(agg):
 
     student.zero_grad()
     cfg = cfg_for(f"--loss_agg={agg}", f"--temperature={temperature}", "--micro_batch_size=3")
-    stats, _ = rl.accumulate_gradients(student, rows, normalizer, cfg, pad_id=256, teacher=teacher)
+    stats, _ = grpo.accumulate_gradients(student, rows, normalizer, cfg, pad_id=256, teacher=teacher)
     for a, b in zip(grads_of(student), want):
         assert torch.allclose(a, b, atol=1e-6)
     assert any(g.abs().sum() > 0 for g in want)
@@ -667,11 +668,11 @@ def test_teacher_runs_at_full_attention_whatever_its_checkpoint_window(tiny_chec
     g = torch.Generator().manual_seed(3)
     rows = [{"prompt": torch.randint(0, 256, (10,), generator=g).tolist(),
              "tokens": torch.randint(0, 256, (20,), generator=g).tolist(), "logprobs": [0.0] * 20, "adv": 0.0}]
-    x, pos, tokens, _, mask, _ = rl.collate(rows, 256, "cpu")
+    x, pos, tokens, _, mask, _ = grpo.collate(rows, 256, "cpu")
     with torch.no_grad():
-        got = rl.completion_logprobs(teacher, x, pos, tokens, mask, 1.0)
+        got = grpo.completion_logprobs(teacher, x, pos, tokens, mask, 1.0)
         assert torch.allclose(got, nll_logprobs(full, rows), atol=1e-5)
-        assert not torch.allclose(got, rl.completion_logprobs(windowed, x, pos, tokens, mask, 1.0), atol=1e-3)
+        assert not torch.allclose(got, grpo.completion_logprobs(windowed, x, pos, tokens, mask, 1.0), atol=1e-3)
     with pytest.raises(ValueError, match="tokenizer"):
         controls.load_teacher(tiny_checkpoint, "cpu", tiny_model(vocab=300))
     with pytest.raises(FileNotFoundError, match="--teacher"):
@@ -720,14 +721,14 @@ def test_rft_step_is_sft_on_the_correct_samples(monkeypatch):
     import torch.nn.functional as F
     model = tiny_model(vocab=12, n_embd=32)
     captured = {}
-    original = rl.accumulate_gradients
+    original = grpo.accumulate_gradients
 
     def capture(model_, rows, normalizer, *args, **kwargs):
         out = original(model_, rows, normalizer, *args, **kwargs)
         captured.update(rows=[dict(r) for r in rows], normalizer=normalizer,
                         grads=[p.grad.clone() for p in model_.parameters()])
         return out
-    monkeypatch.setattr(rl, "accumulate_gradients", capture)
+    monkeypatch.setattr(grpo, "accumulate_gradients", capture)
     rewards = []
 
     def reward_fn(text, gold):

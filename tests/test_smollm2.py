@@ -127,7 +127,7 @@ def test_shared_prompt_logprobs_of_the_real_model(ours, prompt):
     import copy
 
     import common
-    import rl
+    import grpo
     model = copy.deepcopy(ours[0]).configure_window(16, sinks=4)
     g = torch.Generator().manual_seed(0)
     prompts = [prompt, prompt[-9:]]
@@ -145,12 +145,12 @@ def test_shared_prompt_logprobs_of_the_real_model(ours, prompt):
                 out[b, :len(r["tokens"])] = logp[torch.arange(len(r["tokens"])), r["tokens"]]
         return out
 
-    x, pos, tokens, _, mask, _ = rl.collate(rows, 0, "cpu")
+    x, pos, tokens, _, mask, _ = grpo.collate(rows, 0, "cpu")
     assert x["prefix"][0].size(0) == 2 and len(prompt) > 2 * 16
 
     def shared(dtype):
         with torch.no_grad(), common.autocast("cpu", dtype):
-            return rl.completion_logprobs(model, x, pos, tokens, mask, 1.0)
+            return grpo.completion_logprobs(model, x, pos, tokens, mask, 1.0)
 
     exact = by_hand(torch.float32)
     torch.testing.assert_close(shared(torch.float32), exact, atol=2e-4, rtol=0)

@@ -1,7 +1,7 @@
 """
 The GRPO step of rl.py, one function per step of rl.py's docstring, in the order its train() calls them (GRPO-Zero
 splits its code the same way: the algorithm in grpo.py, the loop and its plumbing in train.py):
-  1. rollout (prompt_indices, row_seed; generate; verify.reward; overlong_penalty), gather_scores
+  1. prompt_indices, row_seed, then rollout (generate; verify.reward; overlong_penalty), gather_scores
   2. group_advantages (the controls swap this step: controls.py)
   3. select_rows, normalizer_terms
   4. update_policy -> accumulate_gradients -> collate, completion_logprobs (SharedPrefix), grpo_loss; sync_gradients

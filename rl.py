@@ -15,7 +15,7 @@ the toy's or a pretrained model's lr and budget); flags given win, and `python r
     # 8 GPUs, each rank sampling whole groups (+ --fsdp=true: shard a model whose 16 B/param do not fit one GPU)
     torchrun --nproc_per_node=8 rl.py --data=gsm8k --prompts_per_step=32 --max_new_tokens=512 --lr=2e-6
 
-One step (train below), one function of grpo.py per number (grpo.py also states the simplifications):
+One step (train below); steps 1-5 are functions of grpo.py, which also states the simplifications:
   1. rollout: --prompts_per_step prompts of a seeded, resumable stream; --group_size samples of each from the
      KV-cached, windowed model.generate at --temperature (no top-k/top-p: the sampled distribution is the scored
      one; a generator per sample, seeded from (seed, step, prompt, sample)); reward = verify.reward (1/0)
@@ -106,7 +106,7 @@ def train(args, model, tok, train_set, eval_set=None, reward_fn=None, state=None
         cursor += P
         seeds = [grpo.row_seed(args.seed, step, mine.start + i, j) for i in range(len(indices)) for j in range(G)]
         prompts, samples, scores, gen_time = grpo.rollout(args, model, tok, train_set, indices, seeds, reward_fn,
-                                                     amp_dtype, context)
+                                                          amp_dtype, context)
         everyone = grpo.gather_scores(scores, device)  # {name: (P * G,)}, prompt-major
         # ---- 2. advantages per group, over the whole step's groups (with --teacher only logged: controls.py)
         rewards = everyone["reward"].view(P, G)
@@ -117,16 +117,16 @@ def train(args, model, tok, train_set, eval_set=None, reward_fn=None, state=None
         zero_var = rewards.amax(1) == rewards.amin(1)  # (P,)
         # ---- 3.-4. the rows of the update and its normalizer; the update
         keep, rows, normalizer = grpo.select_rows(args, prompts, samples, adv[mine].flatten(),
-                                             zero_var[mine].repeat_interleave(G), teacher is not None, device)
+                                                  zero_var[mine].repeat_interleave(G), teacher is not None, device)
         lr = args.lr * min(1.0, (step + 1) / args.warmup) if args.warmup else args.lr
         try:
             update = grpo.update_policy(args, model, optimizer, rows, normalizer, lr, tok.pad_id, amp_dtype, ref_model,
-                                   teacher, spare_prompt=prompts[0])
+                                        teacher, spare_prompt=prompts[0])
         except FloatingPointError as e:
             stop_at_nan(args, step + 1, e.args[0], last_saved)
         # ---- 5. metrics, a few samples
         m = grpo.step_metrics(args, step + 1, scores, everyone, zero_var, keep, rows, update, gen_time, t_step, device,
-                         styled=train_set.task is not None, distill=teacher is not None)
+                              styled=train_set.task is not None, distill=teacher is not None)
         bar.set_postfix(reward=f"{m['reward']:.3f}", acc=f"{m['accuracy']:.2f}", len=f"{m['len']:.0f}",
                         zvar=f"{m['frac_zero_var']:.2f}", s=f"{m['s_per_step']:.1f}", refresh=False)
         if args.sample_every and (step + 1) % args.sample_every == 0 and common.is_main():
@@ -210,10 +210,10 @@ def get_parser():
                    "teacher's checkpoint dir | hf: | gguf:, run frozen at FULL attention, sharing the student's "
                    "tokenizer; the advantage is log p_teacher - log p_student per token, the reward only logged")
     g = p.add_argument_group("loss and optimizer")
-    g.add_argument("--loss_agg", choices=grpo.LOSS_AGGS, help="the step's one normalizer: token = its completion tokens "
-                   "(DAPO); sequence = each sequence's token mean, / sequences (DeepSeekMath's GRPO; short right and "
-                   "long wrong answers weigh more per token); constant = sequences x --max_new_tokens (Dr. GRPO, "
-                   "no length bias)")
+    g.add_argument("--loss_agg", choices=grpo.LOSS_AGGS, help="the step's one normalizer: token = its completion "
+                   "tokens (DAPO); sequence = each sequence's token mean, / sequences (DeepSeekMath's GRPO; short "
+                   "right and long wrong answers weigh more per token); constant = sequences x --max_new_tokens (Dr. "
+                   "GRPO, no length bias)")
     g.add_argument("--clip_low", type=float, help="PPO clip: rho >= 1 - clip_low")
     g.add_argument("--clip_high", type=float, help="PPO clip: rho <= 1 + clip_high (DAPO's clip-higher)")
     g.add_argument("--inner_epochs", type=int, help="updates per batch of samples (1: on-policy, rho == 1; later "
@@ -227,7 +227,7 @@ def get_parser():
     g.add_argument("--share_prompt", type=auto_or_bool, help="true: the rows of a prompt in a micro-batch share its "
                    "forward (run once, not G times; the same log-probs up to rounding); false: every row its whole "
                    "sequence, through the windowed attention kernels; auto: true on CPUs for rows short enough for "
-                   "the dense mask (faster: bench/RESULTS.md), else false (share_prompt_for)")
+                   "the dense mask (faster: bench/RESULTS.md), else false (grpo.share_prompt_for)")
     g = p.add_argument_group("run")
     g.add_argument("--steps", type=int, help="total GRPO steps (a resumed run counts from 0 too)")
     g.add_argument("--seed", type=int, help="data order and sampling seed")

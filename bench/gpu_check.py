@@ -200,7 +200,7 @@ def check_grpo(device, dry_run):
     normalizer = grpo.normalizer_terms(lengths, "token", new)
     t0 = time.perf_counter()
     stats, _ = grpo.accumulate_gradients(model, [dict(r) for r in rows], normalizer, cfg, pad_id=0,
-                                       amp_dtype=torch.bfloat16)
+                                         amp_dtype=torch.bfloat16)
     sync(device)
     train_s = time.perf_counter() - t0
     params = [p for p in model.parameters()]

@@ -220,7 +220,7 @@ def test_grpo_step_bf16_gradient_and_sampler_gap():
     for name, amp in (("fp32", torch.float32), ("bf16", BF16)):
         model.zero_grad()
         stats[name], _ = grpo.accumulate_gradients(model, [dict(r) for r in rows], norm, cfg, pad_id=256,
-                                                 amp_dtype=amp)
+                                                   amp_dtype=amp)
         grads[name] = torch.cat([p.grad.flatten() for p in model.parameters()])
     gap = (stats["bf16"]["logp_diff"] / stats["bf16"]["tokens"]).item()
     assert 0 < gap < 0.05, gap  # bf16 sampler vs bf16 trainer: rounding, not a policy change

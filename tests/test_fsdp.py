@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 import checkpoint  # noqa: E402
 import common  # noqa: E402
 import convert  # noqa: E402
-import parallel  # noqa: E402
 import grpo  # noqa: E402
+import parallel  # noqa: E402
 import rl  # noqa: E402
 import sft  # noqa: E402
 from model import GPT, GPTConfig  # noqa: E402

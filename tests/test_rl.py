@@ -1,5 +1,6 @@
-"""rl.py: advantages, loss aggregation, clipping, KL, masks and micro-batching against hand computations; sampling
-log-probs against the training forward under a window; a tiny policy that learns; the script end to end + resume."""
+"""rl.py and grpo.py: advantages, loss aggregation, clipping, KL, masks and micro-batching against hand
+computations; sampling log-probs against the training forward under a window; a tiny policy that learns; the script
+end to end + resume."""
 
 import copy
 import json
@@ -12,8 +13,8 @@ import torch
 import common
 import controls
 import data
-import kernels
 import grpo
+import kernels
 import rl
 from model import GPT, GPTConfig
 
@@ -177,7 +178,7 @@ def test_micro_batch_split_does_not_change_loss_or_gradient(agg):
     for mbs in (8, 4, 2):  # 1, 2 and 4 micro-batches
         model.zero_grad()
         stats, _ = grpo.accumulate_gradients(model, rows, normalizer, cfg_for(f"--micro_batch_size={mbs}",
-                                                                            f"--loss_agg={agg}"), pad_id=256)
+                                                                              f"--loss_agg={agg}"), pad_id=256)
         results[mbs] = (stats["loss"].clone(), grads_of(model))
     for mbs in (4, 2):
         assert torch.allclose(results[mbs][0], results[8][0], atol=1e-6)
@@ -617,7 +618,7 @@ def test_distill_with_the_student_as_teacher_is_exactly_zero():
     rows = make_rows(6)  # their random group "adv" must be ignored: the teacher decides
     student.zero_grad()
     stats, _ = grpo.accumulate_gradients(student, rows, 30.0, cfg_for("--micro_batch_size=4"), pad_id=256,
-                                       teacher=copy.deepcopy(student))
+                                         teacher=copy.deepcopy(student))
     assert stats["teacher_kl"].item() == 0 and stats["loss"].item() == 0
     assert all(torch.equal(g, torch.zeros_like(g)) for g in grads_of(student))
     x, pos, tokens, _, mask, _ = grpo.collate(rows, 256, "cpu")

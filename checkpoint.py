@@ -306,6 +306,16 @@ def recover(path):
     return path if os.path.isfile(os.path.join(real, "config.json")) else None
 
 
+def remove_leftovers(out_dir):
+    """At the start of a run that writes out_dir (its main process only): a crashed save's checkpoint put back
+    (recover), then the copies crashed saves left beside out_dir removed. Without this, a run killed after its last
+    save's swap and resumed with no step left (so it never saves) would keep a whole stale copy beside out_dir."""
+    recover(out_dir)
+    parent, name = os.path.split(os.path.realpath(os.path.abspath(os.fspath(out_dir))))
+    if name and os.path.isdir(parent):
+        _remove_copies(parent, name)
+
+
 def _remove_copies(parent, name):
     """Remove the copies of out_dir that crashed saves left beside it. Each is first renamed to .NAME.del-ID, so that
     a crash during the removal cannot leave a partial copy that recover would take for a whole one."""

@@ -308,6 +308,7 @@ def restore(args, model, optimizer, state):
         return start_step, cursor, None, None
     names = ("metrics.jsonl", "samples.jsonl")
     if common.is_main():
+        checkpoint.remove_leftovers(args.out_dir)  # what crashed saves left beside out_dir
         for name in names:
             common.trim_jsonl(os.path.join(args.out_dir, name), start_step if state else -1)
     return start_step, cursor, *(common.JSONLLogger(os.path.join(args.out_dir, name)) for name in names)

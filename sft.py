@@ -210,7 +210,7 @@ def make_optimizer(model, args, device):
 
 def resume(args, model, optimizer, train_state, global_batch, steps_per_epoch):
     """-> (step, epoch, cursor) where the run starts, with a resumed run's optimizer and RNG states loaded and its
-    metrics.jsonl cut back to its step (a fresh run starts a new one)."""
+    metrics.jsonl cut back to its step (a fresh run starts a new one); what crashed saves left beside out_dir goes."""
     ckpt, state = common.resume_dir(args), train_state
     if state is not None:
         if state["global_batch"] != global_batch:
@@ -227,6 +227,7 @@ def resume(args, model, optimizer, train_state, global_batch, steps_per_epoch):
         common.print0(f"resumed from {ckpt} at step {state['step']} (epoch {state['epoch']}, batch {state['cursor']})")
     step, epoch, cursor = (state["step"], state["epoch"], state["cursor"]) if state is not None else (0, 0, 0)
     if common.is_main():
+        checkpoint.remove_leftovers(args.out_dir)
         os.makedirs(args.out_dir, exist_ok=True)
         common.trim_jsonl(os.path.join(args.out_dir, "metrics.jsonl"), step if ckpt is not None else -1)
     return step, epoch, cursor

@@ -8,6 +8,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -127,7 +128,6 @@ def test_replace_dir_carries_other_files_over_and_writes_a_fresh_marker(tmp_path
 
 
 def test_recover_puts_the_newest_complete_copy_back(tmp_path):
-    import shutil
     model, tok = tiny_model(), Tokenizer.byte_level()
     out = tmp_path / "run"
     assert checkpoint.recover(out) is None
@@ -284,6 +284,29 @@ def test_kill_at_every_save_phase_and_at_random_then_resume_exactly(tmp_path):
     def losses(path):
         return [(r["step"], r["loss"]) for r in map(json.loads, open(path / "metrics.jsonl"))]
     assert losses(out) == losses(straight) and [s for s, _ in losses(out)] == list(range(1, STEPS + 1))
+
+
+def test_a_finished_run_resumed_removes_the_copies_kills_left(tmp_path):
+    """Killed after its last save's swap, before the old copy is removed: the checkpoint is whole, and the resumed
+    run, which has no step left to train (so it never saves), still removes the stale copy beside out_dir. rl.py the
+    same, with the leftovers of every kind made by hand."""
+    out = tmp_path / "sft"
+    three = [f for f in TINY if not f.startswith("--steps=")] + ["--steps=3"]
+    killed(start_sft(out, *three, kill_at="swapped:3"))  # save 3 is the last (--save_every=1)
+    assert state_step(out) == 3 and copies(out)["old"]
+    finish = start_sft(out, "--resume=true")
+    _, err = finish.communicate(timeout=600)
+    assert finish.returncode == 0, err[-2000:]
+    assert state_step(out) == 3 and sorted(os.listdir(tmp_path)) == ["sft"]
+
+    rl_dir = tmp_path / "rl"
+    flags = [f"--out_dir={rl_dir}", "--steps=1", "--prompts_per_step=2", "--group_size=2", "--max_new_tokens=4",
+             "--eval_every=0", "--sample_every=0", "--device=cpu"]
+    rl.main([f"--init={out}", *flags])
+    for kind in ("tmp", "old", "del"):  # a complete copy of each kind: what a kill at a save's phases leaves
+        shutil.copytree(rl_dir, tmp_path / f".rl.{kind}-0123abcd")
+    rl.main(["--resume=true", *flags])
+    assert state_step(rl_dir) == 1 and sorted(os.listdir(tmp_path)) == ["rl", "sft"]
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -99,9 +99,13 @@ def decode_step(model, cache, token, positions, col, u, temperature, top_k, top_
     sampled with uniforms u (n,) -> (token (n,), log-prob (n,)). col: None in eager mode (the cache plans from
     its host-side count of columns), or the column as a (1,) tensor: the static plan, what GPT.compile_decode
     compiles (no Python value changes from step to step, so it compiles once)."""
+    return sample_next(decode_logits(model, cache, token, positions, col), temperature, top_k, top_p, u)
+
+
+def decode_logits(model, cache, token, positions, col):
+    """decode_step's model part -> the next token's logits (n, V), float32."""
     step = cache.prepare(positions) if col is None else cache.plan_static(positions, col)
-    logits = model.head(model.run_blocks(token[:, None], positions, step.attend)[:, -1]).float()
-    return sample_next(logits, temperature, top_k, top_p, u)
+    return model.head(model.run_blocks(token[:, None], positions, step.attend)[:, -1]).float()
 
 
 def checked_prompts(prompts, max_new_tokens, temperature, num_samples, block_size):

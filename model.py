@@ -447,9 +447,18 @@ class GPT(nn.Module):
         all their slots (the unwritten ones masked), every mask is built, positions and the column are tensors;
         fullgraph=True holds it to no Python branch on tensor values. That is what a CUDA graph needs; capturing
         one (mode="reduce-overhead") would also need the cache at fixed addresses across calls (a cache kept on the
-        model, torch._dynamo.mark_static_address), which generate does not do: it makes a cache per call."""
-        from generation import decode_step
-        self._decode_compiled = torch.compile(decode_step, fullgraph=True, **kwargs)
+        model, torch._dynamo.mark_static_address), which generate does not do: it makes a cache per call.
+
+        Before torch 2.13, Inductor's GPU code for a long cumsum fused with a per-row value (the sampler's CDF)
+        crashes (pytorch#180221; seen on an H200 with torch 2.11): there the graph ends at the logits and the
+        sampler runs eagerly, a few more kernel launches per token."""
+        from generation import decode_logits, decode_step, sample_next
+        if torch.__version__ >= "2.13":
+            self._decode_compiled = torch.compile(decode_step, fullgraph=True, **kwargs)
+        else:
+            logits = torch.compile(decode_logits, fullgraph=True, **kwargs)
+            self._decode_compiled = lambda model, cache, token, positions, col, u, *sampling: sample_next(
+                logits(model, cache, token, positions, col), *sampling, u)
         return self
 
     def compile(self, **kwargs):

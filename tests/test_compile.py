@@ -75,3 +75,21 @@ def test_compiled_forward_matches_eager():
     torch.testing.assert_close(losses[1], losses[0], atol=1e-5, rtol=1e-5)
     for (name, p), q in zip(eager.named_parameters(), compiled.parameters()):
         torch.testing.assert_close(q.grad, p.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_decode_before_torch_2_13_compiles_the_model_part_and_samples_eagerly(monkeypatch):
+    """Torch < 2.13 (pytorch#180221: Inductor's GPU code for the sampler's cumsum crashes, seen on an H200 with
+    2.11): compile_decode compiles decode_logits alone (dynamo's eager backend here: the same trace, no Inductor)
+    and samples outside the graph. Sampled tokens with per-row generators and EOS ids, and greedy ones, equal the
+    eager generate's; one graph for the whole generation."""
+    torch._dynamo.reset()
+    monkeypatch.setattr(torch, "__version__", torch.torch_version.TorchVersion("2.11.0+cu130"))
+    gpt = tiny_gpt(window=4, sinks=2, layer_pattern="LG", n_layer=2, n_head=2, n_kv_head=1, n_embd=16)
+    gens = lambda: [torch.Generator().manual_seed(r) for r in range(len(PROMPTS) * 2)]  # noqa: E731
+    eager = gpt.generate(PROMPTS, 24, temperature=0.9, num_samples=2, eos_ids=[3, 17], generator=gens())
+    greedy = gpt.generate(PROMPTS, 24, temperature=0)
+    graphs = counters["stats"]["unique_graphs"]
+    gpt.compile_decode(backend="eager")
+    same_outputs(gpt.generate(PROMPTS, 24, temperature=0.9, num_samples=2, eos_ids=[3, 17], generator=gens()), eager)
+    assert counters["stats"]["unique_graphs"] == graphs + 1
+    same_outputs(gpt.generate(PROMPTS, 24, temperature=0), greedy)

@@ -311,11 +311,14 @@ SHARED_KIB = {80: 163, 86: 99, 87: 163, 89: 99, 90: 227}
 # (BLOCK_M, BLOCK_N, num_warps, num_stages) per kernel and BLOCK_D, chosen with bench/kernel_tiles.py so that every
 # kernel fits SHARED_KIB on sm_80, sm_89 and sm_90 without register spills in dK/dV (tests/test_kernel_compile.py
 # holds them to it). FlashAttention's 64x64 tiles stay where they fit. dK/dV keeps two fp32 accumulators of
-# BLOCK_N x BLOCK_D, so at BLOCK_D >= 128 it walks the queries 32 (or 16) rows at a time with 8 warps.
+# BLOCK_N x BLOCK_D, so at BLOCK_D >= 128 it walks the queries 32 rows at a time with 8 warps. At BLOCK_D 256 its
+# keys come 32 at a time: 16 x 64 with 8 warps and 2 stages, which the compile check passes, computed dK wrong on an
+# H200 (Triton 3.6; dV, 1 stage or 4 warps were right: a compiler fault), and 32 x 32 was right there in fp16 and
+# bf16 (bench/RESULTS.md, "GPU check").
 _TILES_16BIT = {
     "fwd": {64: (64, 64, 4, 3), 128: (64, 64, 4, 3), 256: (64, 32, 8, 2)},
     "bwd_dq": {64: (64, 64, 4, 3), 128: (64, 64, 4, 3), 256: (32, 32, 4, 2)},
-    "bwd_dkdv": {64: (64, 64, 4, 3), 128: (32, 64, 8, 2), 256: (16, 64, 8, 2)},
+    "bwd_dkdv": {64: (64, 64, 4, 3), 128: (32, 64, 8, 2), 256: (32, 32, 8, 2)},
 }
 # fp32's IEEE dots run as FMAs on the CUDA cores, not the tensor cores, and need many more registers per output
 # element: 64x64 tiles spilled kilobytes per thread, so fp32 tiles are small.

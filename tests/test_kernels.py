@@ -88,7 +88,7 @@ def test_half_precision_matches_reference(dtype, B, Hq, Hkv, T, D, window, sinks
 @pytest.mark.parametrize("dtype,D", [(torch.float16, 128), (torch.float16, 256), (torch.float32, 64),
                                      (torch.float32, 128)])
 def test_gpu_tiles_match_reference(monkeypatch, dtype, D):
-    # sm_89's tiles where they differ from the 64x64 ones the kernel had before: dK/dV's 32x64 and 16x64, the
+    # sm_89's tiles where they differ from the 64x64 ones the kernel had before: dK/dV's 32x64 and 32x32, the
     # 256-wide head's smaller blocks, fp32's 32x32 and 16x32 (bf16 takes fp16's tiles; the interpreter cannot run
     # bf16 dots). T=150 and W=20 give several blocks of 64 and a query block whose band leaves a sink block behind.
     monkeypatch.setattr(triton_swa, "INTERPRETER_ARCH", 89)

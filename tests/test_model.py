@@ -225,13 +225,15 @@ def test_rope_frequencies_stay_float32_under_model_to_bf16():
 @pytest.mark.parametrize("window,sinks,pattern", [(5, 0, None), (4, 2, "LG"), (None, 0, None)])
 def test_model_triton_backend_matches_dense(window, sinks, pattern):
     """backend="triton" gives the dense reference's logits, loss and gradients (on CPU in Triton's interpreter:
-    TRITON_INTERPRET=1, set by conftest.py, so sizes stay tiny)."""
+    TRITON_INTERPRET=1, set by conftest.py, so sizes stay tiny; on a GPU machine on the GPU, where the kernel
+    refuses CPU tensors)."""
     torch.manual_seed(0)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     cfg = GPTConfig(vocab_size=61, n_layer=2, n_head=4, n_kv_head=2, n_embd=64, block_size=64,
                     window=window, sinks=sinks, layer_pattern=pattern)
-    net = GPT(cfg)
-    idx = torch.randint(0, 61, (2, 23))
-    targets = torch.randint(0, 61, (2, 23))
+    net = GPT(cfg).to(device)
+    idx = torch.randint(0, 61, (2, 23)).to(device)
+    targets = torch.randint(0, 61, (2, 23)).to(device)
     targets[:, :5] = -1
 
     (ld, lossd, gd), (lt, losst, gt) = (forward_backward(net, idx, targets, b) for b in ("dense", "triton"))

@@ -40,13 +40,14 @@ RL_LR=${RL_LR:-1e-4}
 DISTILL_LR=${DISTILL_LR:-$RL_LR}
 RFT_LR=${RFT_LR:-$RL_LR}
 PARALLEL=${PARALLEL:-1}    # seeds run side by side, one thread each (tiny models use one core well, two poorly)
-COMMON="--device=cpu --data=$DATA"
+DEVICE=${DEVICE:-cpu}      # cuda: the same stages on one GPU (bf16 compute there: --dtype=auto; not yet run on one)
+COMMON="--device=$DEVICE --data=$DATA"
 start=$SECONDS
 done_() { [ -e "$1/.complete" ] && echo "=== $1 is complete: skipped ==="; }  # a killed run continues
 run_seed() {
   local s=$1 D=$OUT/seed$1
   echo "=== seed $s: sa (full attention, from scratch) ==="
-  done_ $D/sa || python sft.py --device=cpu --data="$SA_DATA" --init=scratch --n_layer=2 --n_head=4 --n_embd=128 \
+  done_ $D/sa || python sft.py --device=$DEVICE --data="$SA_DATA" --init=scratch --n_layer=2 --n_head=4 --n_embd=128 \
     --block_size=256 --window=none --local_frac=$LOCAL --steps=$SA_STEPS --batch_size=64 --lr=1e-3 --warmup=50 \
     --eval_every=0 --eval_limit=0 --save_every=0 --seed=$s --out_dir=$D/sa
   echo "=== seed $s: swa_sft (window $W) ==="

@@ -307,6 +307,17 @@ def test_gpu_check_fails_without_cuda_and_its_dry_run_passes(tmp_path, capsys):
     assert all(r["W"] < r["T"] for r in report["sections"]["attention"]["records"])
 
 
+def test_tiles_gpu_refuses_without_cuda_in_one_line(capsys):
+    """bench/tiles_gpu.py checks compiled kernels, which only a GPU runs: without CUDA it exits 1 with one line."""
+    import sys
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "bench"))
+    import tiles_gpu
+    if torch.cuda.is_available():
+        pytest.skip("checks what a CPU-only machine refuses")
+    assert tiles_gpu.main([]) == 1
+    assert capsys.readouterr().err.strip().count("\n") == 0
+
+
 def test_gpu_check_writes_the_report_after_each_section(tmp_path, monkeypatch):
     """A section that raises is recorded as failed with its error, the next one still runs, and the report on disk
     holds every section that ran before it."""

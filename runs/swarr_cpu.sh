@@ -14,7 +14,7 @@
 # then eval.py on held-out problems: sa, sa with the window and no training, and every stage after it, with the
 # share of responses in the window-friendly local style; and a plot of reward / local share / accuracy over steps.
 #
-#   bash runs/swarr_cpu.sh                  # 3 seeds (39 min with the 3 controls on an idle 2-core AMD EPYC)
+#   bash runs/swarr_cpu.sh                  # 3 seeds (24 min with the 3 controls on a 2-core AMD EPYC)
 #   SEEDS=0 bash runs/swarr_cpu.sh          # one seed
 # A stage whose checkpoint is complete is skipped, so a killed run continues where it stopped when started again
 # (the stages save only at their end, --save_every=0, so a complete checkpoint is a finished stage).
@@ -33,8 +33,8 @@ ZERO_FRAC=${ZERO_FRAC:-0.5}
 if [ "$ZERO_FRAC" = 0 ]; then SA_DATA=$DATA; elif [[ $DATA == *\?* ]]; then SA_DATA="$DATA&zero_frac=$ZERO_FRAC"
 else SA_DATA="$DATA?zero_frac=$ZERO_FRAC"; fi
 LOCAL=${LOCAL:-0.3}        # share of local-style traces in the SFT mix; README also reports 0.2 and 0.5
-SA_STEPS=${SA_STEPS:-1200}
-SFT_STEPS=${SFT_STEPS:-400}
+SA_STEPS=${SA_STEPS:-500}  # with the curriculum sa's training loss is a few hundredths by step ~250 (was 1,200)
+SFT_STEPS=${SFT_STEPS:-400} # 200 left one seed in three where GRPO never found the local style (README, Results)
 RL_STEPS=${RL_STEPS:-60}
 RL_LR=${RL_LR:-1e-4}
 DISTILL_LR=${DISTILL_LR:-$RL_LR}

@@ -309,8 +309,8 @@ def _interpreting():
 SHARED_KIB = {80: 163, 86: 99, 87: 163, 89: 99, 90: 227}
 
 # (BLOCK_M, BLOCK_N, num_warps, num_stages) per kernel and BLOCK_D, chosen with bench/kernel_tiles.py so that every
-# kernel fits SHARED_KIB on sm_80, sm_89 and sm_90 without register spills in dK/dV (tests/test_kernel_compile.py
-# holds them to it). FlashAttention's 64x64 tiles stay where they fit. dK/dV keeps two fp32 accumulators of
+# kernel fits SHARED_KIB on sm_80, sm_89 and sm_90 (tests/test_kernel_compile.py holds them to it; spills are
+# reported there, not asserted). FlashAttention's 64x64 tiles stay where they fit. dK/dV keeps two fp32 accumulators of
 # BLOCK_N x BLOCK_D, so at BLOCK_D >= 128 it walks the queries 32 rows at a time with 8 warps. At BLOCK_D 256 its
 # keys come 32 at a time: 16 x 64 with 8 warps and 2 stages, which the compile check passes, computed dK wrong on an
 # H200 (Triton 3.6; dV, 1 stage or 4 warps were right: a compiler fault), and 32 x 32 was right there in fp16 and

@@ -223,13 +223,9 @@ def epoch_batches(lengths, global_batch, seed, epoch):
 
 
 def pad_batch(seqs, masks, pad_id):
-    """Right-pad token lists into model inputs and next-token targets.
-
-    seqs, masks: B lists of ids and their 0/1 loss masks (from render_for_sft). T = longest length - 1: position t
-    reads ids[t] and is trained to predict ids[t+1] when loss_mask[t+1] is 1, so the last token is only a target.
-    Returns idx (B,T) int64 (pad_id after the end) and targets (B,T) int64 (-1 where there is no loss). Right
-    padding under a causal mask never changes the real positions.
-    """
+    """seqs, masks: B lists of ids and their 0/1 loss masks (render_for_sft) -> right-padded inputs idx (B, T)
+    (pad_id after the end) and next-token targets (B, T) (-1 where there is no loss), T = the longest length - 1:
+    position t reads ids[t] and predicts ids[t+1] where mask[t+1] is 1 (the last token is only a target)."""
     import torch
 
     if len(seqs) != len(masks) or any(len(s) != len(m) for s, m in zip(seqs, masks)):
@@ -241,8 +237,6 @@ def pad_batch(seqs, masks, pad_id):
     targets = torch.full((len(seqs), T), -1, dtype=torch.long)
     for b, (ids, mask) in enumerate(zip(seqs, masks)):
         n = len(ids) - 1
-        if n < 1:
-            continue
         idx[b, :n] = torch.tensor(ids[:-1])
         next_ids = torch.tensor(ids[1:])
         targets[b, :n] = torch.where(torch.tensor(mask[1:], dtype=torch.bool), next_ids, -1)

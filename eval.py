@@ -153,7 +153,7 @@ def mean_loss(model, seqs, masks, batch_size, pad_id, dtype):
         rows = order[start:start + batch_size]
         idx, targets = data.pad_batch([seqs[i] for i in rows], [masks[i] for i in rows], pad_id)
         with common.autocast(device, dtype):
-            _, loss = model(idx.to(device), targets.to(device), loss_reduction="sum", return_logits=False)
+            loss = model(idx.to(device), targets.to(device))[1].sum()
         total += loss.item()
         count += int((targets != -1).sum())
     model.train(was_training)

@@ -52,7 +52,7 @@ def generate(model, prompts, max_new_tokens, temperature=1.0, top_k=None, top_p=
     decode = model._decode_compiled or decode_step
 
     cache = KVCache(model.config, B, L + max_new_tokens, device, compute_dtype(model.embed.weight), pads)
-    logits = model.head(model.hidden_states(idx, positions, cache)[:, -1]).float()  # (B, V)
+    logits = model.head(model.hidden_states(idx, positions, cache.prepare(positions).attend)[:, -1]).float()
     if num_samples > 1:
         cache.repeat_interleave(num_samples)
         logits = logits.repeat_interleave(num_samples, dim=0)
@@ -105,7 +105,7 @@ def decode_step(model, cache, token, positions, col, u, temperature, top_k, top_
 def decode_logits(model, cache, token, positions, col):
     """decode_step's model part -> the next token's logits (n, V), float32."""
     step = cache.prepare(positions) if col is None else cache.plan_static(positions, col)
-    return model.head(model.run_blocks(token[:, None], positions, step.attend)[:, -1]).float()
+    return model.head(model.hidden_states(token[:, None], positions, step.attend)[:, -1]).float()
 
 
 def checked_prompts(prompts, max_new_tokens, temperature, num_samples, block_size):

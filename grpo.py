@@ -341,9 +341,8 @@ def completion_logprobs(model, x, target_col, tokens, mask, temperature):
     batch_idx = torch.arange(idx.size(0), device=idx.device)[:, None].expand_as(target_col)
     targets = torch.full_like(idx, -1)  # (B, T)
     targets[batch_idx[keep], target_col[keep]] = tokens[keep]
-    prefix = None if x["prefix"] is None else SharedPrefix(*x["prefix"], x["positions"])
-    _, nll = model(idx, targets, loss_reduction="none", return_logits=False, temperature=temperature,
-                   positions=x["positions"], prefix=prefix)  # (B, T)
+    attend = None if x["prefix"] is None else SharedPrefix(*x["prefix"], x["positions"]).run(model)
+    _, nll = model(idx, targets, x["positions"], attend, temperature)  # (B, T)
     return torch.where(keep, -nll.gather(1, target_col), 0.0)  # (B, L)
 
 
@@ -379,7 +378,7 @@ class SharedPrefix:
         self.kv = {}  # layer -> the prefixes' (k, v), each (P, Hkv, Tp, D), filled by record
 
     def run(self, model):
-        """The prefixes' pass through model (GPT.hidden_states calls this) -> the rows' attention, self.attend."""
+        """The prefixes' pass through model -> the rows' attention (self.attend), for GPT.forward's attend."""
         config, prefix_positions, prefix_of = model.config, self.prefix_positions, self.prefix_of
         self.config = config
         positions = self.positions.expand(prefix_of.size(0), -1)
@@ -393,7 +392,7 @@ class SharedPrefix:
             self.masks[w] = (padded_mask(prefix_positions, w, config.sinks),
                              window_mask(positions[:, None, :, None], k_pos, w, config.sinks) | row_itself)
         # each layer keeps the prefixes' keys and values; not checkpointed: a recomputation would record again
-        model.run_blocks(self.prefix_idx, prefix_positions, self.record, checkpointing=False)
+        model.hidden_states(self.prefix_idx, prefix_positions, self.record, checkpointing=False)
         return self.attend
 
     def record(self, layer, q, k, v):

@@ -36,8 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from kernels import auto_backend
-from kernels.cpu import chunked_attention
+from kernels import auto_backend, fast_attention
 
 BACKENDS = ("auto", "dense", "chunked", "flex", "triton")
 
@@ -127,24 +126,15 @@ def attention(q, k, v, window=None, sinks=0, backend="auto", mask=None):
     """
     if mask is not None:
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=q.size(1) != k.size(1))
-    T = q.size(2)
-    if window is not None and window >= T:
+    if window is not None and window >= q.size(2):
         window = None  # the band already reaches key 0 for every query: this is plain causal attention
     if backend == "auto":
-        backend = auto_backend(q.device, window, T, q.dtype)
+        backend = auto_backend(q.device, window, q.size(2), q.dtype)
     if window is None and backend in ("dense", "chunked"):
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=q.size(1) != k.size(1))
     if backend == "dense":
         return dense_attention(q, k, v, window, sinks)
-    if backend == "chunked":
-        return chunked_attention(q, k, v, window, sinks)
-    if backend == "flex":
-        from kernels.flex import flex_windowed_attention
-        return flex_windowed_attention(q, k, v, window, sinks)
-    if backend == "triton":
-        from kernels import windowed_attention
-        return windowed_attention(q, k, v, window=window, sinks=sinks)
-    raise ValueError(f"unknown attention backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return fast_attention(backend)(q, k, v, window, sinks)  # chunked, flex or triton: kernels/
 
 
 def compute_dtype(weight):
@@ -359,27 +349,11 @@ class GPT(nn.Module):
         weight = self.embed.weight if self.config.tie_embeddings else self.lm_head.weight
         return F.linear(x, weight)
 
-    def hidden_states(self, idx, positions=None, cache=None, prefix=None):
-        """idx (B, T) -> final normalized hidden states (B, T, C). positions (B, T) or (1, T), default 0..T-1.
-
-        cache: a generation.KVCache. prefix: rows that continue shared prefixes (training on a GRPO group, whose G
-        completions share their prompt): grpo.SharedPrefix, whose run(model) sends the prefixes through the model once
-        and returns how the rows attend to them.
-        """
-        B, T = idx.shape
+    def hidden_states(self, idx, positions=None, attend=None, checkpointing=True):
+        """idx (B, T) -> the final normalized hidden states (B, T, C). positions (B, T) or (1, T), default 0..T-1.
+        attend: how the layers attend when not over idx alone (Attention.forward)."""
         if positions is None:
-            positions = torch.arange(T, device=idx.device)[None, :]
-        if self.config.pos_emb == "learned":  # checked here, not in run_blocks: a decode step must not read the device
-            if int(positions.max()) >= self.config.block_size:  # a prefix's positions are below its rows'
-                raise ValueError(f"sequence of {int(positions.max()) + 1} tokens is longer than the model's context "
-                                 f"of {self.config.block_size} (learned positions)")
-        if cache is not None:
-            return self.run_blocks(idx, positions, cache.prepare(positions.expand(B, T)).attend)
-        if prefix is not None:
-            return self.run_blocks(idx, positions, prefix.run(self))
-        return self.run_blocks(idx, positions)
-
-    def run_blocks(self, idx, positions, attend=None, checkpointing=True):
+            positions = torch.arange(idx.size(1), device=idx.device)[None, :]
         x = self.embed(idx)
         rope = None
         if self.config.pos_emb == "learned":
@@ -397,40 +371,26 @@ class GPT(nn.Module):
                 x = block(x, rope, attend)
         return self.norm_f(x)
 
-    def forward(self, idx, targets=None, loss_reduction="mean", return_logits=True, positions=None, cache=None,
-                temperature=1.0, prefix=None):
-        """idx (B, T) -> (logits (B, T, V) float32 or None, loss).
-
-        targets (B, T) with -1 where no loss is wanted. loss_reduction: "mean" over counted tokens, "sum", or "none"
-        for per-token losses (B, T) with zeros at ignored positions (RL's log-probs are their negatives).
-        return_logits=False applies the LM head only where targets != -1 and returns logits=None: the (B, T, V) float
-        logits are the largest tensor in training, and SFT/RL only need them at the supervised positions.
-        temperature divides the logits first, so RL scores its samples under softmax(logits / T), the distribution
-        generate drew them from. positions, cache, prefix: as in hidden_states.
+    def forward(self, idx, targets=None, positions=None, attend=None, temperature=1.0):
+        """idx (B, T) -> (logits (B, T, V) float32, None); with targets (B, T), -1 where no loss is wanted: (None,
+        per-token losses (B, T), 0 at ignored positions), the cross-entropy under softmax(logits / temperature).
+        With targets the LM head runs only at the counted positions: the (B, T, V) float logits are the largest
+        tensor in training, and SFT/RL need them only there (RL's log-probs are the losses negated, at the
+        temperature generate sampled at). positions, attend: as in hidden_states.
         """
-        x = self.hidden_states(idx, positions, cache, prefix)
-        scale = (lambda z: z) if temperature == 1.0 else (lambda z: z / temperature)  # no pass over V at T=1 (SFT)
+        if self.config.pos_emb == "learned" and idx.size(1) > self.config.block_size:  # (the scripts check positions)
+            raise ValueError(f"{idx.size(1)} tokens is longer than the model's context of {self.config.block_size}")
+        x = self.hidden_states(idx, positions, attend)
         if targets is None:
-            return scale(self.head(x).float()), None
-        if return_logits:
-            logits = scale(self.head(x).float())
-            per_token = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1,
-                                        reduction="none").view(targets.shape)
-        else:
-            logits = None
-            # the counted positions as an index: under torch.compile the graph breaks at nonzero, and what follows
-            # (index_select, whose backward is index_add) compiles, where a boolean mask's backward would not
-            counted = (targets != -1).flatten().nonzero()[:, 0]
-            ce = F.cross_entropy(scale(self.head(x.flatten(0, 1).index_select(0, counted)).float()),
-                                 targets.flatten().index_select(0, counted), reduction="none")
-            per_token = torch.zeros(targets.numel(), device=x.device).index_copy(0, counted, ce).view(targets.shape)
-        if loss_reduction == "none":
-            return logits, per_token
-        if loss_reduction == "sum":
-            return logits, per_token.sum()
-        if loss_reduction == "mean":
-            return logits, per_token.sum() / (targets != -1).sum().clamp(min=1)
-        raise ValueError(f"loss_reduction must be 'mean', 'sum' or 'none', got {loss_reduction!r}")
+            return self.head(x).float() / temperature, None
+        # the counted positions as an index: under torch.compile the graph breaks at nonzero, and what follows
+        # (index_select, whose backward is index_add) compiles, where a boolean mask's backward would not
+        counted = (targets != -1).flatten().nonzero()[:, 0]
+        logits = self.head(x.flatten(0, 1).index_select(0, counted)).float()
+        if temperature != 1.0:  # no pass over (N, V) at T = 1 (SFT)
+            logits = logits / temperature
+        ce = F.cross_entropy(logits, targets.flatten().index_select(0, counted), reduction="none")
+        return None, torch.zeros(targets.numel(), device=x.device).index_copy(0, counted, ce).view(targets.shape)
 
     # ------------------------------------------------------------------------------------------------------------
     # Generation

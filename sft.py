@@ -263,7 +263,7 @@ def forward_backward(model, train, batch, args, rank, world, pad_id, device, dty
         if isinstance(model, DDP):
             model.require_backward_grad_sync = micro == args.grad_accum - 1
         with common.autocast(device, dtype):
-            _, loss = model(idx, targets, loss_reduction="sum", return_logits=False)  # () summed over (B, T)
+            loss = model(idx, targets)[1].sum()  # () summed over (B, T)
         (loss * averaged / n_global).backward()  # * world turns DDP's average into a sum
         loss_sum += loss.detach()
     return common.all_reduce_sum(loss_sum).item() / n_global

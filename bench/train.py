@@ -6,7 +6,7 @@
     python bench/train.py --device=cuda --dtype=bfloat16 --lengths=2048,8192,32768 --windows=128,1024,none \\
         --init=hf:Qwen/Qwen2.5-0.5B-Instruct                               # a GPU (clear error where there is none)
 
-One training step is what sft.py does per micro-batch: forward with loss on every position (return_logits=False,
+One training step is what sft.py does per micro-batch: forward with loss on every position (with targets,
 so the LM head runs only where there are targets; here that is every position, an upper bound), backward, gradient
 clipping, AdamW step. Inputs are random token ids: the cost does not depend on the text. Each (length, window)
 point runs in a fresh subprocess so peak memory is its own: on CPU that is the process's peak RSS (weights,
@@ -76,7 +76,7 @@ def one_point(args, length, window, dtype_name):
             torch.cuda.synchronize()
         t0, c0 = time.perf_counter(), time.process_time()
         with common.autocast(device, dtype):
-            _, loss = model(x, y, return_logits=False)
+            loss = model(x, y)[1].mean()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()

@@ -17,11 +17,18 @@ import torch
 from kernels.cpu import CHUNK_BLOCK
 
 
-def __getattr__(name):
-    if name == "windowed_attention":
+def fast_attention(backend):
+    """The function behind model.attention's fast backend names: (q, k, v, window, sinks) -> its output."""
+    if backend == "chunked":
+        from kernels.cpu import chunked_attention
+        return chunked_attention
+    if backend == "flex":
+        from kernels.flex import flex_windowed_attention
+        return flex_windowed_attention
+    if backend == "triton":
         from kernels.triton_swa import windowed_attention
         return windowed_attention
-    raise AttributeError(f"module 'kernels' has no attribute {name!r}")
+    raise ValueError(f"unknown attention backend {backend!r}; choose one of auto, dense, chunked, flex, triton")
 
 
 def auto_backend(device, window, T, dtype):

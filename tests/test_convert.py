@@ -225,7 +225,7 @@ def test_checkpoint_round_trip(tmp_path):
     path, _ = make_hf_dir(tmp_path / "src", "qwen2", tie_word_embeddings=True)
     model, tok = load(path, window=4, sinks=1, layer_pattern="LG")
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    model(random_ids(8), targets=random_ids(8, seed=1))[1].backward()
+    model(random_ids(8), targets=random_ids(8, seed=1))[1].mean().backward()
     opt.step()
     train_state = {"optimizer": opt.state_dict(), "step": 7, "rng": torch.get_rng_state(), "cursor": [3, 5],
                    "note": "after warmup", "lr": 1e-3}

@@ -181,7 +181,8 @@ def forward_backward(net, idx, targets, backend):
     """(logits, loss, {name: grad}) of one forward and backward with the given attention backend."""
     net.config.attn_backend = backend
     net.zero_grad()
-    logits, loss = net(idx, targets)
+    logits, _ = net(idx)
+    loss = net(idx, targets)[1].sum() / (targets != -1).sum()
     loss.backward()
     return logits.detach(), loss.detach(), {n: p.grad.clone() for n, p in net.named_parameters()}
 
@@ -246,7 +247,7 @@ def test_model_triton_backend_matches_dense(window, sinks, pattern):
 
 def test_forward_temperature_divides_the_logits():
     """RL scores its samples with model(..., temperature=T): per-token losses of softmax(logits / T), against a
-    log_softmax of the plain logits computed here, with and without the (B, T, V) logits."""
+    log_softmax of the plain logits computed here; and the logits alone divided by T."""
     torch.manual_seed(0)
     net = GPT(GPTConfig(vocab_size=61, n_layer=1, n_head=2, n_embd=32, block_size=64, window=4))
     idx, targets = torch.randint(0, 61, (2, 9)), torch.randint(0, 61, (2, 9))
@@ -254,11 +255,9 @@ def test_forward_temperature_divides_the_logits():
     raw, _ = net(idx)
     expected = -torch.log_softmax(raw.double() / 0.7, -1).gather(-1, targets.clamp(min=0)[..., None])[..., 0]
     expected = torch.where(targets != -1, expected, 0.0)
-    for return_logits in (True, False):
-        logits, per_token = net(idx, targets, loss_reduction="none", return_logits=return_logits, temperature=0.7)
-        torch.testing.assert_close(per_token.double(), expected, atol=1e-5, rtol=1e-5)
-        if return_logits:
-            torch.testing.assert_close(logits, raw / 0.7)
+    _, per_token = net(idx, targets, temperature=0.7)
+    torch.testing.assert_close(per_token.double(), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(net(idx, temperature=0.7)[0], raw / 0.7)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

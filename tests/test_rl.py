@@ -228,7 +228,7 @@ def test_masks_keep_eos_when_pad_is_eos():
     targets = torch.full(idx.shape, -1)
     for b, r in enumerate(rows):
         targets[b, len(r["prompt"]) - 1:len(r["prompt"]) - 1 + len(r["tokens"])] = torch.tensor(r["tokens"])
-    _, nll = model(idx, targets, loss_reduction="none", return_logits=False)
+    _, nll = model(idx, targets)
     sx, spos, stokens, _, smask, _ = grpo.collate(rows, pad, "cpu")  # the default layout: prompts as prefixes
     assert spos[0, :3].tolist() == [0, 1, 2] and torch.equal(smask, mask) and torch.equal(stokens, tokens)
     assert torch.allclose(grpo.completion_logprobs(model, sx, spos, stokens, smask, 1.0), logp, atol=1e-5)
@@ -252,14 +252,14 @@ def test_sampling_logprobs_match_training_forward_beyond_the_window(temperature)
         with torch.no_grad():
             logp = grpo.completion_logprobs(model, x, pos, tokens, mask, temperature)
         assert (logp - old).abs().max() < 1e-4
-    if temperature == 1.0:  # and at T=1 it is literally the model's forward with return_logits=False
+    if temperature == 1.0:  # and at T=1 it is literally the model's forward with targets
         x, pos, *_ = grpo.collate(rows, 0, "cpu", share_prompt=False)
         idx = x["idx"]
         targets = torch.full(idx.shape, -1)
         for b, r in enumerate(rows):
             targets[b, len(r["prompt"]) - 1:len(r["prompt"]) - 1 + len(r["tokens"])] = torch.tensor(r["tokens"])
         with torch.no_grad():
-            _, nll = model(idx, targets, loss_reduction="none", return_logits=False)
+            _, nll = model(idx, targets)
         assert torch.allclose(-nll.gather(1, pos), logp, atol=1e-5)
 
 
@@ -581,7 +581,7 @@ def logprobs_by_hand(model, rows, temperature):
 
 
 def nll_logprobs(model, rows):
-    """The same at T=1 from model(idx, targets, loss_reduction="none"), padding every row to the same length."""
+    """The same at T=1 from model(idx, targets), padding every row to the same length."""
     L = max(len(r["tokens"]) for r in rows)
     out = torch.zeros(len(rows), L)
     for b, r in enumerate(rows):
@@ -589,7 +589,7 @@ def nll_logprobs(model, rows):
         idx = torch.tensor([seq[:-1]])
         targets = torch.full_like(idx, -1)
         targets[0, len(r["prompt"]) - 1:] = torch.tensor(r["tokens"])
-        _, nll = model(idx, targets, loss_reduction="none")
+        _, nll = model(idx, targets)
         out[b, :len(r["tokens"])] = -nll[0, len(r["prompt"]) - 1:]
     return out
 

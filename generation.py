@@ -19,27 +19,16 @@ DROP_EVERY = 8  # decode steps between generate's reads of which rows have finis
 @torch.no_grad()
 def generate(model, prompts, max_new_tokens, temperature=1.0, top_k=None, top_p=None, num_samples=1, eos_ids=None,
              generator=None):
-    """GPT.generate: KV-cached sampling. prompts: list of token-id lists (ragged is fine) or a LongTensor (B, T).
-
-    Ragged prompts are left-padded and each row carries its own positions (pads get negative positions, which
-    every mask treats as absent keys), so all rows decode in lock-step through one cache. Each prompt is
-    prefilled once and its cache copied to num_samples rows (a GRPO group).
-
-    The host stays out of the loop: tokens and log-probs stay on the device until the end, what the cache's
-    masks need is known from the prompts' lengths, and the loop reads the device once every DROP_EVERY steps
-    (which rows have emitted an EOS id: they leave the batch then, or, with a compiled decode step, which keeps
-    the batch fixed, generation ends when all have). A row that finished in between keeps decoding until that
-    read; what it produces after its EOS is dropped.
-
-    Sampling: row r's t-th token is drawn by inverse CDF from the uniform row_uniforms gives for (row r's key,
-    t), so a row's sample depends only on its key, never on what else is in the batch. generator: a
-    torch.Generator (one draw of every row's key), a list with one per output row (one draw from each: row r's
-    key then comes from its own generator alone), or None (torch's default generator). temperature=0 is greedy
-    and draws nothing.
-
-    Returns len(prompts) * num_samples dicts, prompt-major: {"tokens": completion ids (EOS included when one was
-    produced), "logprobs": log-prob of each sampled token under softmax(logits / T) (softmax(logits) when T = 0),
-    "finished": True if it ended with EOS}.
+    """GPT.generate: KV-cached sampling. prompts: token-id lists (ragged: left-padded, pads at negative positions,
+    which every mask treats as absent) or a LongTensor (B, T). Each prompt is prefilled once and its cache copied to
+    num_samples rows (a GRPO group). Tokens and log-probs stay on the device; the loop reads it once every
+    DROP_EVERY steps, for the rows that have emitted an EOS id: they leave the batch then (with a compiled step,
+    which keeps the batch fixed, generation ends when all have); what a row produces after its EOS is dropped.
+    generator: a torch.Generator (one draw of every row's key), a list with one per output row (row r's key from
+    its own generator alone: its sample never depends on the rest of the batch), or None (torch's default).
+    temperature=0 is greedy and draws nothing. -> len(prompts) * num_samples dicts, prompt-major: {"tokens": the
+    completion's ids (EOS included when there is one), "logprobs": each one's log-prob under softmax(logits / T)
+    (softmax(logits) at T = 0), "finished": whether it ended with EOS}.
     """
     prompts = checked_prompts(prompts, max_new_tokens, temperature, num_samples, model.config.block_size)
     device = model.embed.weight.device
@@ -104,8 +93,8 @@ def decode_step(model, cache, token, positions, col, u, temperature, top_k, top_
 
 def decode_logits(model, cache, token, positions, col):
     """decode_step's model part -> the next token's logits (n, V), float32."""
-    step = cache.prepare(positions) if col is None else cache.plan_static(positions, col)
-    return model.head(model.hidden_states(token[:, None], positions, step.attend)[:, -1]).float()
+    attend = cache.prepare(positions).attend if col is None else cache.plan_static(positions, col).attend_static
+    return model.head(model.hidden_states(token[:, None], positions, attend)[:, -1]).float()
 
 
 def checked_prompts(prompts, max_new_tokens, temperature, num_samples, block_size):
@@ -287,27 +276,36 @@ class CacheStep:
         w = cache.windows[layer]
         K, V = cache.k[layer], cache.v[layer]
         mask = self.mask_global if w is None else self.mask_window
-        if self.col is not None:  # static decode: indexed writes, global layers read every slot
-            K[:, :, self.col if w is None else self.ring_slots] = k
-            V[:, :, self.col if w is None else self.ring_slots] = v
-            if w is not None and self.sink_hit is not None:
-                hit, S = self.sink_hit[:, None, :, None], cache.sinks  # (B, 1, S, 1)
-                K[:, :, :S], V[:, :, :S] = torch.where(hit, k, K[:, :, :S]), torch.where(hit, v, V[:, :, :S])
+        if w is None:
+            K[:, :, c0:c0 + Tn], V[:, :, c0:c0 + Tn] = k, v
         else:
-            if w is None:
-                K[:, :, c0:c0 + Tn], V[:, :, c0:c0 + Tn] = k, v
-            else:
-                tail = self.ring_tail
-                K[:, :, self.ring_slots], V[:, :, self.ring_slots] = k[:, :, -tail:], v[:, :, -tail:]
-                if self.sinks_at is not None:
-                    rows, cols, slots = self.sinks_at
-                    K[rows, :, slots], V[rows, :, slots] = k[rows, :, cols], v[rows, :, cols]
-            if c0 == 0:  # prefill: attention over its own keys (mask: left padding's, or None)
-                return attention(q, k, v, w, cache.sinks, cache.config.attn_backend, mask)
-            if w is None:
-                K, V = K[:, :, :c0 + Tn], V[:, :, :c0 + Tn]
-        # decode (Tn = 1): the G query heads that share a kv head become G query rows of that head, so each cached
-        # key is read once and K/V are never expanded to Hq heads; the (B, 1, 1, S) mask broadcasts over the rows
-        B, Hq, _, D = q.shape
-        Hkv = K.size(1)
-        return decode_attention(q.reshape(B, Hkv, Hq // Hkv, D), K, V, mask).view(B, Hq, 1, D)
+            tail = self.ring_tail
+            K[:, :, self.ring_slots], V[:, :, self.ring_slots] = k[:, :, -tail:], v[:, :, -tail:]
+            if self.sinks_at is not None:
+                rows, cols, slots = self.sinks_at
+                K[rows, :, slots], V[rows, :, slots] = k[rows, :, cols], v[rows, :, cols]
+        if c0 == 0:  # prefill: attention over its own keys (mask: left padding's, or None)
+            return attention(q, k, v, w, cache.sinks, cache.config.attn_backend, mask)
+        if w is None:
+            K, V = K[:, :, :c0 + Tn], V[:, :, :c0 + Tn]
+        return cached_attention(q, K, V, mask)
+
+    def attend_static(self, layer, q, k, v):
+        """attend for a static plan (plan_static): indexed writes, and global layers read every slot."""
+        w, cache = self.cache.windows[layer], self.cache
+        K, V = cache.k[layer], cache.v[layer]
+        K[:, :, self.col if w is None else self.ring_slots] = k
+        V[:, :, self.col if w is None else self.ring_slots] = v
+        if w is not None and self.sink_hit is not None:
+            hit, S = self.sink_hit[:, None, :, None], cache.sinks  # (B, 1, S, 1)
+            K[:, :, :S], V[:, :, :S] = torch.where(hit, k, K[:, :, :S]), torch.where(hit, v, V[:, :, :S])
+        return cached_attention(q, K, V, self.mask_global if w is None else self.mask_window)
+
+
+def cached_attention(q, K, V, mask):
+    """A decode step's attention, q (B, Hq, 1, D) over the cached K, V (B, Hkv, S, D) -> (B, Hq, 1, D). The G query
+    heads that share a kv head become G query rows of that head, so each cached key is read once and K/V are never
+    expanded to Hq heads; the (B, 1, 1, S) mask broadcasts over the rows."""
+    B, Hq, _, D = q.shape
+    Hkv = K.size(1)
+    return decode_attention(q.reshape(B, Hkv, Hq // Hkv, D), K, V, mask).view(B, Hq, 1, D)

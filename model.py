@@ -101,9 +101,8 @@ class GPTConfig:
 
     def layer_window(self, i):
         """The window of layer i: None for global layers."""
-        if self.window is None or self.layer_pattern is None:
-            return self.window
-        return self.window if self.layer_pattern[i % len(self.layer_pattern)] == "L" else None
+        pattern = self.layer_pattern
+        return self.window if pattern is None or pattern[i % len(pattern)] == "L" else None
 
     def to_dict(self):
         return asdict(self)

@@ -37,14 +37,10 @@ def auto_backend(device, window, T, dtype):
         # spills registers). Windowed bf16/fp16 is what the Triton kernel is for.
         if window is None or dtype == torch.float32:
             return "dense"
-        if _triton_available():
-            return "triton"
-        return "flex" if _flex_available() else "dense"
+        return "triton" if _triton_available() else "flex" if _flex_available() else "dense"
     # On CPU the band pays for its gathers only once T is past about twice (block + W): measured crossover at
     # W = 18, 64 and 256 (bench/RESULTS.md); below it the dense mask is faster and its T x T mask is small.
-    if window is None or T <= 2 * (CHUNK_BLOCK + window):
-        return "dense"
-    return "chunked"
+    return "dense" if window is None or T <= 2 * (CHUNK_BLOCK + window) else "chunked"
 
 
 @lru_cache(maxsize=None)

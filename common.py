@@ -57,7 +57,8 @@ CPU_BF16_MIN_PARAMS = 20_000_000
 
 @functools.lru_cache(maxsize=None)
 def cpu_has_native_bf16():
-    """True on x86 CPUs with AVX512-BF16 or AMX-BF16 (where oneDNN runs bf16 matmuls natively, 3-4x fp32 here).
+    """True on x86 CPUs with AVX512-BF16 or AMX-BF16 (where oneDNN runs bf16 matmuls natively, faster than
+    fp32: bench/RESULTS.md).
     Elsewhere bf16 is emulated and slower than fp32."""
     try:
         with open("/proc/cpuinfo") as f:
@@ -488,14 +489,6 @@ def check_ranges(args, ranges):
         if not ok:
             span = f"{'(' if kind else '['}{low}, {high}]"
             raise ValueError(f"--{name}={x} is out of range: it must be in {span}")
-
-
-def check_context(length, context, what, fix=None):
-    """One line (ValueError) when a sequence of `length` positions cannot fit a model's context of `context`: what
-    says where the length comes from (e.g. "--max_len=600"), fix what to change."""
-    if length > context:
-        raise ValueError(f"{what} needs {length} positions, more than the model's context of {context}"
-                         + (f"; {fix}" if fix else ""))
 
 
 def check_attn_backend(backend, device, training=True, what="--attn_backend"):

@@ -44,7 +44,7 @@ that is not a plain number such as 72, -3, 0.5 or 1,234: "1,2,3", "seventy", "na
 readable" (unbalanced braces, or a number that is not finite), "solution not a string". SFT trains
 on Dataset.with_solutions(), which counts the examples without a solution under "no solution". A source with no
 usable row at all fails with one line. Hub sources need the internet; without it they fail at once with one line
-that points to jsonl: and synthetic (a DNS probe spares datasets' ~25 s of retries; to use a cached copy offline,
+that points to jsonl: and synthetic (a DNS probe spares datasets' retries; to use a cached copy offline,
 set HF_DATASETS_OFFLINE=1, which skips the probe).
 
 Prompt template: [system message, only if `system` is set] + [user: question + "\n" + instruction], rendered by the
@@ -349,7 +349,7 @@ class Arith:
 
 
 SYNTHETIC_TASKS = {"lagged": Lagged, "arith": Arith}
-MAX_SYNTHETIC_SIZE = 1_000_000  # examples are generated up front, ~25 us each: a typo of extra zeros fails at once
+MAX_SYNTHETIC_SIZE = 1_000_000  # examples are generated up front: a typo of extra zeros fails at once
 
 # A restated state ("[660487]" or "[Ann=12, Ben=19]") and one computation step ("3:0+9=9" or "12 + 7 = 19").
 _STATE = re.compile(r"\[(?:\d+|[A-Z][a-z]*=-?\d+(?:, [A-Z][a-z]*=-?\d+)*)\]")

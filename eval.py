@@ -30,7 +30,7 @@ import common
 import convert
 import data
 import verify
-from model import compute_dtype
+from model import check_context, compute_dtype
 
 # The flags' defaults (get_parser at the bottom has their help). --init may be given several times; out/sft is
 # evaluated when none is.
@@ -38,11 +38,11 @@ DEFAULTS = dict(init=["out/sft"], data="synthetic", split="test", limit=200, bat
                 samples=1, temperature=1.0, seed=0, device="auto", dtype="auto", compile=False, out_dir="out/eval")
 
 
-def kv_cache_bytes(config, rows, max_len, dtype):
-    """The bytes generation.KVCache allocates for `rows` sequences of up to max_len tokens, asked of KVCache itself (on
-    the meta device: nothing is allocated)."""
+def kv_cache_bytes(config, batch_size, max_len, dtype):
+    """The bytes generation.KVCache allocates for batch_size sequences of up to max_len tokens, asked of KVCache itself
+    (on the meta device: nothing is allocated)."""
     from generation import KVCache
-    return KVCache(config, rows, max_len, "meta", dtype).nbytes()
+    return KVCache(config, batch_size, max_len, "meta", dtype).nbytes()
 
 
 def completion_text(tok, out):
@@ -89,7 +89,7 @@ def evaluate(model, tok, dataset, limit=None, batch_size=32, max_new_tokens=256,
         batch = examples[start:start + batch_size]
         prompts = [dataset.render_prompt(tok, ex) for ex in batch]  # list of (L_b,) id lists
         longest = max(len(p) for p in prompts)
-        common.check_context(longest + 1, model.config.block_size, f"a prompt of {longest} tokens and an answer")
+        check_context(longest + 1, model.config.block_size, f"a prompt of {longest} tokens and an answer")
         new_tokens = min(max_new_tokens, model.config.block_size - longest)  # answers end at the context's end
         max_len = longest + new_tokens
         t0 = time.perf_counter()
@@ -150,8 +150,8 @@ def mean_loss(model, seqs, masks, batch_size, pad_id, dtype):
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     total, count = 0.0, 0
     for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        idx, targets = data.pad_batch([seqs[i] for i in rows], [masks[i] for i in rows], pad_id)
+        members = order[start:start + batch_size]
+        idx, targets = data.pad_batch([seqs[i] for i in members], [masks[i] for i in members], pad_id)
         with common.autocast(device, dtype):
             loss = model(idx.to(device), targets.to(device))[1].sum()
         total += loss.item()
@@ -188,13 +188,13 @@ def result_file_name(spec):
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[-80:].lstrip("._-") or "model"
 
 
-def format_table(rows):
-    cols = ["model", "accuracy"] + [c for c in rows[0] if c.startswith(("pass@", "maj@"))] + \
+def format_table(results):
+    cols = ["model", "accuracy"] + [c for c in results[0] if c.startswith(("pass@", "maj@"))] + \
         ["mean_len", "trunc_rate", "tokens_per_s", "kv_cache_mb", "window", "dtype"] + \
-        (["local_share"] if any("local_share" in r for r in rows) else [])
+        (["local_share"] if any("local_share" in r for r in results) else [])
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in rows]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in cols) + " |" for r in results]
     return "\n".join(lines)
 
 
@@ -210,7 +210,7 @@ def main(argv=None):
         device = common.resolve_device(args.device, announce=True)
         checkpoint.check_out_dir(args.out_dir, inputs=[parse_init(spec)[0] for spec in args.init])
         dataset = data.load_dataset(args.data, split=args.split)
-        rows = []
+        results = []
         checkpoint.claim_dir(args.out_dir)
         for spec in args.init:
             path, overrides = parse_init(spec)
@@ -231,7 +231,7 @@ def main(argv=None):
                                             samples=args.samples, seed=args.seed, progress=True)
             summary["dtype"] = str(dtype).replace("torch.", "")
             label = spec
-            rows.append({"model": label} | summary)
+            results.append({"model": label} | summary)
             safe = result_file_name(label)
             with open(os.path.join(args.out_dir, f"{safe}.jsonl"), "w") as f:
                 for r in records:
@@ -239,13 +239,13 @@ def main(argv=None):
             print(f"{label}: accuracy {summary['accuracy']:.3f} on {summary['n']} problems", flush=True)
     except (ValueError, FileNotFoundError, NotADirectoryError) as e:
         common.die(str(e), code=2)
-    table = format_table(rows)
+    table = format_table(results)
     print(table)
     with open(os.path.join(args.out_dir, "table.md"), "w") as f:
         f.write(table + "\n")
     with open(os.path.join(args.out_dir, "results.json"), "w") as f:
-        json.dump(rows, f, indent=1)
-    return rows
+        json.dump(results, f, indent=1)
+    return results
 
 
 def get_parser():

@@ -11,7 +11,7 @@ import torch
 
 from kernels.cpu import decode_attention
 from kernels.philox import row_keys, row_uniforms
-from model import attention, compute_dtype, padded_mask, window_mask
+from model import attention, check_context, compute_dtype, padded_mask, window_mask
 
 DROP_EVERY = 8  # decode steps between generate's reads of which rows have finished
 
@@ -46,7 +46,7 @@ def generate(model, prompts, max_new_tokens, temperature=1.0, top_k=None, top_p=
         cache.repeat_interleave(num_samples)
         logits = logits.repeat_interleave(num_samples, dim=0)
     u = None if temperature == 0 else row_uniforms(row_keys(generator, N, device), max_new_tokens)  # (N, new)
-    next_pos = (L - torch.tensor(cache.pads, device=device))[:, None]  # (n, 1): where each row's token goes
+    next_positions = (L - torch.tensor(cache.pads, device=device))[:, None]  # (n, 1): where each row's token goes
     col = torch.tensor([L], device=device) if static else None  # the cache column it goes to, as a tensor
     live = torch.arange(N, device=device)  # the output row of each live batch row
     alive = torch.ones(N, dtype=torch.bool, device=device)  # no EOS yet
@@ -57,8 +57,8 @@ def generate(model, prompts, max_new_tokens, temperature=1.0, top_k=None, top_p=
         if t == 0:
             token, logprob = sample_next(logits, temperature, top_k, top_p, u_t)  # (n,), (n,)
         else:
-            token, logprob = decode(model, cache, token, next_pos, col, u_t, temperature, top_k, top_p)
-            next_pos = next_pos + 1
+            token, logprob = decode(model, cache, token, next_positions, col, u_t, temperature, top_k, top_p)
+            next_positions = next_positions + 1
             col = None if col is None else col + 1
         tokens[live, t], logprobs[live, t] = token, logprob
         alive = alive & ~torch.isin(token, eos)
@@ -72,7 +72,7 @@ def generate(model, prompts, max_new_tokens, temperature=1.0, top_k=None, top_p=
                 keep = [i for i, g in enumerate(going) if g]
                 cache.select(keep)
                 index = torch.tensor(keep, device=device)
-                live, alive, token, next_pos = live[index], alive[index], token[index], next_pos[index]
+                live, alive, token, next_positions = live[index], alive[index], token[index], next_positions[index]
                 u = None if u is None else u[index]
 
     is_eos = torch.isin(tokens, eos)  # (N, new); a row's columns after its first EOS are not its tokens
@@ -106,9 +106,7 @@ def checked_prompts(prompts, max_new_tokens, temperature, num_samples, block_siz
     if not (max_new_tokens >= 1 and num_samples >= 1 and 0 <= temperature < float("inf")):
         raise ValueError("generate needs max_new_tokens >= 1, num_samples >= 1 and a finite temperature >= 0")
     longest = max(len(p) for p in prompts)
-    if longest + max_new_tokens > block_size:
-        raise ValueError(f"a prompt of {longest} tokens + {max_new_tokens} new ones is longer than the model's "
-                         f"context of {block_size} positions")
+    check_context(longest + max_new_tokens, block_size, f"a prompt of {longest} tokens + {max_new_tokens} new ones")
     return [list(p) for p in prompts]
 
 

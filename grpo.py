@@ -33,7 +33,7 @@ import controls
 import parallel
 import verify
 from kernels import auto_backend
-from model import attention, padded_mask, window_mask
+from model import attention, check_context, padded_mask, window_mask
 
 SCALES = ("group", "batch", "none")
 LOSS_AGGS = ("token", "sequence", "constant")
@@ -51,8 +51,8 @@ def rollout(args, model, tok, train_set, indices, seeds, reward_fn, amp_dtype, c
     examples = [train_set.examples[i] for i in indices]
     prompts = [train_set.render_prompt(tok, ex) for ex in examples]  # P_local lists of ids
     longest = max(map(len, prompts))
-    common.check_context(longest + args.max_new_tokens, context, f"a prompt of {longest} tokens + "
-                         f"--max_new_tokens={args.max_new_tokens}", fix="lower --max_new_tokens")
+    check_context(longest + args.max_new_tokens, context, f"a prompt of {longest} tokens + "
+                  f"--max_new_tokens={args.max_new_tokens}", fix="lower --max_new_tokens")
     generators = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
     model.eval()
     t0 = time.perf_counter()
@@ -309,16 +309,16 @@ def collate(micro_batch, pad_id, device, share_prompt=True):
     x = {"idx": idx.to(device), "positions": None, "prefix": None}
     Tp = max(cut)
     if Tp > 0:
-        p_idx = torch.full((len(prefixes), Tp), pad_id, dtype=torch.long)
-        p_pos = torch.arange(Tp).repeat(len(prefixes), 1)
+        prefix_idx = torch.full((len(prefixes), Tp), pad_id, dtype=torch.long)
+        prefix_positions = torch.arange(Tp).repeat(len(prefixes), 1)
         for prompt, i in prefixes.items():
             p = prompt[:-1]
             if p:
-                p_idx[i, Tp - len(p):] = torch.tensor(p)
-            p_pos[i] -= Tp - len(p)  # left padding at negative positions
+                prefix_idx[i, Tp - len(p):] = torch.tensor(p)
+            prefix_positions[i] -= Tp - len(p)  # left padding at negative positions
         prefix_of = torch.tensor([prefixes[tuple(r["prompt"])] for r in micro_batch])
         x["positions"] = positions.to(device)
-        x["prefix"] = (p_idx.to(device), p_pos.to(device), prefix_of.to(device))
+        x["prefix"] = (prefix_idx.to(device), prefix_positions.to(device), prefix_of.to(device))
     lengths = torch.tensor([len(r["tokens"]) for r in micro_batch])
     adv = torch.tensor([float(r["adv"]) for r in micro_batch])
     to = lambda t: t.to(device)  # noqa: E731

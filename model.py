@@ -113,6 +113,14 @@ class GPTConfig:
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
+def check_context(length, context, what, fix=None):
+    """One line (ValueError) when a sequence of `length` positions cannot fit a model's context of `context`: what
+    says where the length comes from (e.g. "--max_len=600"), fix what to change."""
+    if length > context:
+        raise ValueError(f"{what} needs {length} positions, more than the model's context of {context}"
+                         + (f"; {fix}" if fix else ""))
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Attention: one entry point, its plain (dense) reference, and the dispatch to the fast paths in kernels/
 
@@ -377,8 +385,8 @@ class GPT(nn.Module):
         tensor in training, and SFT/RL need them only there (RL's log-probs are the losses negated, at the
         temperature generate sampled at). positions, attend: as in hidden_states.
         """
-        if self.config.pos_emb == "learned" and idx.size(1) > self.config.block_size:  # (the scripts check positions)
-            raise ValueError(f"{idx.size(1)} tokens is longer than the model's context of {self.config.block_size}")
+        if self.config.pos_emb == "learned":  # a clear error, not nn.Embedding's (positions are the scripts' to check)
+            check_context(idx.size(1), self.config.block_size, f"a sequence of {idx.size(1)} tokens")
         x = self.hidden_states(idx, positions, attend)
         if targets is None:
             return self.head(x).float() / temperature, None

@@ -36,7 +36,7 @@ import convert
 import data
 import eval as evaluation
 import parallel
-from model import BACKENDS, GPT, GPTConfig
+from model import BACKENDS, GPT, GPTConfig, check_context
 from tokenizer import Tokenizer
 
 # -----------------------------------------------------------------------------
@@ -70,7 +70,7 @@ def main(argv=None):
         if args.fsdp and args.compile:
             raise ValueError("--compile with FSDP is not supported yet (untested: the compiled decode step would "
                              "run through the sharded blocks); use one of them")
-        common.check_context(args.max_len, model.config.block_size, f"--max_len={args.max_len}")
+        check_context(args.max_len, model.config.block_size, f"--max_len={args.max_len}")
         # the token lists up front: every rank holds all of them, so it can count the global batch's targets
         train = data.sft_examples(train_set, tok, args.max_len)
         heldout = data.sft_examples(test_set, tok, args.max_len, limit=args.eval_examples)
@@ -247,16 +247,16 @@ def lr_at(step, args, total_steps):
 
 def forward_backward(model, train, batch, args, rank, world, pad_id, device, dtype):
     """Accumulate the gradients of this rank's micro-batches of the global batch -> its mean loss per target token.
-    Micro-batch m of rank r takes rows [(m * world + r) * batch_size, ... + batch_size); every micro-batch's summed
-    loss is divided by the global batch's target count, so the gradient does not depend on how the batch is split
-    over micro-batches and processes (up to float rounding)."""
+    Micro-batch m of rank r takes the batch's examples [(m * world + r) * batch_size, ... + batch_size); every
+    micro-batch's summed loss is divided by the global batch's target count, so the gradient does not depend on how
+    the batch is split over micro-batches and processes (up to float rounding)."""
     n_global = sum(train.n_targets[i] for i in batch)  # the one normalizer for every micro-batch and rank
     averaged = world if isinstance(model, DDP) else 1  # DDP averages gradients over ranks, FSDP sums (parallel.py)
     loss_sum = torch.zeros((), device=device)
     for micro in range(args.grad_accum):
         start = (micro * world + rank) * args.batch_size
-        rows = batch[start:start + args.batch_size]
-        idx, targets = data.pad_batch([train.seqs[i] for i in rows], [train.masks[i] for i in rows], pad_id)  # (B, T)
+        members = batch[start:start + args.batch_size]  # example indices
+        idx, targets = data.pad_batch([train.seqs[i] for i in members], [train.masks[i] for i in members], pad_id)
         idx, targets = idx.to(device), targets.to(device)  # targets: the next token, -1 off the solution and EOS
         # DDP all-reduces the gradients only once, after the last micro-batch; FSDP reduce-scatters after every
         # one (deferring would keep the whole model's gradients on every rank)

@@ -132,12 +132,12 @@ def bench_ours(args, dataset):
             profiler.start()
 
     timed_generate(model, clock, before=start_profiler)
-    cfg = rl.get_parser().parse_args([
+    rl_args = rl.get_parser().parse_args([
         f"--prompts_per_step={args.prompts}", f"--group_size={args.group}", f"--max_new_tokens={args.tokens}",
         f"--steps={args.steps + 1}", f"--micro_batch_size={args.micro_batch_size}", "--lr=1e-6", "--out_dir=",
         "--eval_every=0", "--sample_every=0", "--device=cpu", f"--dtype={args.dtype}",
         f"--share_prompt={args.share_prompt}"])
-    rl.train(cfg, model, tok, dataset, reward_fn=make_reward(args.reward))
+    rl.train(rl_args, model, tok, dataset, reward_fn=make_reward(args.reward))
     end = clock.now()
     if profiler:
         profiler.stop()

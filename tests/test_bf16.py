@@ -213,13 +213,13 @@ def test_grpo_step_bf16_gradient_and_sampler_gap():
         outs = model.generate(prompts, 20, temperature=1.0, num_samples=3, generator=gens)
     rows = [{"prompt": prompts[n // 3], "tokens": o["tokens"], "logprobs": o["logprobs"], "adv": (n % 3) - 1.0}
             for n, o in enumerate(outs)]
-    cfg = rl.get_parser().parse_args(["--out_dir=", "--micro_batch_size=4"])
+    args = rl.get_parser().parse_args(["--out_dir=", "--micro_batch_size=4"])
     lengths = torch.tensor([len(r["tokens"]) for r in rows])
     norm = grpo.normalizer_terms(lengths, "token", 20)
     grads, stats = {}, {}
     for name, amp in (("fp32", torch.float32), ("bf16", BF16)):
         model.zero_grad()
-        stats[name], _ = grpo.accumulate_gradients(model, [dict(r) for r in rows], norm, cfg, pad_id=256,
+        stats[name], _ = grpo.accumulate_gradients(model, [dict(r) for r in rows], norm, args, pad_id=256,
                                                    amp_dtype=amp)
         grads[name] = torch.cat([p.grad.flatten() for p in model.parameters()])
     gap = (stats["bf16"]["logp_diff"] / stats["bf16"]["tokens"]).item()
@@ -235,7 +235,7 @@ def test_old_logprobs_come_from_the_training_forward():
     model = tiny(window=4, vocab_size=257, block_size=256)
     rows = [{"prompt": [1, 2, 3], "tokens": [4, 5, 6, 7], "logprobs": [-9.0] * 4, "adv": 1.0},
             {"prompt": [8, 9], "tokens": [10, 11], "logprobs": [-0.1, -0.2], "adv": -1.0}]
-    cfg = rl.get_parser().parse_args(["--out_dir="])
+    args = rl.get_parser().parse_args(["--out_dir="])
     x, pos, tokens, _, mask, _ = grpo.collate(rows, 0, "cpu")
     with torch.no_grad():
         exact = grpo.completion_logprobs(model, x, pos, tokens, mask, 1.0)
@@ -243,7 +243,7 @@ def test_old_logprobs_come_from_the_training_forward():
     results = []
     for rs in (rows, exact_rows):
         model.zero_grad()
-        st, _ = grpo.accumulate_gradients(model, [dict(r) for r in rs], 6.0, cfg, pad_id=0)
+        st, _ = grpo.accumulate_gradients(model, [dict(r) for r in rs], 6.0, args, pad_id=0)
         results.append((st, torch.cat([p.grad.flatten() for p in model.parameters()])))
     torch.testing.assert_close(results[0][1], results[1][1], atol=1e-7, rtol=1e-6)
     assert results[0][0]["logp_diff"] > 1.0 and results[1][0]["logp_diff"] < 1e-4  # the gap is still logged
@@ -252,10 +252,10 @@ def test_old_logprobs_come_from_the_training_forward():
 def test_rl_script_step_under_bf16(tmp_path):
     from test_rl import CopyDigit, DigitTokenizer
     model = tiny(vocab_size=12, n_embd=32, n_layer=1, n_head=2, n_kv_head=2)
-    cfg = rl.get_parser().parse_args(["--out_dir=", "--eval_every=0", "--sample_every=0", "--steps=2",
+    args = rl.get_parser().parse_args(["--out_dir=", "--eval_every=0", "--sample_every=0", "--steps=2",
                                       "--prompts_per_step=4", "--group_size=4", "--max_new_tokens=3", "--lr=1e-2",
-                                      "--dtype=bfloat16"])
-    history = rl.train(cfg, model, DigitTokenizer(), CopyDigit(), reward_fn=lambda text, gold: float(text[:1] == gold))
+                                       "--dtype=bfloat16"])
+    history = rl.train(args, model, DigitTokenizer(), CopyDigit(), reward_fn=lambda text, gold: float(text[:1] == gold))
     assert len(history) == 2
     for h in history:
         assert math.isfinite(h["loss"]) and math.isfinite(h["grad_norm"])

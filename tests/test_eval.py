@@ -65,8 +65,8 @@ def test_majority_groups_equal_answers():
 def test_kv_cache_bytes_flat_for_windowed_layers():
     cfg = GPTConfig(vocab_size=257, n_layer=4, n_head=4, n_kv_head=2, n_embd=64, block_size=4096, window=16,
                     sinks=4, layer_pattern="LLLG")
-    short = evaluation.kv_cache_bytes(cfg, rows=2, max_len=100, dtype=torch.float32)
-    long = evaluation.kv_cache_bytes(cfg, rows=2, max_len=1100, dtype=torch.float32)
+    short = evaluation.kv_cache_bytes(cfg, batch_size=2, max_len=100, dtype=torch.float32)
+    long = evaluation.kv_cache_bytes(cfg, batch_size=2, max_len=1100, dtype=torch.float32)
     per_slot = 2 * 2 * 16 * 4  # k and v, 2 kv heads, head_dim 16, 4 bytes
     assert short == 2 * (3 * 20 + 100) * per_slot
     assert long - short == 2 * 1000 * per_slot  # only the global layer grows
@@ -78,8 +78,8 @@ def test_kv_cache_bytes_are_what_the_cache_allocates():
     cfg = GPTConfig(vocab_size=257, n_layer=2, n_head=4, n_kv_head=2, n_embd=128, block_size=1024, window=256,
                     sinks=4)
     by_hand = 2 * (4 + 256) * 2 * 2 * 32 * 4  # layers * slots * (k, v) * kv heads * head_dim * fp32 bytes
-    assert evaluation.kv_cache_bytes(cfg, rows=1, max_len=150, dtype=torch.float32) == by_hand
-    assert evaluation.kv_cache_bytes(cfg, rows=1, max_len=150, dtype=torch.bfloat16) == by_hand // 2
+    assert evaluation.kv_cache_bytes(cfg, batch_size=1, max_len=150, dtype=torch.float32) == by_hand
+    assert evaluation.kv_cache_bytes(cfg, batch_size=1, max_len=150, dtype=torch.bfloat16) == by_hand // 2
 
 
 def test_real_tiny_model_verdicts_agree_with_verify(tmp_path):
@@ -131,7 +131,7 @@ def test_out_of_range_flags_are_one_line_errors(tmp_path, capsys, flag):
 
 def test_generation_past_the_context_is_a_clear_error():
     model = GPT(GPTConfig(vocab_size=257, n_layer=1, n_head=2, n_embd=32, block_size=16))
-    with pytest.raises(ValueError, match="longer than the model's context of 16"):
+    with pytest.raises(ValueError, match="more than the model's context of 16"):
         model.generate([[1] * 10], 7)
     assert len(model.generate([[1] * 10], 6, temperature=0.0)[0]["tokens"]) == 6
 

@@ -26,7 +26,7 @@ def tiny_model(window=None, vocab=257, n_layer=1, n_embd=32, seed=0):
     return GPT(GPTConfig(vocab_size=vocab, n_layer=n_layer, n_head=2, n_embd=n_embd, block_size=256, window=window))
 
 
-def cfg_for(*flags):
+def args_for(*flags):
     return rl.get_parser().parse_args(["--out_dir=", "--eval_every=0", "--sample_every=0", *flags])
 
 
@@ -177,8 +177,8 @@ def test_micro_batch_split_does_not_change_loss_or_gradient(agg):
     results = {}
     for mbs in (8, 4, 2):  # 1, 2 and 4 micro-batches
         model.zero_grad()
-        stats, _ = grpo.accumulate_gradients(model, rows, normalizer, cfg_for(f"--micro_batch_size={mbs}",
-                                                                              f"--loss_agg={agg}"), pad_id=256)
+        stats, _ = grpo.accumulate_gradients(model, rows, normalizer, args_for(f"--micro_batch_size={mbs}",
+                                                                               f"--loss_agg={agg}"), pad_id=256)
         results[mbs] = (stats["loss"].clone(), grads_of(model))
     for mbs in (4, 2):
         assert torch.allclose(results[mbs][0], results[8][0], atol=1e-6)
@@ -194,19 +194,19 @@ def test_zero_variance_group_gives_zero_gradient():
     for r, a in zip(rows, adv[0]):
         r["adv"] = float(a)
     model.zero_grad()
-    grpo.accumulate_gradients(model, rows, 10.0, cfg_for(), pad_id=256)
+    grpo.accumulate_gradients(model, rows, 10.0, args_for(), pad_id=256)
     assert all(torch.equal(g, torch.zeros_like(g)) for g in grads_of(model))
 
 
 def test_kl_zero_against_an_identical_reference():
     model = tiny_model(window=4)
     rows = make_rows(6)
-    cfg = cfg_for("--kl_coef=0.1")
+    args = args_for("--kl_coef=0.1")
     model.zero_grad()
-    stats, _ = grpo.accumulate_gradients(model, rows, 30.0, cfg, pad_id=256, ref_model=copy.deepcopy(model))
+    stats, _ = grpo.accumulate_gradients(model, rows, 30.0, args, pad_id=256, ref_model=copy.deepcopy(model))
     with_kl = grads_of(model)
     model.zero_grad()
-    grpo.accumulate_gradients(model, rows, 30.0, cfg_for(), pad_id=256)
+    grpo.accumulate_gradients(model, rows, 30.0, args_for(), pad_id=256)
     assert stats["kl"].item() == pytest.approx(0.0, abs=1e-6)
     for a, b in zip(with_kl, grads_of(model)):
         assert torch.allclose(a, b, atol=1e-7)
@@ -313,8 +313,8 @@ def test_accumulation_is_the_same_with_and_without_the_shared_prompt():
     out = {}
     for flag in ("false", "true", "auto"):
         model.zero_grad()
-        cfg = cfg_for("--micro_batch_size=3", f"--share_prompt={flag}")
-        stats, _ = grpo.accumulate_gradients(model, [dict(r) for r in rows], 40.0, cfg, pad_id=256)
+        args = args_for("--micro_batch_size=3", f"--share_prompt={flag}")
+        stats, _ = grpo.accumulate_gradients(model, [dict(r) for r in rows], 40.0, args, pad_id=256)
         out[flag] = (stats["loss"], torch.cat([g.flatten() for g in grads_of(model)]))
     for flag in ("true", "auto"):
         torch.testing.assert_close(out[flag][0], out["false"][0], atol=1e-6, rtol=1e-5)
@@ -325,16 +325,16 @@ def test_accumulation_is_the_same_with_and_without_the_shared_prompt():
 def test_share_prompt_auto_shares_only_what_pays():
     """auto: on CPU, a micro-batch shares when a prompt repeats and the rows are within the dense-mask crossover of
     the model's own auto backend; distinct prompts, long rows or a forced backend keep the plain layout."""
-    cfg, model = cfg_for(), tiny_model(window=4)
+    args, model = args_for(), tiny_model(window=4)
     rows = make_groups()
-    assert grpo.share_prompt_for(cfg, model, rows)
-    assert not grpo.share_prompt_for(cfg, model, rows[::3])  # one row per prompt: nothing to share
+    assert grpo.share_prompt_for(args, model, rows)
+    assert not grpo.share_prompt_for(args, model, rows[::3])  # one row per prompt: nothing to share
     long = [dict(r, tokens=r["tokens"] * 40) for r in rows]  # rows of ~400 tokens: past 2 x (block + W)
     assert kernels.auto_backend(torch.device("cpu"), 4, 400, torch.float32) == "chunked"
-    assert not grpo.share_prompt_for(cfg, model, long)
-    assert grpo.share_prompt_for(cfg_for("--share_prompt=true"), model, long)
+    assert not grpo.share_prompt_for(args, model, long)
+    assert grpo.share_prompt_for(args_for("--share_prompt=true"), model, long)
     model.config.attn_backend = "dense"
-    assert not grpo.share_prompt_for(cfg, model, rows)
+    assert not grpo.share_prompt_for(args, model, rows)
 
 
 def test_shared_layout_keeps_learned_positions_inside_the_context():
@@ -401,9 +401,9 @@ class CopyDigit(data.Dataset):
 
 def test_tiny_policy_learns_to_copy_a_digit():
     model = tiny_model(vocab=12, n_embd=32)
-    cfg = cfg_for("--steps=30", "--prompts_per_step=16", "--group_size=8", "--max_new_tokens=2", "--lr=1e-2",
-                  "--micro_batch_size=128")
-    history = rl.train(cfg, model, DigitTokenizer(), CopyDigit(),
+    args = args_for("--steps=30", "--prompts_per_step=16", "--group_size=8", "--max_new_tokens=2", "--lr=1e-2",
+                    "--micro_batch_size=128")
+    history = rl.train(args, model, DigitTokenizer(), CopyDigit(),
                        reward_fn=lambda text, gold: float(text[:1] == gold))
     first = sum(h["reward"] for h in history[:5]) / 5
     last = sum(h["reward"] for h in history[-5:]) / 5
@@ -415,9 +415,9 @@ def test_inner_epochs_reuse_first_update_logprobs_and_clip():
     """With --inner_epochs > 1 the later epochs score the same samples against the first update's log-probs: the
     first epoch is on-policy (ratio 1), the later ones drift and get clipped."""
     model = tiny_model(vocab=12, n_embd=32)
-    cfg = cfg_for("--steps=3", "--prompts_per_step=8", "--group_size=8", "--max_new_tokens=2", "--lr=3e-2",
-                  "--inner_epochs=4", "--micro_batch_size=64")
-    history = rl.train(cfg, model, DigitTokenizer(), CopyDigit(), reward_fn=lambda text, gold: float(text[:1] == gold))
+    args = args_for("--steps=3", "--prompts_per_step=8", "--group_size=8", "--max_new_tokens=2", "--lr=3e-2",
+                    "--inner_epochs=4", "--micro_batch_size=64")
+    history = rl.train(args, model, DigitTokenizer(), CopyDigit(), reward_fn=lambda text, gold: float(text[:1] == gold))
     assert all(h["sampler_logp_diff"] < 1e-5 for h in history)
     assert any(h["clip_frac"] > 0 for h in history)
 
@@ -484,11 +484,11 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_checkp
         calls.append(1)
         return float(len(calls) % 2) if len(calls) <= 4 else float("nan")
 
-    cfg = rl.get_parser().parse_args([f"--out_dir={tmp_path}", "--steps=3", "--prompts_per_step=2",
+    args = rl.get_parser().parse_args([f"--out_dir={tmp_path}", "--steps=3", "--prompts_per_step=2",
                                       "--group_size=2", "--max_new_tokens=4", "--save_every=1", "--eval_every=0",
-                                      "--sample_every=0"])
+                                       "--sample_every=0"])
     with pytest.raises(SystemExit):
-        rl.train(cfg, model, tok, data.load_dataset("synthetic", "train", size=20), reward_fn=reward_then_nan)
+        rl.train(args, model, tok, data.load_dataset("synthetic", "train", size=20), reward_fn=reward_then_nan)
     err = capsys.readouterr().err
     assert "NaN/inf at step 2" in err and "(step 1)" in err
     _, _, _, state = checkpoint.load(tmp_path, device="cpu")
@@ -538,16 +538,16 @@ def test_resume_honours_window_flags(tmp_path, tiny_checkpoint):
 
 def test_defaults_follow_the_init(tmp_path, tiny_checkpoint):
     """No --data: the data (and so the prompt format) the init was trained on; lr etc. from the init's profile."""
-    cfg = rl.get_parser().parse_args([f"--init={tiny_checkpoint}"])
-    assert cfg.data == "synthetic:lagged?n_digits=4&n_steps=2&size=200"
-    assert cfg.profile == "pretrained" and cfg.lr == 2e-6  # a checkpoint not made from scratch here
+    args = rl.get_parser().parse_args([f"--init={tiny_checkpoint}"])
+    assert args.data == "synthetic:lagged?n_digits=4&n_steps=2&size=200"
+    assert args.profile == "pretrained" and args.lr == 2e-6  # a checkpoint not made from scratch here
     toy = tmp_path / "toy"
     toy.mkdir()
     (toy / "run_config.json").write_text(json.dumps({"init": "scratch", "data": "synthetic", "profile": "toy"}))
-    cfg = rl.get_parser().parse_args([f"--init={toy}"])
-    assert (cfg.profile, cfg.lr, cfg.data, cfg.max_new_tokens) == ("toy", 1e-4, "synthetic", 160)
-    cfg = rl.get_parser().parse_args(["--init=gguf:/x.gguf", "--lr=3e-6"])
-    assert (cfg.profile, cfg.lr, cfg.data, cfg.max_new_tokens) == ("pretrained", 3e-6, "gsm8k", 384)
+    args = rl.get_parser().parse_args([f"--init={toy}"])
+    assert (args.profile, args.lr, args.data, args.max_new_tokens) == ("toy", 1e-4, "synthetic", 160)
+    args = rl.get_parser().parse_args(["--init=gguf:/x.gguf", "--lr=3e-6"])
+    assert (args.profile, args.lr, args.data, args.max_new_tokens) == ("pretrained", 3e-6, "gsm8k", 384)
 
 
 @pytest.mark.parametrize("flag", ["--warmup=-1", "--kl_coef=-1", "--grad_clip=nan", "--clip_high=nan",
@@ -617,7 +617,7 @@ def test_distill_with_the_student_as_teacher_is_exactly_zero():
     student = tiny_model(window=4, n_layer=2)
     rows = make_rows(6)  # their random group "adv" must be ignored: the teacher decides
     student.zero_grad()
-    stats, _ = grpo.accumulate_gradients(student, rows, 30.0, cfg_for("--micro_batch_size=4"), pad_id=256,
+    stats, _ = grpo.accumulate_gradients(student, rows, 30.0, args_for("--micro_batch_size=4"), pad_id=256,
                                          teacher=copy.deepcopy(student))
     assert stats["teacher_kl"].item() == 0 and stats["loss"].item() == 0
     assert all(torch.equal(g, torch.zeros_like(g)) for g in grads_of(student))
@@ -647,8 +647,8 @@ def test_distill_gradient_is_reverse_kl_policy_gradient_by_hand(agg):
     want = grads_of(student)
 
     student.zero_grad()
-    cfg = cfg_for(f"--loss_agg={agg}", f"--temperature={temperature}", "--micro_batch_size=3")
-    stats, _ = grpo.accumulate_gradients(student, rows, normalizer, cfg, pad_id=256, teacher=teacher)
+    args = args_for(f"--loss_agg={agg}", f"--temperature={temperature}", "--micro_batch_size=3")
+    stats, _ = grpo.accumulate_gradients(student, rows, normalizer, args, pad_id=256, teacher=teacher)
     for a, b in zip(grads_of(student), want):
         assert torch.allclose(a, b, atol=1e-6)
     assert any(g.abs().sum() > 0 for g in want)
@@ -704,11 +704,11 @@ def test_rl_from_a_pretrained_init_takes_the_profile_sinks(tmp_path):
     (common.PROFILE_WINDOWS), printed and written back into the run config; a windowed init keeps its own."""
     from helpers import make_hf_dir
     hf_dir, _ = make_hf_dir(tmp_path / "hf", "llama", max_position_embeddings=1024)
-    cfg = rl.parse_args([f"--init=hf:{hf_dir}", "--window=64", f"--out_dir={tmp_path / 'rl'}"])
-    model, _, _ = rl.load_policy(cfg, "cpu")
-    assert (model.config.window, model.config.sinks) == (64, 4) == (cfg.window, cfg.sinks)
-    cfg = rl.parse_args([f"--init=hf:{hf_dir}", "--window=64", "--sinks=0", f"--out_dir={tmp_path / 'rl'}"])
-    assert rl.load_policy(cfg, "cpu")[0].config.sinks == 0
+    args = rl.parse_args([f"--init=hf:{hf_dir}", "--window=64", f"--out_dir={tmp_path / 'rl'}"])
+    model, _, _ = rl.load_policy(args, "cpu")
+    assert (model.config.window, model.config.sinks) == (64, 4) == (args.window, args.sinks)
+    args = rl.parse_args([f"--init=hf:{hf_dir}", "--window=64", "--sinks=0", f"--out_dir={tmp_path / 'rl'}"])
+    assert rl.load_policy(args, "cpu")[0].config.sinks == 0
 
 
 def test_rft_advantages_by_hand():
@@ -735,9 +735,9 @@ def test_rft_step_is_sft_on_the_correct_samples(monkeypatch):
     def reward_fn(text, gold):
         rewards.append(float(text[:1] == gold))
         return rewards[-1]
-    cfg = cfg_for("--steps=1", "--prompts_per_step=8", "--group_size=8", "--max_new_tokens=3", "--algo=rft",
-                  "--micro_batch_size=5")
-    rl.train(cfg, model, DigitTokenizer(), CopyDigit(), reward_fn=reward_fn)
+    args = args_for("--steps=1", "--prompts_per_step=8", "--group_size=8", "--max_new_tokens=3", "--algo=rft",
+                    "--micro_batch_size=5")
+    rl.train(args, model, DigitTokenizer(), CopyDigit(), reward_fn=reward_fn)
     rows = captured["rows"]
     assert 0 < len(rows) == sum(rewards) < len(rewards)  # a random policy: some right, most wrong
     assert all(DigitTokenizer().decode(r["tokens"])[:1] == str(r["prompt"][1]) for r in rows)

@@ -237,6 +237,8 @@ def pad_batch(seqs, masks, pad_id):
     targets = torch.full((len(seqs), T), -1, dtype=torch.long)
     for b, (ids, mask) in enumerate(zip(seqs, masks)):
         n = len(ids) - 1
+        if n < 1:
+            continue
         idx[b, :n] = torch.tensor(ids[:-1])
         next_ids = torch.tensor(ids[1:])
         targets[b, :n] = torch.where(torch.tensor(mask[1:], dtype=torch.bool), next_ids, -1)

@@ -341,8 +341,8 @@ def completion_logprobs(model, x, target_col, tokens, mask, temperature):
     batch_idx = torch.arange(idx.size(0), device=idx.device)[:, None].expand_as(target_col)
     targets = torch.full_like(idx, -1)  # (B, T)
     targets[batch_idx[keep], target_col[keep]] = tokens[keep]
-    attend = None if x["prefix"] is None else SharedPrefix(*x["prefix"], x["positions"]).run(model)
-    _, nll = model(idx, targets, x["positions"], attend, temperature)  # (B, T)
+    prefix = None if x["prefix"] is None else SharedPrefix(*x["prefix"], x["positions"])
+    _, nll = model(idx, targets, x["positions"], prefix, temperature)  # (B, T)
     return torch.where(keep, -nll.gather(1, target_col), 0.0)  # (B, L)
 
 
@@ -378,7 +378,7 @@ class SharedPrefix:
         self.kv = {}  # layer -> the prefixes' (k, v), each (P, Hkv, Tp, D), filled by record
 
     def run(self, model):
-        """The prefixes' pass through model -> the rows' attention (self.attend), for GPT.forward's attend."""
+        """The prefixes' pass through model (GPT.forward calls this) -> the rows' attention, self.attend."""
         config, prefix_positions, prefix_of = model.config, self.prefix_positions, self.prefix_of
         self.config = config
         positions = self.positions.expand(prefix_of.size(0), -1)

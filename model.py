@@ -36,9 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from kernels import auto_backend, fast_attention
-
-BACKENDS = ("auto", "dense", "chunked", "flex", "triton")
+from kernels import BACKENDS, auto_backend, fast_attention
 
 
 @dataclass
@@ -249,7 +247,8 @@ class Attention(nn.Module):
 
     def forward(self, x, rope, attend=None):
         """attend(layer, q, k, v) -> y: how this forward attends when it is not over x alone (a KV cache's
-        CacheStep.attend in generation, SharedPrefix's in training on GRPO groups); None: attention over x."""
+        CacheStep.attend or attend_static in generation, SharedPrefix's in training on GRPO groups); None: attention
+        over x."""
         cfg = self.config
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, cfg.n_head, cfg.head_dim)
@@ -378,24 +377,29 @@ class GPT(nn.Module):
                 x = block(x, rope, attend)
         return self.norm_f(x)
 
-    def forward(self, idx, targets=None, positions=None, attend=None, temperature=1.0):
+    def forward(self, idx, targets=None, positions=None, prefix=None, temperature=1.0):
         """idx (B, T) -> (logits (B, T, V) float32, None); with targets (B, T), -1 where no loss is wanted: (None,
         per-token losses (B, T), 0 at ignored positions), the cross-entropy under softmax(logits / temperature).
         With targets the LM head runs only at the counted positions: the (B, T, V) float logits are the largest
         tensor in training, and SFT/RL need them only there (RL's log-probs are the losses negated, at the
-        temperature generate sampled at). positions, attend: as in hidden_states.
+        temperature generate sampled at). positions: as in hidden_states. prefix: a grpo.SharedPrefix, when the rows
+        continue shared prefixes (a GRPO group's G completions share their prompt): its run(model) sends the prefixes
+        through the model once, inside this forward (which --compile compiles), and says how the rows attend.
         """
-        if self.config.pos_emb == "learned":  # a clear error, not nn.Embedding's (positions are the scripts' to check)
-            check_context(idx.size(1), self.config.block_size, f"a sequence of {idx.size(1)} tokens")
-        x = self.hidden_states(idx, positions, attend)
-        if targets is None:
-            return self.head(x).float() / temperature, None
-        # the counted positions as an index: under torch.compile the graph breaks at nonzero, and what follows
-        # (index_select, whose backward is index_add) compiles, where a boolean mask's backward would not
-        counted = (targets != -1).flatten().nonzero()[:, 0]
-        logits = self.head(x.flatten(0, 1).index_select(0, counted)).float()
-        if temperature != 1.0:  # no pass over (N, V) at T = 1 (SFT)
+        if self.config.pos_emb == "learned":  # a clear error, not nn.Embedding's; decode (hidden_states) reads no max
+            last = idx.size(1) if positions is None else int(positions.max()) + 1
+            check_context(last, self.config.block_size, "a sequence")
+        x = self.hidden_states(idx, positions, None if prefix is None else prefix.run(self))
+        if targets is not None:
+            # the counted positions as an index: under torch.compile the graph breaks at nonzero, and what follows
+            # (index_select, whose backward is index_add) compiles, where a boolean mask's backward would not
+            counted = (targets != -1).flatten().nonzero()[:, 0]
+            x = x.flatten(0, 1).index_select(0, counted)  # (N, C)
+        logits = self.head(x).float()
+        if temperature != 1.0:  # no pass over the logits at T = 1 (SFT)
             logits = logits / temperature
+        if targets is None:
+            return logits, None
         ce = F.cross_entropy(logits, targets.flatten().index_select(0, counted), reduction="none")
         return None, torch.zeros(targets.numel(), device=x.device).index_copy(0, counted, ce).view(targets.shape)
 

@@ -16,6 +16,8 @@ import torch
 
 from kernels.cpu import CHUNK_BLOCK
 
+BACKENDS = ("auto", "dense", "chunked", "flex", "triton")  # model.attention's names; dense is the reference
+
 
 def fast_attention(backend):
     """The function behind model.attention's fast backend names: (q, k, v, window, sinks) -> its output."""
@@ -28,7 +30,7 @@ def fast_attention(backend):
     if backend == "triton":
         from kernels.triton_swa import windowed_attention
         return windowed_attention
-    raise ValueError(f"unknown attention backend {backend!r}; choose one of auto, dense, chunked, flex, triton")
+    raise ValueError(f"unknown attention backend {backend!r}; choose one of {', '.join(BACKENDS)}")
 
 
 def auto_backend(device, window, T, dtype):

@@ -1,7 +1,7 @@
 """CPU fast paths, each held by tests to a float64 reference (and to model.py's dense path):
 
     chunked_attention   O(T*W) windowed attention for long sequences (model.attention's "chunked" backend)
-    decode_attention    one cached decode step (generation.CacheStep.attend)
+    decode_attention    one cached decode step (generation.cached_attention)
 """
 import torch
 import torch.nn.functional as F

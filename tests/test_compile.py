@@ -93,3 +93,30 @@ def test_decode_before_torch_2_13_compiles_the_model_part_and_samples_eagerly(mo
     same_outputs(gpt.generate(PROMPTS, 24, temperature=0.9, num_samples=2, eos_ids=[3, 17], generator=gens()), eager)
     assert counters["stats"]["unique_graphs"] == graphs + 1
     same_outputs(gpt.generate(PROMPTS, 24, temperature=0), greedy)
+
+
+def test_compiled_forward_runs_the_shared_prompt_pass_inside_the_graph(monkeypatch):
+    """GRPO's shared-prompt forward (grpo.SharedPrefix) passes the prompts through the model inside GPT.forward, so
+    that --compile compiles that pass too (dynamo's eager backend: the tracing, not Inductor), and the log-probs
+    equal the unshared layout's."""
+    import grpo
+    model = GPT(GPTConfig(vocab_size=64, n_layer=1, n_head=2, n_embd=32, block_size=64, window=4))
+    rows = [{"prompt": [1, 2, 3, 4, 5], "tokens": t, "logprobs": [0.0] * len(t), "adv": 1.0}
+            for t in ([6, 7, 8], [9, 10], [11, 12, 13, 14])]
+    with torch.no_grad():
+        x, col, toks, _, mask, _ = grpo.collate(rows, 0, "cpu", share_prompt=False)
+        unshared = grpo.completion_logprobs(model, x, col, toks, mask, 1.0)
+    compiling, run = [], grpo.SharedPrefix.run
+
+    def recording_run(self, m):
+        compiling.append(torch.compiler.is_compiling())
+        return run(self, m)
+
+    monkeypatch.setattr(grpo.SharedPrefix, "run", recording_run)
+    model.compile(backend="eager")
+    x, col, toks, _, mask, _ = grpo.collate(rows, 0, "cpu", share_prompt=True)
+    assert x["prefix"] is not None
+    with torch.no_grad():
+        shared = grpo.completion_logprobs(model, x, col, toks, mask, 1.0)
+    assert compiling and all(compiling)
+    torch.testing.assert_close(shared, unshared, atol=1e-5, rtol=0)

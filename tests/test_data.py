@@ -293,6 +293,8 @@ def test_pad_batch_hand_checked():
         pad_batch([[1, 2]], [[0]], pad_id=0)
     with pytest.raises(ValueError):
         pad_batch([[1]], [[1]], pad_id=0)
+    idx, targets = pad_batch([[1, 2, 3], [7], []], [[0, 1, 1], [1], []], pad_id=9)  # rows too short to train on
+    assert idx.tolist() == [[1, 2], [9, 9], [9, 9]] and targets.tolist() == [[2, 3], [-1, -1], [-1, -1]]
 
 
 # ---- jsonl

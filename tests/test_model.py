@@ -275,3 +275,16 @@ def test_decode_attention_against_float64(dtype, B):
     assert got.dtype == dtype and got.shape == want.shape
     tol = 1e-5 if dtype == torch.float32 else 3e-2
     torch.testing.assert_close(got.double(), want, atol=tol, rtol=tol)
+
+
+def test_learned_positions_past_the_context_are_a_clear_error():
+    """A model with learned positions: a sequence longer than the context, or given positions past it (GRPO's rows
+    continue their prompt at its length), is a one-line ValueError, not nn.Embedding's index error."""
+    net = GPT(GPTConfig(vocab_size=61, n_layer=1, n_head=2, n_embd=16, block_size=16, pos_emb="learned",
+                        norm="layernorm", mlp="gelu"))
+    ids = torch.zeros(1, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match="needs 18 positions, more than the model's context of 16"):
+        net(ids, ids, positions=torch.arange(14, 18)[None])
+    with pytest.raises(ValueError, match="needs 17 positions, more than the model's context of 16"):
+        net(torch.zeros(1, 17, dtype=torch.long))
+    assert net(ids, ids, positions=torch.arange(12, 16)[None])[1].shape == (1, 4)

@@ -9,6 +9,7 @@ import os
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import common
 import controls
@@ -581,7 +582,8 @@ def logprobs_by_hand(model, rows, temperature):
 
 
 def nll_logprobs(model, rows):
-    """The same at T=1 from model(idx, targets), padding every row to the same length."""
+    """The same at T=1 from the model's full logits (cross-entropy over every position, not the forward's own loss
+    path), padding every row to the same length."""
     L = max(len(r["tokens"]) for r in rows)
     out = torch.zeros(len(rows), L)
     for b, r in enumerate(rows):
@@ -589,8 +591,9 @@ def nll_logprobs(model, rows):
         idx = torch.tensor([seq[:-1]])
         targets = torch.full_like(idx, -1)
         targets[0, len(r["prompt"]) - 1:] = torch.tensor(r["tokens"])
-        _, nll = model(idx, targets)
-        out[b, :len(r["tokens"])] = -nll[0, len(r["prompt"]) - 1:]
+        logits, _ = model(idx)  # (1, T, V)
+        nll = F.cross_entropy(logits[0], targets[0], ignore_index=-1, reduction="none")  # (T,)
+        out[b, :len(r["tokens"])] = -nll[len(r["prompt"]) - 1:]
     return out
 
 

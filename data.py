@@ -225,7 +225,8 @@ def epoch_batches(lengths, global_batch, seed, epoch):
 def pad_batch(seqs, masks, pad_id):
     """seqs, masks: B lists of ids and their 0/1 loss masks (render_for_sft) -> right-padded inputs idx (B, T)
     (pad_id after the end) and next-token targets (B, T) (-1 where there is no loss), T = the longest length - 1:
-    position t reads ids[t] and predicts ids[t+1] where mask[t+1] is 1 (the last token is only a target)."""
+    position t reads ids[t] and predicts ids[t+1] where mask[t+1] is 1 (the last token is only a target). Right
+    padding under a causal mask never changes the real positions."""
     import torch
 
     if len(seqs) != len(masks) or any(len(s) != len(m) for s, m in zip(seqs, masks)):

@@ -290,8 +290,8 @@ class CacheStep:
 
     def attend_static(self, layer, q, k, v):
         """attend for a static plan (plan_static): indexed writes, and global layers read every slot."""
-        w, cache = self.cache.windows[layer], self.cache
-        K, V = cache.k[layer], cache.v[layer]
+        cache = self.cache
+        w, K, V = cache.windows[layer], cache.k[layer], cache.v[layer]
         K[:, :, self.col if w is None else self.ring_slots] = k
         V[:, :, self.col if w is None else self.ring_slots] = v
         if w is not None and self.sink_hit is not None:

@@ -59,9 +59,9 @@ def drive(out):
 
     accumulate = grpo.accumulate_gradients
 
-    def counting(model, rows, normalizer, cfg, *args):
+    def counting(model, rows, normalizer, flags, *args):
         passes.append({"rows": len(rows), "padded_to": args[-1][0]})
-        return accumulate(model, rows, normalizer, cfg, *args)
+        return accumulate(model, rows, normalizer, flags, *args)
     grpo.accumulate_gradients = counting
 
     sft.main(SFT + ["--fsdp=true", f"--out_dir={out}/sft_fsdp"])
